@@ -1,0 +1,9 @@
+//! virtnet: libvirt's virtual network driver, reimplemented.
+//!
+//! The code follows the pipeline a network goes through:
+//! XML ([`xml`]) → validated definition ([`definition`]) → plan → apply to
+//! the kernel → state on disk.
+
+pub mod definition;
+pub mod random;
+pub mod xml;

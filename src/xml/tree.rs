@@ -1,0 +1,375 @@
+//! A small, bounded element tree built with quick-xml's reader.
+//!
+//! libvirt reads network XML through XPath, so element order does not matter
+//! and the first match wins; a tree gives the definition parser that freedom
+//! while keeping untouched subtrees (`<metadata>`) for faithful re-output.
+//! The reader refuses what could make parsing unbounded: documents over
+//! [`MAX_DOCUMENT_BYTES`], nesting over [`MAX_DEPTH`], DTDs (and with them
+//! entity-expansion bombs) and undefined entities.
+
+use std::borrow::Cow;
+use std::rc::Rc;
+
+use quick_xml::XmlVersion;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::reader::Reader;
+
+/// virsh refuses XML files larger than this; so do we.
+pub const MAX_DOCUMENT_BYTES: usize = 10 * 1024 * 1024;
+/// libxml2's default nesting limit.
+pub const MAX_DEPTH: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum XmlError {
+    #[error("XML error: document is not well-formed")]
+    Syntax(#[source] quick_xml::Error),
+    #[error("XML error: document is empty or has no root element")]
+    NoRoot,
+    #[error("XML error: document is {0} bytes, more than the {MAX_DOCUMENT_BYTES} allowed")]
+    TooLarge(usize),
+    #[error("XML error: elements nested deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+    #[error("XML error: document type declarations (DTD) are not supported")]
+    Doctype,
+    #[error("XML error: undefined entity '&{0};'")]
+    UndefinedEntity(String),
+    #[error("XML error: undeclared namespace prefix '{0}'")]
+    UndeclaredPrefix(String),
+    #[error("XML error: mismatched closing tag </{found}>, expected </{expected}>")]
+    MismatchedEnd { expected: String, found: String },
+    #[error("XML error: content after the root element")]
+    TrailingContent,
+    #[error("XML error: document is not valid UTF-8")]
+    Encoding(#[source] std::str::Utf8Error),
+}
+
+/// One namespace binding in scope (`xmlns:prefix='uri'`; empty prefix for the default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NsBinding {
+    pub prefix: String,
+    pub uri: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Element {
+    /// The name as written, with its prefix (`dnsmasq:option`).
+    pub name: String,
+    /// The resolved namespace URI, `None` for the empty namespace.
+    pub namespace: Option<Rc<str>>,
+    /// Attributes other than namespace declarations, in document order.
+    pub attributes: Vec<(String, String)>,
+    /// Namespace declarations made on this element.
+    pub declarations: Vec<NsBinding>,
+    pub children: Vec<Node>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    Element(Element),
+    Text(String),
+}
+
+impl Element {
+    pub fn local_name(&self) -> &str {
+        self.name.rsplit(':').next().unwrap_or(&self.name)
+    }
+
+    pub fn prefix(&self) -> Option<&str> {
+        self.name.split_once(':').map(|(prefix, _)| prefix)
+    }
+
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    pub fn elements(&self) -> impl Iterator<Item = &Element> {
+        self.children.iter().filter_map(|node| match node {
+            Node::Element(element) => Some(element),
+            Node::Text(_) => None,
+        })
+    }
+
+    /// Child elements in no namespace with this local name.
+    pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> {
+        self.elements()
+            .filter(move |element| element.namespace.is_none() && element.name == name)
+    }
+
+    /// The string value of the element: all descendant text, concatenated.
+    pub fn text(&self) -> String {
+        let mut text = String::new();
+        self.collect_text(&mut text);
+        text
+    }
+
+    fn collect_text(&self, out: &mut String) {
+        for node in &self.children {
+            match node {
+                Node::Text(text) => out.push_str(text),
+                Node::Element(element) => element.collect_text(out),
+            }
+        }
+    }
+
+    /// Text directly inside this element that is not blank.
+    pub fn has_own_text(&self) -> bool {
+        self.children.iter().any(
+            |node| matches!(node, Node::Text(text) if !text.trim_matches(XML_BLANK).is_empty()),
+        )
+    }
+}
+
+pub const XML_BLANK: &[char] = &[' ', '\t', '\n', '\r'];
+
+/// Parses a whole document into its root element.
+pub fn parse_document(input: &str) -> Result<Element, XmlError> {
+    if input.len() > MAX_DOCUMENT_BYTES {
+        return Err(XmlError::TooLarge(input.len()));
+    }
+    TreeBuilder::default().build(input)
+}
+
+/// Decodes bytes read from a file or stdin, enforcing the size limit first.
+pub fn decode_document(bytes: &[u8]) -> Result<&str, XmlError> {
+    if bytes.len() > MAX_DOCUMENT_BYTES {
+        return Err(XmlError::TooLarge(bytes.len()));
+    }
+    std::str::from_utf8(bytes).map_err(XmlError::Encoding)
+}
+
+#[derive(Default)]
+struct TreeBuilder {
+    open: Vec<Element>,
+    /// In-scope bindings; each open element remembers how many it pushed.
+    scope: Vec<NsBinding>,
+    pushed: Vec<usize>,
+    root: Option<Element>,
+}
+
+impl TreeBuilder {
+    fn build(mut self, input: &str) -> Result<Element, XmlError> {
+        let mut reader = Reader::from_str(input);
+        reader.config_mut().check_end_names = false;
+        loop {
+            match reader.read_event().map_err(XmlError::Syntax)? {
+                Event::Start(start) => self.start(&start, false)?,
+                Event::Empty(start) => self.start(&start, true)?,
+                Event::End(end) => {
+                    let found = end.name().as_ref().to_owned();
+                    self.end(found)?;
+                }
+                Event::Text(text) => self.text(text.xml_content(XmlVersion::Implicit1_0))?,
+                Event::CData(data) => {
+                    let data = data.into_inner();
+                    self.text(data)?
+                }
+                Event::GeneralRef(reference) => {
+                    let resolved = resolve_reference(&reference.into_inner())?;
+                    self.text(Cow::Owned(resolved))?
+                }
+                Event::DocType(_) => return Err(XmlError::Doctype),
+                Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
+                Event::Eof => break,
+            }
+        }
+        if let Some(open) = self.open.last() {
+            return Err(XmlError::MismatchedEnd {
+                expected: open.name.clone(),
+                found: "end of document".into(),
+            });
+        }
+        self.root.ok_or(XmlError::NoRoot)
+    }
+
+    fn start(&mut self, start: &BytesStart, empty: bool) -> Result<(), XmlError> {
+        if self.root.is_some() {
+            return Err(XmlError::TrailingContent);
+        }
+        if self.open.len() >= MAX_DEPTH {
+            return Err(XmlError::TooDeep);
+        }
+        let name = start.name().as_ref().to_owned();
+        let mut attributes = Vec::new();
+        let mut declarations = Vec::new();
+        for attribute in start.attributes() {
+            let attribute = attribute
+                .map_err(|error| XmlError::Syntax(quick_xml::Error::InvalidAttr(error)))?;
+            let key = attribute.key.as_ref().to_owned();
+            let value = attribute
+                .normalized_value_with(XmlVersion::Implicit1_0, 1, |_| None)
+                .map_err(XmlError::Syntax)?
+                .into_owned();
+            if key == "xmlns" {
+                declarations.push(NsBinding {
+                    prefix: String::new(),
+                    uri: value,
+                });
+            } else if let Some(prefix) = key.strip_prefix("xmlns:") {
+                declarations.push(NsBinding {
+                    prefix: prefix.to_owned(),
+                    uri: value,
+                });
+            } else {
+                attributes.push((key, value));
+            }
+        }
+        self.pushed.push(declarations.len());
+        self.scope.extend(declarations.iter().cloned());
+        let prefix = name.split_once(':').map_or("", |(prefix, _)| prefix);
+        let namespace = self.resolve(prefix)?;
+        let element = Element {
+            name,
+            namespace,
+            attributes,
+            declarations,
+            children: Vec::new(),
+        };
+        self.open.push(element);
+        if empty {
+            let name = self.open.last().map(|e| e.name.clone()).unwrap_or_default();
+            self.end(name)?;
+        }
+        Ok(())
+    }
+
+    fn resolve(&self, prefix: &str) -> Result<Option<Rc<str>>, XmlError> {
+        match self.scope.iter().rev().find(|b| b.prefix == prefix) {
+            Some(binding) if binding.uri.is_empty() => Ok(None),
+            Some(binding) => Ok(Some(Rc::from(binding.uri.as_str()))),
+            None if prefix.is_empty() => Ok(None),
+            None if prefix == "xml" => Ok(Some(Rc::from("http://www.w3.org/XML/1998/namespace"))),
+            None => Err(XmlError::UndeclaredPrefix(prefix.to_owned())),
+        }
+    }
+
+    fn end(&mut self, found: String) -> Result<(), XmlError> {
+        let Some(element) = self.open.pop() else {
+            return Err(XmlError::MismatchedEnd {
+                expected: "nothing".into(),
+                found,
+            });
+        };
+        if element.name != found {
+            return Err(XmlError::MismatchedEnd {
+                expected: element.name,
+                found,
+            });
+        }
+        let pushed = self.pushed.pop().unwrap_or(0);
+        self.scope.truncate(self.scope.len() - pushed);
+        match self.open.last_mut() {
+            Some(parent) => parent.children.push(Node::Element(element)),
+            None => self.root = Some(element),
+        }
+        Ok(())
+    }
+
+    fn text(&mut self, text: Cow<str>) -> Result<(), XmlError> {
+        match self.open.last_mut() {
+            Some(parent) => {
+                if let Some(Node::Text(previous)) = parent.children.last_mut() {
+                    previous.push_str(&text);
+                } else {
+                    parent.children.push(Node::Text(text.into_owned()));
+                }
+                Ok(())
+            }
+            None if text.trim_matches(XML_BLANK).is_empty() => Ok(()),
+            None => Err(XmlError::TrailingContent),
+        }
+    }
+}
+
+fn resolve_reference(name: &str) -> Result<String, XmlError> {
+    let predefined = match name {
+        "lt" => Some('<'),
+        "gt" => Some('>'),
+        "amp" => Some('&'),
+        "apos" => Some('\''),
+        "quot" => Some('"'),
+        _ => None,
+    };
+    if let Some(character) = predefined {
+        return Ok(character.to_string());
+    }
+    let code = if let Some(hex) = name.strip_prefix("#x") {
+        u32::from_str_radix(hex, 16).ok()
+    } else if let Some(decimal) = name.strip_prefix('#') {
+        decimal.parse().ok()
+    } else {
+        None
+    };
+    code.and_then(char::from_u32)
+        .filter(|&c| c != '\0')
+        .map(String::from)
+        .ok_or_else(|| XmlError::UndefinedEntity(name.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_tree_with_text_and_attributes() {
+        let root = parse_document("<network a=\"1\"><name>x &amp; y</name><ip b='2'/></network>")
+            .unwrap();
+        assert_eq!(root.name, "network");
+        assert_eq!(root.attribute("a"), Some("1"));
+        assert_eq!(root.children_named("name").next().unwrap().text(), "x & y");
+        assert_eq!(
+            root.children_named("ip").next().unwrap().attribute("b"),
+            Some("2")
+        );
+    }
+
+    #[test]
+    fn character_references_survive_in_attributes() {
+        let root = parse_document("<a v='x&#10;y'/>").unwrap();
+        assert_eq!(root.attribute("v"), Some("x\ny"));
+    }
+
+    #[test]
+    fn literal_newlines_in_attributes_are_normalized() {
+        let root = parse_document("<a v='x\ny'/>").unwrap();
+        assert_eq!(root.attribute("v"), Some("x y"));
+    }
+
+    #[test]
+    fn resolves_namespaces() {
+        let root = parse_document("<r xmlns:d='urn:d'><d:o/><p/></r>").unwrap();
+        let children: Vec<_> = root.elements().collect();
+        assert_eq!(children[0].namespace.as_deref(), Some("urn:d"));
+        assert_eq!(children[0].local_name(), "o");
+        assert_eq!(children[1].namespace, None);
+    }
+
+    #[test]
+    fn rejects_what_would_be_unbounded_or_broken() {
+        let bomb = "<!DOCTYPE r [<!ENTITY a 'aaaaaaaa'><!ENTITY b '&a;&a;&a;'>]><r>&b;</r>";
+        assert!(matches!(parse_document(bomb), Err(XmlError::Doctype)));
+        assert!(matches!(
+            parse_document("<r>&nope;</r>"),
+            Err(XmlError::UndefinedEntity(_))
+        ));
+        let deep = "<a>".repeat(MAX_DEPTH + 1);
+        assert!(matches!(parse_document(&deep), Err(XmlError::TooDeep)));
+        assert!(matches!(parse_document(""), Err(XmlError::NoRoot)));
+        assert!(matches!(
+            parse_document("<a><b></a>"),
+            Err(XmlError::MismatchedEnd { .. })
+        ));
+        assert!(matches!(
+            parse_document("<a/><b/>"),
+            Err(XmlError::TrailingContent)
+        ));
+        assert!(matches!(
+            parse_document("<a><x:b/></a>"),
+            Err(XmlError::UndeclaredPrefix(_))
+        ));
+        assert!(parse_document("<a>").is_err());
+        assert!(parse_document("<a b='1' b='2'/>").is_err());
+    }
+}

@@ -1,0 +1,60 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub fn project_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// libvirt's conformance corpus, kept beside the project (never copied
+/// into it). `None`, with a message saying so, when it is not there.
+pub fn corpus_dir(test: &str) -> Option<PathBuf> {
+    let dir = project_dir().join("../shared/conformance/libvirt");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "SKIPPED {test}: libvirt's conformance corpus is not at {} (it lives in ../shared beside the project)",
+            dir.display()
+        );
+        None
+    }
+}
+
+pub fn sample_paths() -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(project_dir().join("xml-samples"))
+        .expect("xml-samples exists")
+        .map(|entry| entry.expect("readable entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "xml"))
+        .collect();
+    paths.sort();
+    paths
+}
+
+/// Runs the `virtnet` binary with `input` on standard input.
+pub fn virtnet(args: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_virtnet"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("virtnet starts");
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    // The binary may stop reading early (size limit); a broken pipe is fine.
+    let _ = stdin.write_all(input);
+    drop(stdin);
+    child.wait_with_output().expect("virtnet finishes")
+}
+
+pub fn read_tsv(path: &Path) -> Vec<Vec<String>> {
+    std::fs::read_to_string(path)
+        .expect("case table is readable")
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .map(|line| line.split('\t').map(str::to_owned).collect())
+        .collect()
+}
