@@ -61,7 +61,16 @@ fn networkxml2xmlupdate_cases() {
     let cases = read_tsv(&corpus.join("networkxml2xmlupdate-cases.tsv"));
     let mut failures = Vec::new();
     for case in &cases {
-        let [section, test, command, _index, update, base, expected, expect] = case.as_slice()
+        let [
+            section,
+            test,
+            command,
+            _index,
+            update,
+            base,
+            expected,
+            expect,
+        ] = case.as_slice()
         else {
             panic!("malformed case line {case:?}");
         };

@@ -10,6 +10,8 @@ struct Cli {}
 
 fn main() -> ExitCode {
     Cli::parse();
-    eprintln!("error: virtnetd cannot serve networks yet: this version only has the offline XML tools of `virtnet`");
+    eprintln!(
+        "error: virtnetd cannot serve networks yet: this version only has the offline XML tools of `virtnet`"
+    );
     ExitCode::FAILURE
 }

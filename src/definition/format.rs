@@ -20,7 +20,10 @@ pub(super) fn network(def: &NetworkDef, flags: FormatFlags) -> String {
     w.tag("network")
         .attr_opt("xmlns:dnsmasq", has_dnsmasq.then_some(DNSMASQ_NAMESPACE))
         .attr_opt("ipv6", def.ipv6_without_gateway.then_some("yes"))
-        .attr_opt("trustGuestRxFilters", def.trust_guest_rx_filters.map(yes_no))
+        .attr_opt(
+            "trustGuestRxFilters",
+            def.trust_guest_rx_filters.map(yes_no),
+        )
         .open();
     w.text_element("name", def.name.as_str());
     w.text_element("uuid", &def.uuid.to_string());
@@ -131,7 +134,8 @@ pub fn address(address: &IpAddr) -> String {
 }
 
 fn write_forward(w: &mut XmlWriter, forward: &Forward, flags: FormatFlags) {
-    let interfaces_shown = !forward.interfaces.is_empty() && (forward.pf.is_none() || !flags.inactive);
+    let interfaces_shown =
+        !forward.interfaces.is_empty() && (forward.pf.is_none() || !flags.inactive);
     let nat_shown = forward.nat.as_ref().is_some_and(|nat| {
         forward.mode == ForwardMode::Nat
             && (nat.ipv6.is_some() || nat.addresses.is_some() || nat.ports.is_some())
@@ -164,7 +168,10 @@ fn write_forward(w: &mut XmlWriter, forward: &Forward, flags: FormatFlags) {
             .empty_or_open(has_ranges);
         if has_ranges {
             if let Some((start, end)) = nat.addresses {
-                w.tag("address").attr("start", start).attr("end", end).empty();
+                w.tag("address")
+                    .attr("start", start)
+                    .attr("end", end)
+                    .empty();
             }
             if let Some((start, end)) = nat.ports {
                 w.tag("port")
@@ -282,7 +289,10 @@ fn write_vlan(w: &mut XmlWriter, vlan: &Vlan) {
 
 fn write_bandwidth(w: &mut XmlWriter, bandwidth: &Bandwidth) {
     w.tag("bandwidth").open();
-    for (name, rate) in [("inbound", &bandwidth.inbound), ("outbound", &bandwidth.outbound)] {
+    for (name, rate) in [
+        ("inbound", &bandwidth.inbound),
+        ("outbound", &bandwidth.outbound),
+    ] {
         let Some(rate) = rate.filter(|rate| rate.average != 0 || rate.floor != 0) else {
             continue;
         };

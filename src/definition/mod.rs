@@ -349,7 +349,11 @@ impl IpDef {
     }
 }
 
-pub(crate) fn effective_prefix(address: &IpAddr, netmask: Option<Ipv4Addr>, prefix: u8) -> Option<u8> {
+pub(crate) fn effective_prefix(
+    address: &IpAddr,
+    netmask: Option<Ipv4Addr>,
+    prefix: u8,
+) -> Option<u8> {
     if prefix > 0 {
         return Some(prefix);
     }
@@ -371,7 +375,9 @@ pub(crate) fn effective_prefix(address: &IpAddr, netmask: Option<Ipv4Addr>, pref
 pub fn in_subnet(network: &IpAddr, prefix: u8, candidate: &IpAddr) -> bool {
     match (network, candidate) {
         (IpAddr::V4(network), IpAddr::V4(candidate)) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(prefix.min(32))).unwrap_or(0);
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(prefix.min(32)))
+                .unwrap_or(0);
             u32::from(*network) & mask == u32::from(*candidate) & mask
         }
         (IpAddr::V6(network), IpAddr::V6(candidate)) => {

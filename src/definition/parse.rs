@@ -47,10 +47,13 @@ fn check_shape_with(
             element.name
         )));
     }
-    if let Some(child) = element.elements().find(|child| match child.namespace.as_deref() {
-        None => !children.contains(&child.name.as_str()),
-        Some(namespace) => Some(namespace) != foreign_namespace,
-    }) {
+    if let Some(child) = element
+        .elements()
+        .find(|child| match child.namespace.as_deref() {
+            None => !children.contains(&child.name.as_str()),
+            Some(namespace) => Some(namespace) != foreign_namespace,
+        })
+    {
         return Err(invalid(format!(
             "unexpected element <{}> in <{}>",
             child.name, element.name
@@ -100,11 +103,9 @@ pub(super) fn yes_no(element: &Element, name: &str) -> Result<Option<bool>> {
 pub(super) fn unsigned<T: FromStr>(element: &Element, name: &str) -> Result<Option<T>> {
     match element.attribute(name) {
         None => Ok(None),
-        Some(value) => parse_unsigned(value)
-            .map(Some)
-            .ok_or_else(|| {
-                attribute_error(element, name, value, " Expected non-negative integer value")
-            }),
+        Some(value) => parse_unsigned(value).map(Some).ok_or_else(|| {
+            attribute_error(element, name, value, " Expected non-negative integer value")
+        }),
     }
 }
 
@@ -139,9 +140,7 @@ pub(super) fn parse_address(text: &str) -> Option<IpAddr> {
         [a] => *a,
         [a, b] if *a <= 0xff && *b <= 0xff_ffff => a << 24 | b,
         [a, b, c] if *a <= 0xff && *b <= 0xff && *c <= 0xffff => a << 24 | b << 16 | c,
-        [a, b, c, d] if [a, b, c, d].iter().all(|p| **p <= 0xff) => {
-            a << 24 | b << 16 | c << 8 | d
-        }
+        [a, b, c, d] if [a, b, c, d].iter().all(|p| **p <= 0xff) => a << 24 | b << 16 | c << 8 | d,
         _ => return None,
     };
     Some(IpAddr::V4(Ipv4Addr::from(value)))
@@ -238,10 +237,14 @@ pub(super) fn network(root: &Element) -> Result<NetworkDef> {
         single(root, singleton)?;
     }
     if let Some(connections) = root.attribute("connections") {
-        parse_unsigned::<u32>(connections)
-            .ok_or_else(|| {
-                attribute_error(root, "connections", connections, " Expected non-negative integer value")
-            })?;
+        parse_unsigned::<u32>(connections).ok_or_else(|| {
+            attribute_error(
+                root,
+                "connections",
+                connections,
+                " Expected non-negative integer value",
+            )
+        })?;
     }
 
     let name_text = root
@@ -258,7 +261,7 @@ pub(super) fn network(root: &Element) -> Result<NetworkDef> {
         }
     }
     let name = NetworkName::new(name_text.as_str()).map_err(|error| match error {
-        ValueError::IllegalChar('/') => invalid(format!("name {} cannot contain '/'", name_text)),
+        ValueError::IllegalChar('/') => invalid("invalid char in name: /"),
         error => DefinitionError::value("network name", &name_text, error),
     })?;
     let name_str = name.as_str();
@@ -272,8 +275,7 @@ pub(super) fn network(root: &Element) -> Result<NetworkDef> {
 
     let title = match root.children_named("title").next().map(Element::text) {
         Some(text) if !text.is_empty() => Some(
-            ConfigText::new(text)
-                .map_err(|_| invalid("Network title can't contain newlines"))?,
+            ConfigText::new(text).map_err(|_| invalid("Network title can't contain newlines"))?,
         ),
         _ => None,
     };
@@ -296,9 +298,7 @@ pub(super) fn network(root: &Element) -> Result<NetworkDef> {
 
     let domain = single(root, "domain")?.map(domain).transpose()?;
 
-    let bandwidth = single(root, "bandwidth")?
-        .map(|element| bandwidth(element))
-        .transpose()?;
+    let bandwidth = single(root, "bandwidth")?.map(bandwidth).transpose()?;
     let vlan = single(root, "vlan")?.map(vlan).transpose()?;
     let port_isolated = match single(root, "port")? {
         Some(port) => {
@@ -378,7 +378,14 @@ pub(super) fn network(root: &Element) -> Result<NetworkDef> {
         None => None,
     };
 
-    check_mode_restrictions(forward.as_ref(), &bridge, stp_given, mtu, ips.len(), name_str)?;
+    check_mode_restrictions(
+        forward.as_ref(),
+        &bridge,
+        stp_given,
+        mtu,
+        ips.len(),
+        name_str,
+    )?;
 
     let metadata = single(root, "metadata")?.and_then(|element| metadata(root, element));
     let dnsmasq_options = dnsmasq_options(root)?;
@@ -634,7 +641,7 @@ pub(super) fn dhcp_range(element: &Element, ip: &IpDef, network: &str) -> Result
         ))
     })?;
     let end = ip_address(end)?;
-    super::validate::range(&start, &end, Some((&ip.address, ip.effective_prefix())))?;
+    validate::range(&start, &end, Some((&ip.address, ip.effective_prefix())))?;
     Ok(DhcpRange {
         start,
         end,
@@ -644,7 +651,12 @@ pub(super) fn dhcp_range(element: &Element, ip: &IpDef, network: &str) -> Result
 
 /// A `<host>` of `<dhcp>`; `partial` is net-update's delete, where any one
 /// of mac, name or ip identifies the entry.
-pub(super) fn dhcp_host(element: &Element, ip: &IpDef, network: &str, partial: bool) -> Result<DhcpHost> {
+pub(super) fn dhcp_host(
+    element: &Element,
+    ip: &IpDef,
+    network: &str,
+    partial: bool,
+) -> Result<DhcpHost> {
     check_shape(element, &["mac", "id", "name", "ip"], &["lease"])?;
     let is_v6 = ip.family() == IpFamily::V6;
     let mac = match element.attribute("mac") {
@@ -683,7 +695,11 @@ pub(super) fn dhcp_host(element: &Element, ip: &IpDef, network: &str, partial: b
     };
     let name = match element.attribute("name") {
         Some(name) => {
-            if !name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) {
+            if !name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
+            {
                 return Err(invalid(format!(
                     "Cannot use host name '{}' in network '{network}'",
                     name.escape_debug()
@@ -747,9 +763,9 @@ fn dhcp(element: &Element, ip: &IpDef, network: &str) -> Result<Dhcp> {
     let bootp = match single(element, "bootp")? {
         Some(bootp) if ip.family() == IpFamily::V4 => {
             check_shape(bootp, &["file", "server"], &[])?;
-            let file = bootp.attribute("file").ok_or_else(|| {
-                invalid("Missing required attribute 'file' in element 'bootp'")
-            })?;
+            let file = bootp
+                .attribute("file")
+                .ok_or_else(|| invalid("Missing required attribute 'file' in element 'bootp'"))?;
             Some(Bootp {
                 file: config_text("bootp file", file)?,
                 server: bootp.attribute("server").map(ip_address).transpose()?,
@@ -1287,7 +1303,8 @@ pub(super) fn virtualport(element: &Element, require_type: bool) -> Result<Virtu
         }
         Ok(Some(value))
     };
-    port.manager_id = number("managerid", 0xff, "value of managerid out of range")?.map(|v| v as u8);
+    port.manager_id =
+        number("managerid", 0xff, "value of managerid out of range")?.map(|v| v as u8);
     port.type_id = number("typeid", 0xff_ffff, "value for typeid out of range")?;
     port.type_id_version =
         number("typeidversion", 0xff, "value of typeidversion out of range")?.map(|v| v as u8);
@@ -1301,7 +1318,8 @@ pub(super) fn virtualport(element: &Element, require_type: bool) -> Result<Virtu
         if text.len() >= 40 {
             return Err(invalid("profileid parameter too long"));
         }
-        port.profile_id = Some(config_text("virtualport profileid", text)?).filter(|p| !p.as_str().is_empty());
+        port.profile_id =
+            Some(config_text("virtualport profileid", text)?).filter(|p| !p.as_str().is_empty());
     }
     if let Some(text) = parameters.attribute("interfaceid") {
         port.interface_id = Some(
@@ -1377,9 +1395,7 @@ pub(super) fn portgroup(element: &Element) -> Result<PortGroup> {
         virtualport: single(element, "virtualport")?
             .map(|port| virtualport(port, false))
             .transpose()?,
-        bandwidth: single(element, "bandwidth")?
-            .map(bandwidth)
-            .transpose()?,
+        bandwidth: single(element, "bandwidth")?.map(bandwidth).transpose()?,
         vlan: single(element, "vlan")?.map(vlan).transpose()?,
     })
 }
@@ -1404,10 +1420,14 @@ fn bandwidth(element: &Element) -> Result<Bandwidth> {
             return Err(invalid("Missing mandatory average or floor attributes"));
         }
         if (peak.is_some() || burst.is_some()) && average.is_none() {
-            return Err(unsupported("'peak' and 'burst' require 'average' attribute"));
+            return Err(unsupported(
+                "'peak' and 'burst' require 'average' attribute",
+            ));
         }
         if floor.is_some() {
-            return Err(unsupported("floor attribute is not supported for this config"));
+            return Err(unsupported(
+                "floor attribute is not supported for this config",
+            ));
         }
         Ok(Some(Rate {
             average: average.unwrap_or(0),
@@ -1425,7 +1445,9 @@ fn bandwidth(element: &Element) -> Result<Bandwidth> {
 fn route(element: &Element, network: &str) -> Result<Route> {
     check_shape(
         element,
-        &["family", "address", "netmask", "prefix", "gateway", "metric"],
+        &[
+            "family", "address", "netmask", "prefix", "gateway", "metric",
+        ],
         &[],
     )?;
     let prefix = unsigned::<u32>(element, "prefix")?;
@@ -1461,7 +1483,11 @@ fn route(element: &Element, network: &str) -> Result<Route> {
     let family_attr = element.attribute("family");
     let (family, netmask) = match family_attr {
         None | Some("ipv4") => {
-            let label = if family_attr.is_none() { "No family" } else { "IPv4 family" };
+            let label = if family_attr.is_none() {
+                "No family"
+            } else {
+                "IPv4 family"
+            };
             if !address.is_ipv4() {
                 return Err(invalid(format!(
                     "{network}: {label} specified for non-IPv4 address '{address_text}' in route definition"
@@ -1553,7 +1579,9 @@ fn route(element: &Element, network: &str) -> Result<Route> {
 fn is_network_address(address: &IpAddr, prefix: u8) -> bool {
     match address {
         IpAddr::V4(v4) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(prefix.min(32))).unwrap_or(0);
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(prefix.min(32)))
+                .unwrap_or(0);
             u32::from(*v4) & !mask == 0
         }
         IpAddr::V6(v6) => {
@@ -1724,9 +1752,9 @@ fn forward(element: &Element, network: &str) -> Result<Option<Forward>> {
                 &["type", "domain", "bus", "slot", "function", "multifunction"],
                 &[],
             )?;
-            let kind = address.attribute("type").ok_or_else(|| {
-                invalid(format!("missing address type in network {network}"))
-            })?;
+            let kind = address
+                .attribute("type")
+                .ok_or_else(|| invalid(format!("missing address type in network {network}")))?;
             if kind != "pci" {
                 return Err(unsupported(format!(
                     "unknown address type '{}' in network {network}",
@@ -1748,11 +1776,14 @@ fn forward(element: &Element, network: &str) -> Result<Option<Forward>> {
         )));
     } else if let Some(pf_element) = pf_elements.first() {
         check_shape(pf_element, &["dev"], &[])?;
-        let dev = pf_element.attribute("dev").filter(|d| !d.is_empty()).ok_or_else(|| {
-            invalid(format!(
-                "Missing required dev attribute in <pf> element of network '{network}'"
-            ))
-        })?;
+        let dev = pf_element
+            .attribute("dev")
+            .filter(|d| !d.is_empty())
+            .ok_or_else(|| {
+                invalid(format!(
+                    "Missing required dev attribute in <pf> element of network '{network}'"
+                ))
+            })?;
         pf = Some(link_name("forward pf dev", dev)?);
     }
 
@@ -1801,7 +1832,7 @@ fn nat(element: &Element, mode: Option<ForwardMode>, network: &str) -> Result<Na
                     end.escape_debug()
                 ))
             })?;
-            super::validate::range(&IpAddr::V4(start), &IpAddr::V4(end), None)?;
+            validate::range(&IpAddr::V4(start), &IpAddr::V4(end), None)?;
             Some((start, end))
         }
         _ => {

@@ -113,9 +113,7 @@ impl NetworkDef {
         let mut updated = self.clone();
         let name = self.name.as_str().to_owned();
         let no_support = |what: &str| {
-            unsupported_operation(format!(
-                "can't update '{what}' section of network '{name}'"
-            ))
+            unsupported_operation(format!("can't update '{what}' section of network '{name}'"))
         };
         match section {
             UpdateSection::Bridge => return Err(no_support("bridge")),
@@ -123,11 +121,15 @@ impl NetworkDef {
             UpdateSection::Ip => return Err(no_support("ip")),
             UpdateSection::Forward => return Err(no_support("forward")),
             UpdateSection::ForwardPf => return Err(no_support("forward pf")),
-            UpdateSection::IpDhcpHost => updated.update_dhcp_host(command, parent_index, &element)?,
+            UpdateSection::IpDhcpHost => {
+                updated.update_dhcp_host(command, parent_index, &element)?
+            }
             UpdateSection::IpDhcpRange => {
                 updated.update_dhcp_range(command, parent_index, &element)?
             }
-            UpdateSection::ForwardInterface => updated.update_forward_interface(command, &element)?,
+            UpdateSection::ForwardInterface => {
+                updated.update_forward_interface(command, &element)?
+            }
             UpdateSection::Portgroup => updated.update_portgroup(command, &element)?,
             UpdateSection::DnsHost => updated.update_dns_host(command, &element)?,
             UpdateSection::DnsTxt => updated.update_dns_txt(command, &element)?,
@@ -186,7 +188,12 @@ impl NetworkDef {
         Ok(())
     }
 
-    fn update_dhcp_host(&mut self, command: UpdateCommand, parent: i32, element: &Element) -> Result<()> {
+    fn update_dhcp_host(
+        &mut self,
+        command: UpdateCommand,
+        parent: i32,
+        element: &Element,
+    ) -> Result<()> {
         self.check_element_name(element, "host")?;
         let index = self.ip_for_dhcp(parent)?;
         let partial = command == UpdateCommand::Delete;
@@ -200,8 +207,12 @@ impl NetworkDef {
         }
         let describe = |host: &DhcpHost| {
             (
-                host.mac.map_or_else(|| "unknown".to_owned(), |mac| mac.to_string()),
-                host.name.as_ref().map_or("(null)", |n| n.as_str()).to_owned(),
+                host.mac
+                    .map_or_else(|| "unknown".to_owned(), |mac| mac.to_string()),
+                host.name
+                    .as_ref()
+                    .map_or("(null)", |n| n.as_str())
+                    .to_owned(),
                 host.ip
                     .as_ref()
                     .map_or_else(|| "unknown".to_owned(), format::address),
@@ -231,7 +242,11 @@ impl NetworkDef {
                         "there is an existing dhcp host entry in network '{network}' that matches \"<host mac='{mac}' name='{name}' ip='{ip}'/>\""
                     )));
                 }
-                let at = if command == UpdateCommand::AddFirst { 0 } else { hosts.len() };
+                let at = if command == UpdateCommand::AddFirst {
+                    0
+                } else {
+                    hosts.len()
+                };
                 self.ips[index].dhcp.hosts.insert(at, host);
             }
             UpdateCommand::Delete => {
@@ -251,7 +266,12 @@ impl NetworkDef {
         Ok(())
     }
 
-    fn update_dhcp_range(&mut self, command: UpdateCommand, parent: i32, element: &Element) -> Result<()> {
+    fn update_dhcp_range(
+        &mut self,
+        command: UpdateCommand,
+        parent: i32,
+        element: &Element,
+    ) -> Result<()> {
         self.check_element_name(element, "range")?;
         let index = self.ip_for_dhcp(parent)?;
         if command == UpdateCommand::Modify {
@@ -279,7 +299,11 @@ impl NetworkDef {
                     format::address(&range.end)
                 )));
             }
-            let at = if command == UpdateCommand::AddFirst { 0 } else { ranges.len() };
+            let at = if command == UpdateCommand::AddFirst {
+                0
+            } else {
+                ranges.len()
+            };
             self.ips[index].dhcp.ranges.insert(at, range);
         } else {
             let Some(position) = existing else {
@@ -292,7 +316,11 @@ impl NetworkDef {
         Ok(())
     }
 
-    fn update_forward_interface(&mut self, command: UpdateCommand, element: &Element) -> Result<()> {
+    fn update_forward_interface(
+        &mut self,
+        command: UpdateCommand,
+        element: &Element,
+    ) -> Result<()> {
         self.check_element_name(element, "interface")?;
         if command == UpdateCommand::Modify {
             return Err(unsupported_operation(
@@ -319,7 +347,11 @@ impl NetworkDef {
                     "there is an existing interface entry in network '{network}' that matches \"<interface dev='{dev}'>\""
                 )));
             }
-            let at = if command == UpdateCommand::AddFirst { 0 } else { forward.interfaces.len() };
+            let at = if command == UpdateCommand::AddFirst {
+                0
+            } else {
+                forward.interfaces.len()
+            };
             forward.interfaces.insert(at, interface);
         } else {
             let Some(position) = existing else {
@@ -402,7 +434,11 @@ impl NetworkDef {
                 )));
             }
             let record = host.into_record()?;
-            let at = if command == UpdateCommand::AddFirst { 0 } else { self.dns.hosts.len() };
+            let at = if command == UpdateCommand::AddFirst {
+                0
+            } else {
+                self.dns.hosts.len()
+            };
             self.dns.hosts.insert(at, record);
             return Ok(());
         }
@@ -436,11 +472,11 @@ impl NetworkDef {
         self.check_element_name(element, "srv")?;
         let network = self.name.as_str().to_owned();
         let srv = parse::dns_srv(element, &network, !command.is_add())?;
-        let field_matches =
-            |given: &Option<ConfigText>, existing: Option<&ConfigText>| match given {
-                None => true,
-                Some(value) => Some(value) == existing,
-            };
+        let field_matches = |given: &Option<ConfigText>, existing: Option<&ConfigText>| match given
+        {
+            None => true,
+            Some(value) => Some(value) == existing,
+        };
         let matches: Vec<usize> = self
             .dns
             .srvs
@@ -461,7 +497,11 @@ impl NetworkDef {
                 )));
             }
             let record = srv.into_record()?;
-            let at = if command == UpdateCommand::AddFirst { 0 } else { self.dns.srvs.len() };
+            let at = if command == UpdateCommand::AddFirst {
+                0
+            } else {
+                self.dns.srvs.len()
+            };
             self.dns.srvs.insert(at, record);
         } else {
             match matches.as_slice() {
@@ -496,7 +536,11 @@ impl NetworkDef {
                 )));
             }
             let record = txt.into_record()?;
-            let at = if command == UpdateCommand::AddFirst { 0 } else { self.dns.txts.len() };
+            let at = if command == UpdateCommand::AddFirst {
+                0
+            } else {
+                self.dns.txts.len()
+            };
             self.dns.txts.insert(at, record);
             return Ok(());
         }

@@ -147,7 +147,10 @@ pub(super) fn network(def: &NetworkDef) -> Result<()> {
                 "Unsupported network-wide <bandwidth> element in network {name} with forward mode='{mode_name}'"
             )));
         }
-        for rate in [bandwidth.inbound, bandwidth.outbound].into_iter().flatten() {
+        for rate in [bandwidth.inbound, bandwidth.outbound]
+            .into_iter()
+            .flatten()
+        {
             for (field, value, limit) in [
                 ("average", rate.average, RATE_LIMIT),
                 ("peak", rate.peak, RATE_LIMIT),
@@ -186,7 +189,9 @@ pub(super) fn network(def: &NetworkDef) -> Result<()> {
             .interfaces
             .iter()
             .any(|i| matches!(i, ForwardInterface::Pci(_)));
-        if usize::from(forward.pf.is_some()) + usize::from(uses_interface) + usize::from(uses_address)
+        if usize::from(forward.pf.is_some())
+            + usize::from(uses_interface)
+            + usize::from(uses_address)
             > 1
         {
             return Err(unsupported(format!(

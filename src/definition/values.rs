@@ -273,14 +273,8 @@ mod tests {
                 limit: 15
             })
         );
-        assert_eq!(
-            BridgeName::new("br/0"),
-            Err(ValueError::IllegalChar('/'))
-        );
-        assert_eq!(
-            BridgeName::new("br 0"),
-            Err(ValueError::IllegalChar(' '))
-        );
+        assert_eq!(BridgeName::new("br/0"), Err(ValueError::IllegalChar('/')));
+        assert_eq!(BridgeName::new("br 0"), Err(ValueError::IllegalChar(' ')));
         assert_eq!(BridgeName::new("br%s"), Err(ValueError::BadTemplate));
         assert_eq!(BridgeName::new("br%d%d"), Err(ValueError::BadTemplate));
         assert_eq!(BridgeName::new(""), Err(ValueError::Empty));
@@ -312,11 +306,19 @@ mod tests {
     fn mac_round_trip_lowercases() {
         let mac: MacAddr = "52:54:00:E6:A2:C9".parse().unwrap();
         assert_eq!(mac.to_string(), "52:54:00:e6:a2:c9");
-        assert_eq!("0:1:2:3:4:5".parse::<MacAddr>().unwrap().to_string(), "00:01:02:03:04:05");
+        assert_eq!(
+            "0:1:2:3:4:5".parse::<MacAddr>().unwrap().to_string(),
+            "00:01:02:03:04:05"
+        );
         assert!("52:54:00:e6:a2".parse::<MacAddr>().is_err());
         assert!("52:54:00:e6:a2:c9:00".parse::<MacAddr>().is_err());
         assert!("52:54:00:e6:a2:g9".parse::<MacAddr>().is_err());
-        assert!("01:00:5e:00:00:01".parse::<MacAddr>().unwrap().is_multicast());
+        assert!(
+            "01:00:5e:00:00:01"
+                .parse::<MacAddr>()
+                .unwrap()
+                .is_multicast()
+        );
     }
 
     #[test]
@@ -325,8 +327,16 @@ mod tests {
         let plain: Uuid = "81ff0d90c91e674264da4a736edb9a9b".parse().unwrap();
         assert_eq!(dashed, plain);
         assert_eq!(dashed.to_string(), "81ff0d90-c91e-6742-64da-4a736edb9a9b");
-        assert!("81ff0d90-c91e-6742-64da-4a736edb9a9".parse::<Uuid>().is_err());
-        assert!("81ff0d90-c91e-6742-64da-4a736edb9a9bb".parse::<Uuid>().is_err());
+        assert!(
+            "81ff0d90-c91e-6742-64da-4a736edb9a9"
+                .parse::<Uuid>()
+                .is_err()
+        );
+        assert!(
+            "81ff0d90-c91e-6742-64da-4a736edb9a9bb"
+                .parse::<Uuid>()
+                .is_err()
+        );
         assert!("zz".parse::<Uuid>().is_err());
         let generated = Uuid::generate().unwrap();
         assert_eq!(generated.0[6] >> 4, 4);

@@ -37,8 +37,12 @@ pub enum XmlError {
     UndeclaredPrefix(String),
     #[error("XML error: mismatched closing tag </{found}>, expected </{expected}>")]
     MismatchedEnd { expected: String, found: String },
-    #[error("XML error: content after the root element")]
-    TrailingContent,
+    #[error("XML error: more than one root element")]
+    SecondRoot,
+    #[error("XML error: text outside the root element")]
+    TextOutsideRoot,
+    #[error("XML error: document ends inside <{0}>")]
+    Unclosed(String),
     #[error("XML error: document is not valid UTF-8")]
     Encoding(#[source] std::str::Utf8Error),
 }
@@ -176,17 +180,14 @@ impl TreeBuilder {
             }
         }
         if let Some(open) = self.open.last() {
-            return Err(XmlError::MismatchedEnd {
-                expected: open.name.clone(),
-                found: "end of document".into(),
-            });
+            return Err(XmlError::Unclosed(open.name.clone()));
         }
         self.root.ok_or(XmlError::NoRoot)
     }
 
     fn start(&mut self, start: &BytesStart, empty: bool) -> Result<(), XmlError> {
         if self.root.is_some() {
-            return Err(XmlError::TrailingContent);
+            return Err(XmlError::SecondRoot);
         }
         if self.open.len() >= MAX_DEPTH {
             return Err(XmlError::TooDeep);
@@ -278,7 +279,7 @@ impl TreeBuilder {
                 Ok(())
             }
             None if text.trim_matches(XML_BLANK).is_empty() => Ok(()),
-            None => Err(XmlError::TrailingContent),
+            None => Err(XmlError::TextOutsideRoot),
         }
     }
 }
@@ -314,8 +315,8 @@ mod tests {
 
     #[test]
     fn builds_tree_with_text_and_attributes() {
-        let root = parse_document("<network a=\"1\"><name>x &amp; y</name><ip b='2'/></network>")
-            .unwrap();
+        let root =
+            parse_document("<network a=\"1\"><name>x &amp; y</name><ip b='2'/></network>").unwrap();
         assert_eq!(root.name, "network");
         assert_eq!(root.attribute("a"), Some("1"));
         assert_eq!(root.children_named("name").next().unwrap().text(), "x & y");
@@ -363,13 +364,17 @@ mod tests {
         ));
         assert!(matches!(
             parse_document("<a/><b/>"),
-            Err(XmlError::TrailingContent)
+            Err(XmlError::SecondRoot)
+        ));
+        assert!(matches!(
+            parse_document("hello"),
+            Err(XmlError::TextOutsideRoot)
         ));
         assert!(matches!(
             parse_document("<a><x:b/></a>"),
             Err(XmlError::UndeclaredPrefix(_))
         ));
-        assert!(parse_document("<a>").is_err());
+        assert!(matches!(parse_document("<a>"), Err(XmlError::Unclosed(_))));
         assert!(parse_document("<a b='1' b='2'/>").is_err());
     }
 }

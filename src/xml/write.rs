@@ -3,7 +3,7 @@
 
 use std::fmt::{Display, Write};
 
-use super::tree::{Element, NsBinding, Node, XML_BLANK};
+use super::tree::{Element, Node, NsBinding, XML_BLANK};
 
 #[derive(Default)]
 pub struct XmlWriter {
@@ -174,7 +174,8 @@ fn write_foreign(
         out.push('"');
     }
     let has_elements = element.elements().next().is_some();
-    let is_blank = |node: &Node| matches!(node, Node::Text(text) if text.trim_matches(XML_BLANK).is_empty());
+    let is_blank =
+        |node: &Node| matches!(node, Node::Text(text) if text.trim_matches(XML_BLANK).is_empty());
     let children: Vec<&Node> = element
         .children
         .iter()
