@@ -4,6 +4,8 @@
 //! XML ([`xml`]) → validated definition ([`definition`]) → plan → apply to
 //! the kernel → state on disk.
 
+pub mod apply;
 pub mod definition;
+pub mod plan;
 pub mod random;
 pub mod xml;

@@ -12,7 +12,7 @@ pub mod values;
 use std::net::{IpAddr, Ipv4Addr};
 
 pub use error::{DefinitionError, error_chain};
-pub use format::FormatFlags;
+pub use format::{FormatFlags, address as format_address};
 pub use update::{UpdateCommand, UpdateSection};
 pub use values::{BridgeName, ConfigText, LinkName, MacAddr, NetworkName, Uuid, ValueError};
 
@@ -149,7 +149,7 @@ pub enum ForwardInterface {
     Pci(PciAddress),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PciAddress {
     pub domain: u32,
     pub bus: u32,

@@ -11,6 +11,7 @@ use std::borrow::Cow;
 use std::rc::Rc;
 
 use quick_xml::XmlVersion;
+use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::reader::Reader;
 
@@ -200,7 +201,7 @@ impl TreeBuilder {
                 .map_err(|error| XmlError::Syntax(quick_xml::Error::InvalidAttr(error)))?;
             let key = attribute.key.as_ref().to_owned();
             let value = attribute
-                .normalized_value_with(XmlVersion::Implicit1_0, 1, |_| None)
+                .normalized_value_with(XmlVersion::Implicit1_0, 1, resolve_predefined_entity)
                 .map_err(XmlError::Syntax)?
                 .into_owned();
             if key == "xmlns" {
@@ -330,6 +331,8 @@ mod tests {
     fn character_references_survive_in_attributes() {
         let root = parse_document("<a v='x&#10;y'/>").unwrap();
         assert_eq!(root.attribute("v"), Some("x\ny"));
+        let root = parse_document("<a v='&lt;&gt;&amp;&apos;&quot;'/>").unwrap();
+        assert_eq!(root.attribute("v"), Some("<>&'\""));
     }
 
     #[test]

@@ -1,0 +1,413 @@
+//! Applies [`FirewallPlan`]s to virtnet's nftables table, one atomic
+//! transaction per network start or stop, through `nft -j`.
+//!
+//! Every transaction first re-declares the table, its two base chains and
+//! its verdict maps, re-filling the base chains (flush, then their three
+//! rules). This keeps the shared skeleton idempotent and lets any
+//! transaction restore it after `nft flush ruleset`, without a separate
+//! set-up step that could race with other networks.
+//!
+//! Commands are the `nftables` crate's typed objects, except the verdict map
+//! declarations, which its schema cannot express (no `verdict` data type);
+//! those few objects are written as JSON here and checked by a unit test.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use nftables::expr::{
+    CT, Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, Prefix, Range, SetItem,
+    Verdict,
+};
+use nftables::helper::NftablesError;
+use nftables::schema::{Chain, Element, FlushObject, NfCmd, NfListObject, NfObject, Table};
+use nftables::stmt::{JumpTarget, Match, NAT, NATFamily, Operator, Statement, VerdictMap};
+use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
+use serde_json::{Value, json};
+
+use crate::plan::firewall::{Action, Condition, FirewallPlan, Rule, Subnet, TABLE};
+
+/// Verdict maps: bridge name → its chain, source subnet → its NAT chain.
+const FROM_BRIDGE: &str = "from_bridge";
+const TO_BRIDGE: &str = "to_bridge";
+const NAT4: &str = "nat_source4";
+const NAT6: &str = "nat_source6";
+const FORWARD: &str = "forward";
+const POSTROUTING: &str = "postrouting";
+
+#[derive(Debug, thiserror::Error)]
+#[error("nftables transaction for {what} failed")]
+pub struct FirewallError {
+    what: String,
+    #[source]
+    source: NftablesError,
+}
+
+fn table() -> Table<'static> {
+    Table {
+        family: NfFamily::INet,
+        name: TABLE.into(),
+        handle: None,
+    }
+}
+
+fn chain(name: String) -> Chain<'static> {
+    Chain {
+        family: NfFamily::INet,
+        table: TABLE.into(),
+        name: name.into(),
+        ..Chain::default()
+    }
+}
+
+fn base_chain(
+    name: &'static str,
+    kind: NfChainType,
+    hook: NfHook,
+    priority: i32,
+) -> Chain<'static> {
+    Chain {
+        _type: Some(kind),
+        hook: Some(hook),
+        prio: Some(priority),
+        policy: Some(NfChainPolicy::Accept),
+        ..chain(name.to_owned())
+    }
+}
+
+/// One nftables transaction: everything in it applies, or nothing does.
+#[derive(Debug, Default)]
+pub struct Transaction {
+    commands: Vec<Value>,
+}
+
+impl Transaction {
+    fn add(&mut self, object: NfListObject<'static>) {
+        self.push(NfObject::CmdObject(NfCmd::Add(object)));
+    }
+
+    fn delete(&mut self, object: NfListObject<'static>) {
+        self.push(NfObject::CmdObject(NfCmd::Delete(object)));
+    }
+
+    fn flush_chain(&mut self, name: String) {
+        self.push(NfObject::CmdObject(NfCmd::Flush(FlushObject::Chain(
+            chain(name),
+        ))));
+    }
+
+    fn push(&mut self, object: NfObject<'static>) {
+        self.commands
+            .push(serde_json::to_value(object).unwrap_or(Value::Null));
+    }
+
+    fn declare_verdict_map(&mut self, name: &str, key: &str, interval: bool) {
+        let mut map = json!({
+            "family": "inet",
+            "table": TABLE,
+            "name": name,
+            "type": key,
+            "map": "verdict",
+        });
+        if interval {
+            map["flags"] = json!(["interval"]);
+        }
+        self.commands.push(json!({ "add": { "map": map } }));
+    }
+
+    /// The document `nft -j -f -` reads.
+    pub fn to_json(&self) -> String {
+        json!({ "nftables": self.commands }).to_string()
+    }
+}
+
+fn rule(chain: &str, statements: Vec<Statement<'static>>) -> NfListObject<'static> {
+    NfListObject::Rule(nftables::schema::Rule {
+        family: NfFamily::INet,
+        table: TABLE.into(),
+        chain: chain.to_owned().into(),
+        expr: Cow::Owned(statements),
+        handle: None,
+        index: None,
+        comment: None,
+    })
+}
+
+fn meta(key: MetaKey) -> Expression<'static> {
+    Expression::Named(NamedExpression::Meta(Meta { key }))
+}
+
+fn payload(protocol: &'static str, field: &'static str) -> Expression<'static> {
+    Expression::Named(NamedExpression::Payload(Payload::PayloadField(
+        PayloadField {
+            protocol: protocol.into(),
+            field: field.into(),
+        },
+    )))
+}
+
+fn equals(left: Expression<'static>, right: Expression<'static>) -> Statement<'static> {
+    Statement::Match(Match {
+        left,
+        right,
+        op: Operator::EQ,
+    })
+}
+
+fn prefix(subnet: &Subnet) -> Expression<'static> {
+    Expression::Named(NamedExpression::Prefix(Prefix {
+        addr: Box::new(Expression::String(subnet.network.to_string().into())),
+        len: u32::from(subnet.prefix),
+    }))
+}
+
+fn address_field(subnet: &Subnet, field: &'static str) -> Expression<'static> {
+    match subnet.network {
+        IpAddr::V4(_) => payload("ip", field),
+        IpAddr::V6(_) => payload("ip6", field),
+    }
+}
+
+fn range(low: Expression<'static>, high: Expression<'static>) -> Expression<'static> {
+    Expression::Range(Box::new(Range { range: [low, high] }))
+}
+
+fn port_range(ports: Option<(u16, u16)>) -> Option<Expression<'static>> {
+    ports.map(|(low, high)| {
+        range(
+            Expression::Number(u32::from(low)),
+            Expression::Number(u32::from(high)),
+        )
+    })
+}
+
+fn jump(target: String) -> Expression<'static> {
+    Expression::Verdict(Verdict::Jump(JumpTarget {
+        target: target.into(),
+    }))
+}
+
+fn statements(rule: &Rule) -> Vec<Statement<'static>> {
+    let mut statements: Vec<Statement<'static>> = rule
+        .conditions
+        .iter()
+        .map(|condition| match condition {
+            Condition::SourceIn(subnet) => equals(address_field(subnet, "saddr"), prefix(subnet)),
+            Condition::DestinationIn(subnet) => {
+                equals(address_field(subnet, "daddr"), prefix(subnet))
+            }
+            Condition::InputInterface(name) => equals(
+                meta(MetaKey::Iifname),
+                Expression::String(name.clone().into()),
+            ),
+            Condition::OutputInterface(name) => equals(
+                meta(MetaKey::Oifname),
+                Expression::String(name.clone().into()),
+            ),
+            Condition::TcpOrUdp => Statement::Match(Match {
+                left: meta(MetaKey::L4proto),
+                right: Expression::Named(NamedExpression::Set(vec![
+                    SetItem::Element(Expression::String("tcp".into())),
+                    SetItem::Element(Expression::String("udp".into())),
+                ])),
+                op: Operator::IN,
+            }),
+        })
+        .collect();
+    statements.push(match &rule.action {
+        Action::Accept => Statement::Accept(None),
+        Action::Reject => Statement::Reject(None),
+        Action::Return => Statement::Return(None),
+        Action::Masquerade { ports } => Statement::Masquerade(Some(NAT {
+            addr: None,
+            family: None,
+            port: port_range(*ports),
+            flags: None,
+        })),
+        Action::Snat { addresses, ports } => Statement::SNAT(Some(NAT {
+            addr: Some(range(
+                Expression::String(addresses.0.to_string().into()),
+                Expression::String(addresses.1.to_string().into()),
+            )),
+            family: Some(NATFamily::IP),
+            port: port_range(*ports),
+            flags: None,
+        })),
+    });
+    statements
+}
+
+/// Declares (or restores) the table skeleton shared by all networks.
+fn add_skeleton(batch: &mut Transaction) {
+    batch.add(NfListObject::Table(table()));
+    for (name, key, interval) in [
+        (FROM_BRIDGE, "ifname", false),
+        (TO_BRIDGE, "ifname", false),
+        (NAT4, "ipv4_addr", true),
+        (NAT6, "ipv6_addr", true),
+    ] {
+        batch.declare_verdict_map(name, key, interval);
+    }
+    let forward = base_chain(FORWARD, NfChainType::Filter, NfHook::Forward, 0);
+    let postrouting = base_chain(POSTROUTING, NfChainType::NAT, NfHook::Postrouting, 100);
+    for base in [forward, postrouting] {
+        let name = base.name.to_string();
+        batch.add(NfListObject::Chain(base));
+        batch.flush_chain(name);
+    }
+    // Established traffic first: one lookup, whatever the number of networks.
+    batch.add(rule(
+        FORWARD,
+        vec![
+            Statement::Match(Match {
+                left: Expression::Named(NamedExpression::CT(CT {
+                    key: "state".into(),
+                    family: None,
+                    dir: None,
+                })),
+                right: Expression::List(vec![
+                    Expression::String("established".into()),
+                    Expression::String("related".into()),
+                ]),
+                op: Operator::IN,
+            }),
+            Statement::Accept(None),
+        ],
+    ));
+    // The destination network decides first, so that one network's
+    // guests cannot reach another isolated or NATed network.
+    for (key, map) in [
+        (MetaKey::Oifname, TO_BRIDGE),
+        (MetaKey::Iifname, FROM_BRIDGE),
+    ] {
+        batch.add(rule(
+            FORWARD,
+            vec![Statement::VerdictMap(VerdictMap {
+                key: meta(key),
+                data: Expression::String(format!("@{map}").into()),
+            })],
+        ));
+    }
+    for (family, map) in [("ip", NAT4), ("ip6", NAT6)] {
+        batch.add(rule(
+            POSTROUTING,
+            vec![Statement::VerdictMap(VerdictMap {
+                key: payload(family, "saddr"),
+                data: Expression::String(format!("@{map}").into()),
+            })],
+        ));
+    }
+}
+
+fn elements(plan: &FirewallPlan) -> Vec<Element<'static>> {
+    let element = |map: &'static str, key: Expression<'static>, chain: String| Element {
+        family: NfFamily::INet,
+        table: TABLE.into(),
+        name: map.into(),
+        elem: Cow::Owned(vec![Expression::List(vec![key, jump(chain)])]),
+    };
+    let bridge = || Expression::String(plan.bridge.clone().into());
+    let mut elements = vec![
+        element(FROM_BRIDGE, bridge(), plan.from_bridge_chain()),
+        element(TO_BRIDGE, bridge(), plan.to_bridge_chain()),
+    ];
+    for (index, (subnet, _)) in plan.nat.iter().enumerate() {
+        let map = match subnet.network {
+            IpAddr::V4(_) => NAT4,
+            IpAddr::V6(_) => NAT6,
+        };
+        elements.push(element(map, prefix(subnet), plan.nat_chain(index)));
+    }
+    elements
+}
+
+fn chains(plan: &FirewallPlan) -> Vec<(String, &Vec<Rule>)> {
+    let mut chains = vec![
+        (plan.from_bridge_chain(), &plan.from_bridge),
+        (plan.to_bridge_chain(), &plan.to_bridge),
+    ];
+    for (index, (_, rules)) in plan.nat.iter().enumerate() {
+        chains.push((plan.nat_chain(index), rules));
+    }
+    chains
+}
+
+/// The transaction that installs one network's rules.
+pub fn start_batch(plan: &FirewallPlan) -> Transaction {
+    let mut batch = Transaction::default();
+    add_skeleton(&mut batch);
+    for (name, rules) in chains(plan) {
+        batch.add(NfListObject::Chain(chain(name.clone())));
+        // A chain left by an interrupted run is emptied, not duplicated.
+        batch.flush_chain(name.clone());
+        for planned in rules {
+            batch.add(rule(&name, statements(planned)));
+        }
+    }
+    for element in elements(plan) {
+        batch.add(NfListObject::Element(element));
+    }
+    batch
+}
+
+/// The transaction that removes one network's rules and nothing else.
+pub fn stop_batch(plan: &FirewallPlan) -> Transaction {
+    let mut batch = Transaction::default();
+    for element in elements(plan) {
+        batch.delete(NfListObject::Element(element));
+    }
+    for (name, _) in chains(plan) {
+        batch.flush_chain(name.clone());
+        batch.delete(NfListObject::Chain(chain(name)));
+    }
+    batch
+}
+
+/// Runs the transaction with `nft -j -f -`.
+pub async fn apply(batch: &Transaction, what: &str) -> Result<(), FirewallError> {
+    nftables::helper::apply_ruleset_raw_async(
+        &batch.to_json(),
+        None::<&str>,
+        std::iter::empty::<&str>(),
+    )
+    .await
+    .map(drop)
+    .map_err(|source| FirewallError {
+        what: what.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::definition::NetworkDef;
+
+    #[test]
+    fn transaction_declares_verdict_maps_and_network_objects() {
+        let def = NetworkDef::parse(
+            "<network><name>n</name><forward/><ip address='10.9.0.1' prefix='24'/></network>",
+        )
+        .unwrap();
+        let plan = crate::plan::firewall::plan(&def, "vbr").unwrap();
+        let json: Value = serde_json::from_str(&start_batch(&plan).to_json()).unwrap();
+        let commands = json["nftables"].as_array().unwrap();
+        assert_eq!(
+            commands[1],
+            json!({"add": {"map": {"family": "inet", "table": "virtnet",
+                "name": "from_bridge", "type": "ifname", "map": "verdict"}}})
+        );
+        assert_eq!(commands[4]["add"]["map"]["flags"], json!(["interval"]));
+        let text = json.to_string();
+        for name in ["from_vbr", "to_vbr", "nat_vbr_0", "\"@nat_source4\""] {
+            assert!(text.contains(name), "{name} in {text}");
+        }
+        let stop: Value = serde_json::from_str(&stop_batch(&plan).to_json()).unwrap();
+        let deletes = stop["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|command| command.get("delete").is_some())
+            .count();
+        assert_eq!(deletes, 3 + 3, "three map elements and three chains");
+    }
+}

@@ -1,0 +1,231 @@
+//! Links, addresses and routes over rtnetlink.
+
+use std::net::IpAddr;
+
+use futures_util::TryStreamExt;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
+use rtnetlink::packet_route::link::{BridgeStpState, InfoBridge, LinkAttribute, LinkMessage};
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
+use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
+
+use crate::plan::firewall::Subnet;
+use crate::plan::network::{BridgePlan, RoutePlan};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetlinkError {
+    #[error("cannot open a netlink socket")]
+    Connect(#[source] std::io::Error),
+    #[error("netlink: cannot {action}")]
+    Request {
+        action: String,
+        #[source]
+        source: rtnetlink::Error,
+    },
+    #[error("netlink: invalid route {0}")]
+    Route(String),
+}
+
+type Result<T> = std::result::Result<T, NetlinkError>;
+
+fn failed(action: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> NetlinkError {
+    let action = action.into();
+    move |source| NetlinkError::Request { action, source }
+}
+
+/// A route of the host, as far as collision checks need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRoute {
+    pub destination: Subnet,
+    pub interface: Option<u32>,
+}
+
+/// A netlink connection in the network namespace of the calling thread.
+pub struct Netlink {
+    handle: Handle,
+}
+
+impl Netlink {
+    /// Opens the socket; its reader runs as a task on the current runtime.
+    pub fn connect() -> Result<Self> {
+        let (connection, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Connect)?;
+        tokio::spawn(connection);
+        Ok(Self { handle })
+    }
+
+    pub async fn link_index(&self, name: &str) -> Result<Option<u32>> {
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_owned())
+            .execute();
+        match links.try_next().await {
+            Ok(link) => Ok(link.map(|link| link.header.index)),
+            // The kernel answers ENODEV for a name it does not know.
+            Err(rtnetlink::Error::NetlinkError(error)) if error.raw_code() == -libc::ENODEV => {
+                Ok(None)
+            }
+            Err(error) => Err(failed(format!("look up link {name}"))(error)),
+        }
+    }
+
+    pub async fn link_names(&self) -> Result<Vec<String>> {
+        let links: Vec<LinkMessage> = self
+            .handle
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(failed("list links"))?;
+        Ok(links
+            .iter()
+            .filter_map(|link| {
+                link.attributes
+                    .iter()
+                    .find_map(|attribute| match attribute {
+                        LinkAttribute::IfName(name) => Some(name.clone()),
+                        _ => None,
+                    })
+            })
+            .collect())
+    }
+
+    /// Creates the bridge, down, with its MAC, MTU and STP settings; returns its index.
+    pub async fn create_bridge(&self, plan: &BridgePlan) -> Result<u32> {
+        let stp = if plan.stp {
+            BridgeStpState::KernelStp
+        } else {
+            BridgeStpState::Disabled
+        };
+        // The kernel counts the forward delay in hundredths of a second.
+        let delay = u32::try_from(plan.delay.saturating_mul(100)).unwrap_or(u32::MAX);
+        let mut builder = LinkMessageBuilder::<LinkBridge>::new(&plan.name)
+            .address(plan.mac.to_vec())
+            .append_info_data(InfoBridge::StpState(stp))
+            .append_info_data(InfoBridge::ForwardDelay(delay));
+        if let Some(mtu) = plan.mtu {
+            builder = builder.mtu(mtu);
+        }
+        self.handle
+            .link()
+            .add(builder.build())
+            .execute()
+            .await
+            .map_err(failed(format!("create bridge {}", plan.name)))?;
+        self.link_index(&plan.name).await?.ok_or_else(|| {
+            failed(format!("find bridge {} after creating it", plan.name))(
+                rtnetlink::Error::RequestFailed,
+            )
+        })
+    }
+
+    pub async fn set_up(&self, index: u32) -> Result<()> {
+        let message = LinkUnspec::new_with_index(index).up().build();
+        self.handle
+            .link()
+            .set(message)
+            .execute()
+            .await
+            .map_err(failed(format!("bring up link {index}")))
+    }
+
+    /// Adds an address; IPv6 addresses skip duplicate address detection so
+    /// dnsmasq can bind to them at once (the bridge has no other port yet).
+    pub async fn add_address(&self, index: u32, address: IpAddr, prefix: u8) -> Result<()> {
+        let mut request = self.handle.address().add(index, address, prefix);
+        if address.is_ipv6() {
+            request
+                .message_mut()
+                .attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+        request.execute().await.map_err(failed(format!(
+            "add address {address}/{prefix} to link {index}"
+        )))
+    }
+
+    fn route_message(index: u32, route: &RoutePlan) -> Result<RouteMessage> {
+        let invalid =
+            |_| NetlinkError::Route(format!("{} via {}", route.destination, route.gateway));
+        let mut builder = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(route.destination.network, route.destination.prefix)
+            .map_err(invalid)?
+            .gateway(route.gateway)
+            .map_err(invalid)?
+            .output_interface(index);
+        if let Some(metric) = route.metric {
+            builder = builder.priority(metric);
+        }
+        Ok(builder.build())
+    }
+
+    pub async fn add_route(&self, index: u32, route: &RoutePlan) -> Result<()> {
+        let message = Self::route_message(index, route)?;
+        self.handle
+            .route()
+            .add(message)
+            .execute()
+            .await
+            .map_err(failed(format!(
+                "add route {} via {}",
+                route.destination, route.gateway
+            )))
+    }
+
+    pub async fn delete_link(&self, index: u32) -> Result<()> {
+        self.handle
+            .link()
+            .del(index)
+            .execute()
+            .await
+            .map_err(failed(format!("delete link {index}")))
+    }
+
+    /// Unicast routes of the main table, both families.
+    pub async fn routes(&self) -> Result<Vec<HostRoute>> {
+        let mut routes = Vec::new();
+        for family in [
+            RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
+            RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
+        ] {
+            let messages: Vec<RouteMessage> = self
+                .handle
+                .route()
+                .get(family)
+                .execute()
+                .try_collect()
+                .await
+                .map_err(failed("list routes"))?;
+            routes.extend(messages.iter().filter_map(host_route));
+        }
+        Ok(routes)
+    }
+}
+
+fn host_route(message: &RouteMessage) -> Option<HostRoute> {
+    const MAIN_TABLE: u8 = 254;
+    if message.header.kind != RouteType::Unicast || message.header.table != MAIN_TABLE {
+        return None;
+    }
+    let mut destination = None;
+    let mut interface = None;
+    for attribute in &message.attributes {
+        match attribute {
+            RouteAttribute::Destination(RouteAddress::Inet(v4)) => {
+                destination = Some(IpAddr::V4(*v4));
+            }
+            RouteAttribute::Destination(RouteAddress::Inet6(v6)) => {
+                destination = Some(IpAddr::V6(*v6));
+            }
+            RouteAttribute::Oif(index) => interface = Some(*index),
+            _ => {}
+        }
+    }
+    let prefix = message.header.destination_prefix_length;
+    let destination = destination?;
+    Some(HostRoute {
+        destination: Subnet::new(destination, prefix),
+        interface,
+    })
+}

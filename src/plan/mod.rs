@@ -1,0 +1,7 @@
+//! Plans: what a network needs on the host, as pure data computed from its
+//! definition (links, addresses, firewall rules, dnsmasq configuration).
+//! Nothing here touches the system.
+
+pub mod dnsmasq;
+pub mod firewall;
+pub mod network;

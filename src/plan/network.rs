@@ -1,0 +1,168 @@
+//! The whole plan of a network: for modes with a bridge of their own, the
+//! bridge, its addresses, routes and sysctls, the firewall rules and the
+//! dnsmasq files; for the others, the host devices they use.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::definition::{ForwardInterface, ForwardMode, IpFamily, MacAddr, NetworkDef, PciAddress};
+
+use super::dnsmasq::{self, DnsmasqError, DnsmasqFiles, DnsmasqPlan, Profile};
+use super::firewall::{self, FirewallPlan, Subnet};
+
+/// What the bridge of a network looks like once started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgePlan {
+    pub name: String,
+    pub mac: [u8; 6],
+    pub mtu: Option<u32>,
+    pub stp: bool,
+    /// Forward delay, in seconds as libvirt's `delay`.
+    pub delay: u64,
+    pub addresses: Vec<(IpAddr, u8)>,
+    pub routes: Vec<RoutePlan>,
+    /// The bridge carries IPv6 (an IPv6 address or `ipv6='yes'`).
+    pub ipv6: bool,
+    pub port_isolated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutePlan {
+    pub destination: Subnet,
+    pub gateway: IpAddr,
+    pub metric: Option<u32>,
+}
+
+/// Host-wide forwarding a network needs switched on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forwarding {
+    pub ipv4: bool,
+    pub ipv6: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgedPlan {
+    pub bridge: BridgePlan,
+    pub forwarding: Forwarding,
+    pub firewall: Option<FirewallPlan>,
+    pub dnsmasq: Option<DnsmasqPlan>,
+    /// Fill in UDP checksums of DHCP replies (udp port 68) leaving the bridge.
+    pub dhcp_checksum_fix: bool,
+}
+
+/// Devices of the host a network without a bridge of its own hands to guests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HostDevices {
+    /// An existing host bridge (forward mode bridge without devices).
+    Bridge(String),
+    /// Network devices for macvtap (bridge, private, vepa, passthrough).
+    Netdevs(Vec<String>),
+    /// The physical function whose virtual functions form the pool.
+    PhysicalFunction(String),
+    /// PCI devices for hostdev.
+    Pci(Vec<PciAddress>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetworkPlan {
+    Bridged(Box<BridgedPlan>),
+    HostDevices(HostDevices),
+}
+
+/// Plans a network. `bridge` and `mac` are the concrete name and address
+/// (the definition may hold a template, or nothing).
+pub fn plan(
+    def: &NetworkDef,
+    bridge: &str,
+    mac: MacAddr,
+    files: &DnsmasqFiles,
+) -> Result<NetworkPlan, DnsmasqError> {
+    let mode = def.forward_mode();
+    if !ForwardMode::has_own_bridge(mode) {
+        return Ok(NetworkPlan::HostDevices(host_devices(def)));
+    }
+    let has_family = |family| def.ips.iter().any(|ip| ip.family() == family);
+    let routes = def
+        .routes
+        .iter()
+        .map(|route| RoutePlan {
+            destination: Subnet::new(
+                route.address,
+                route
+                    .netmask
+                    .map(|mask| u32::from(mask).count_ones() as u8)
+                    .or(route.prefix)
+                    .unwrap_or(0),
+            ),
+            gateway: route.gateway,
+            metric: route.metric,
+        })
+        .collect();
+    let bridge_plan = BridgePlan {
+        name: bridge.to_owned(),
+        mac: mac.0,
+        mtu: def.mtu,
+        stp: def.bridge.stp,
+        delay: def.bridge.delay,
+        addresses: def
+            .ips
+            .iter()
+            .filter_map(|ip| ip.effective_prefix().map(|prefix| (ip.address, prefix)))
+            .collect(),
+        routes,
+        ipv6: has_family(IpFamily::V6) || def.ipv6_without_gateway,
+        port_isolated: def.port_isolated == Some(true),
+    };
+    let routed = matches!(
+        mode,
+        Some(ForwardMode::Nat | ForwardMode::Route | ForwardMode::Open)
+    );
+    Ok(NetworkPlan::Bridged(Box::new(BridgedPlan {
+        bridge: bridge_plan,
+        forwarding: Forwarding {
+            ipv4: routed && has_family(IpFamily::V4),
+            ipv6: routed && has_family(IpFamily::V6),
+        },
+        firewall: firewall::plan(def, bridge),
+        dnsmasq: dnsmasq::plan(def, bridge, files, Profile::Virtnet)?,
+        dhcp_checksum_fix: def
+            .ips
+            .iter()
+            .any(|ip| ip.family() == IpFamily::V4 && ip.has_dhcp()),
+    })))
+}
+
+fn host_devices(def: &NetworkDef) -> HostDevices {
+    let Some(forward) = &def.forward else {
+        return HostDevices::Netdevs(Vec::new());
+    };
+    if let Some(pf) = &forward.pf {
+        return HostDevices::PhysicalFunction(pf.as_str().to_owned());
+    }
+    let pci: Vec<PciAddress> = forward
+        .interfaces
+        .iter()
+        .filter_map(|interface| match interface {
+            ForwardInterface::Pci(address) => Some(*address),
+            ForwardInterface::Netdev(_) => None,
+        })
+        .collect();
+    if !pci.is_empty() {
+        return HostDevices::Pci(pci);
+    }
+    let netdevs: Vec<String> = forward
+        .interfaces
+        .iter()
+        .filter_map(|interface| match interface {
+            ForwardInterface::Netdev(name) => Some(name.as_str().to_owned()),
+            ForwardInterface::Pci(_) => None,
+        })
+        .collect();
+    match (&def.bridge.name, forward.mode) {
+        (Some(bridge), ForwardMode::Bridge) if netdevs.is_empty() => {
+            HostDevices::Bridge(bridge.as_str().to_owned())
+        }
+        _ => HostDevices::Netdevs(netdevs),
+    }
+}
