@@ -8,4 +8,5 @@ pub mod apply;
 pub mod definition;
 pub mod plan;
 pub mod random;
+pub mod state;
 pub mod xml;

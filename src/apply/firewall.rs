@@ -362,8 +362,35 @@ pub fn stop_batch(plan: &FirewallPlan) -> Transaction {
     batch
 }
 
+/// Installs a network's rules.
+///
+/// nft 1.0.6 fails a transaction that both creates an interval map and adds
+/// elements to it ("No such file or directory"). When the table is new
+/// (first network, or after `nft flush ruleset`), the skeleton therefore
+/// goes in alone first; the network's transaction is atomic either way.
+pub async fn start(plan: &FirewallPlan) -> Result<(), FirewallError> {
+    let what = format!("starting bridge {}", plan.bridge);
+    let transaction = start_batch(plan);
+    if apply(&transaction, &what).await.is_ok() {
+        return Ok(());
+    }
+    let mut skeleton = Transaction::default();
+    add_skeleton(&mut skeleton);
+    apply(&skeleton, "declaring virtnet's table").await?;
+    apply(&transaction, &what).await
+}
+
+/// Removes a network's rules, and only those.
+pub async fn stop(plan: &FirewallPlan) -> Result<(), FirewallError> {
+    apply(
+        &stop_batch(plan),
+        &format!("stopping bridge {}", plan.bridge),
+    )
+    .await
+}
+
 /// Runs the transaction with `nft -j -f -`.
-pub async fn apply(batch: &Transaction, what: &str) -> Result<(), FirewallError> {
+async fn apply(batch: &Transaction, what: &str) -> Result<(), FirewallError> {
     nftables::helper::apply_ruleset_raw_async(
         &batch.to_json(),
         None::<&str>,

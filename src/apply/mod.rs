@@ -1,5 +1,440 @@
 //! Applying plans to the host: the kernel (rtnetlink, sysctls, nftables)
 //! and dnsmasq. Kept thin: the decisions are made in `plan`.
+//!
+//! [`start`] realizes a network and returns what is needed to stop it;
+//! [`stop`] takes it all away again, in reverse. A failure halfway through
+//! [`start`] undoes every step already made.
 
+pub mod dnsmasq;
 pub mod firewall;
 pub mod netlink;
+pub mod sysctl;
+
+use std::path::PathBuf;
+
+use crate::definition::{MacAddr, NetworkDef, PciAddress};
+use crate::plan::dnsmasq::DnsmasqFiles;
+use crate::plan::firewall::Subnet;
+use crate::plan::network::{self, BridgedPlan, HostDevices, NetworkPlan};
+use crate::state::pool::InterfacePool;
+use crate::state::{RunningBridge, RunningNetwork};
+
+use self::dnsmasq::{DnsmasqInstance, DnsmasqPaths};
+use self::netlink::Netlink;
+
+/// Where virtnet keeps files and which programs it runs.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    /// Persistent per-network data (dnsmasq hosts and lease files).
+    pub state_dir: PathBuf,
+    /// Runtime files (dnsmasq configuration and pid files).
+    pub run_dir: PathBuf,
+    pub dnsmasq: PathBuf,
+    pub tc: PathBuf,
+}
+
+impl Environment {
+    /// The system locations: `/var/lib/virtnet`, `/run/virtnet`.
+    pub fn system() -> Self {
+        Self {
+            state_dir: "/var/lib/virtnet".into(),
+            run_dir: "/run/virtnet".into(),
+            dnsmasq: "dnsmasq".into(),
+            tc: "tc".into(),
+        }
+    }
+
+    fn dnsmasq_paths(&self, bridge: &str) -> DnsmasqPaths {
+        let dir = self.state_dir.join("dnsmasq");
+        let run = self.run_dir.join("dnsmasq");
+        DnsmasqPaths {
+            config: run.join(format!("{bridge}.conf")),
+            pid: run.join(format!("{bridge}.pid")),
+            hosts: dir.join(format!("{bridge}.hostsfile")),
+            addn_hosts: dir.join(format!("{bridge}.addnhosts")),
+            leases: dir.join(format!("{bridge}.leases")),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Netlink(#[from] netlink::NetlinkError),
+    #[error(transparent)]
+    Firewall(#[from] firewall::FirewallError),
+    #[error(transparent)]
+    Dnsmasq(#[from] dnsmasq::DnsmasqError),
+    #[error(transparent)]
+    DnsmasqPlan(#[from] crate::plan::dnsmasq::DnsmasqError),
+    #[error(transparent)]
+    Sysctl(#[from] sysctl::SysctlError),
+    #[error("cannot create {path}")]
+    Directory {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// libvirt's wording (VIR_ERR_INTERNAL_ERROR).
+    #[error("internal error: bridge name '{0}' already in use.")]
+    BridgeInUse(String),
+    #[error("internal error: Bridge generation exceeded max id {0}")]
+    NoFreeBridgeName(u32),
+    /// libvirt's wording (VIR_ERR_INTERNAL_ERROR).
+    #[error("internal error: Network is already in use by interface {0}")]
+    SubnetInUse(String),
+    #[error(
+        "unsupported configuration: network '{network}' uses host {what} '{device}', which does not exist"
+    )]
+    MissingDevice {
+        network: String,
+        what: &'static str,
+        device: String,
+    },
+    #[error("cannot set up the DHCP checksum fix-up on {bridge}: {message}")]
+    ChecksumFix { bridge: String, message: String },
+    #[error("internal error: cannot generate a MAC address")]
+    Random(#[source] std::io::Error),
+}
+
+/// Everything that went wrong while stopping; stopping goes on past errors
+/// so that as much as possible is removed.
+#[derive(Debug, thiserror::Error)]
+#[error("stopping network '{network}' left work undone: {}", .errors.join("; "))]
+pub struct StopError {
+    pub network: String,
+    pub errors: Vec<String>,
+}
+
+/// libvirt's default template when a definition names no bridge.
+const DEFAULT_BRIDGE_TEMPLATE: &str = "virbr%d";
+/// libvirt gives up after this many candidate names.
+const MAX_BRIDGE_ID: u32 = 256;
+
+/// Starts `def`. `reserved` are bridge names other virtnet networks hold
+/// (running or about to be).
+pub async fn start(
+    def: &NetworkDef,
+    env: &Environment,
+    reserved: &[String],
+) -> Result<RunningNetwork, StartError> {
+    let netlink = Netlink::connect()?;
+    let links = netlink.link_names().await?;
+    let bridge = choose_bridge_name(def, &links, reserved)?;
+    let mac = match def.mac {
+        Some(mac) => mac,
+        None => generate_mac().map_err(StartError::Random)?,
+    };
+    let paths = env.dnsmasq_paths(&bridge);
+    let files = DnsmasqFiles {
+        state_dir: paths.hosts.parent().map(PathBuf::from).unwrap_or_default(),
+        pid_file: Some(paths.pid.clone()),
+        lease_file: Some(paths.leases.clone()),
+    };
+    match network::plan(def, &bridge, mac, &files)? {
+        NetworkPlan::HostDevices(devices) => {
+            check_host_devices(def, &devices, &links)?;
+            Ok(RunningNetwork {
+                name: def.name.to_string(),
+                uuid: def.uuid.to_string(),
+                bridge: None,
+                firewall: None,
+                dnsmasq: None,
+                pool: pool_for(def, &devices),
+                host_devices: Some(devices),
+            })
+        }
+        NetworkPlan::Bridged(plan) => {
+            let mut started = Started::default();
+            match start_bridged(env, &netlink, &plan, &paths, &mut started).await {
+                Ok(()) => Ok(RunningNetwork {
+                    name: def.name.to_string(),
+                    uuid: def.uuid.to_string(),
+                    bridge: started.bridge,
+                    firewall: plan.firewall.clone(),
+                    dnsmasq: started.dnsmasq,
+                    host_devices: None,
+                    pool: None,
+                }),
+                Err(error) => {
+                    // Best effort: the start error is what the caller needs.
+                    let _ = undo(&netlink, &started, plan.firewall.as_ref()).await;
+                    Err(error)
+                }
+            }
+        }
+    }
+}
+
+/// Steps of a start already made, for rollback.
+#[derive(Default)]
+struct Started {
+    bridge: Option<RunningBridge>,
+    firewall: bool,
+    dnsmasq: Option<DnsmasqInstance>,
+}
+
+async fn start_bridged(
+    env: &Environment,
+    netlink: &Netlink,
+    plan: &BridgedPlan,
+    paths: &DnsmasqPaths,
+    started: &mut Started,
+) -> Result<(), StartError> {
+    check_route_collisions(netlink, plan).await?;
+    let bridge = &plan.bridge;
+    let ifindex = netlink.create_bridge(bridge).await?;
+    started.bridge = Some(RunningBridge {
+        name: bridge.name.clone(),
+        ifindex,
+        mac: bridge.mac,
+    });
+    sysctl::bridge_ipv6(&bridge.name, bridge.ipv6)?;
+    for (address, prefix) in &bridge.addresses {
+        netlink.add_address(ifindex, *address, *prefix).await?;
+    }
+    netlink.set_up(ifindex).await?;
+    for route in &bridge.routes {
+        netlink.add_route(ifindex, route).await?;
+    }
+    if plan.forwarding.ipv4 {
+        sysctl::set("ipv4/ip_forward", "1")?;
+    }
+    if plan.forwarding.ipv6 {
+        sysctl::set("ipv6/conf/all/forwarding", "1")?;
+    }
+    if let Some(rules) = &plan.firewall {
+        started.firewall = true;
+        firewall::start(rules).await?;
+    }
+    if plan.dhcp_checksum_fix {
+        add_checksum_fix(env, &bridge.name).await?;
+    }
+    if let Some(dnsmasq_plan) = &plan.dnsmasq {
+        for file in [&paths.config, &paths.hosts] {
+            if let Some(dir) = file.parent() {
+                std::fs::create_dir_all(dir).map_err(|source| StartError::Directory {
+                    path: dir.to_owned(),
+                    source,
+                })?;
+            }
+        }
+        started.dnsmasq = Some(dnsmasq::start(dnsmasq_plan, paths, &env.dnsmasq).await?);
+    }
+    Ok(())
+}
+
+/// Removes what a (partial) start made, in reverse order.
+async fn undo(
+    netlink: &Netlink,
+    started: &Started,
+    rules: Option<&crate::plan::firewall::FirewallPlan>,
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    if let Some(instance) = &started.dnsmasq
+        && let Err(error) = instance.stop().await
+    {
+        errors.push(crate::definition::error_chain(&error));
+    }
+    if started.firewall
+        && let Some(rules) = rules
+        && let Err(error) = firewall::stop(rules).await
+    {
+        errors.push(crate::definition::error_chain(&error));
+    }
+    if let Some(bridge) = &started.bridge
+        && let Err(error) = netlink.delete_link(bridge.ifindex).await
+    {
+        errors.push(crate::definition::error_chain(&error));
+    }
+    errors
+}
+
+/// Stops a running network: everything [`start`] made goes, in reverse.
+pub async fn stop(running: &RunningNetwork) -> Result<(), StopError> {
+    let mut errors = Vec::new();
+    match Netlink::connect() {
+        Ok(netlink) => {
+            let started = Started {
+                bridge: running.bridge.clone(),
+                firewall: running.firewall.is_some(),
+                dnsmasq: running.dnsmasq.clone(),
+            };
+            errors.extend(undo(&netlink, &started, running.firewall.as_ref()).await);
+        }
+        Err(error) => errors.push(crate::definition::error_chain(&error)),
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(StopError {
+            network: running.name.clone(),
+            errors,
+        })
+    }
+}
+
+fn choose_bridge_name(
+    def: &NetworkDef,
+    links: &[String],
+    reserved: &[String],
+) -> Result<String, StartError> {
+    let taken = |name: &str| links.iter().chain(reserved).any(|link| link == name);
+    let template = match &def.bridge.name {
+        Some(name) if !name.is_template() => {
+            if taken(name.as_str()) {
+                return Err(StartError::BridgeInUse(name.to_string()));
+            }
+            return Ok(name.to_string());
+        }
+        Some(template) => template.clone(),
+        None => crate::definition::BridgeName::new(DEFAULT_BRIDGE_TEMPLATE)
+            .map_err(|_| StartError::NoFreeBridgeName(0))?,
+    };
+    (0..MAX_BRIDGE_ID)
+        .filter_map(|index| template.instantiate(index))
+        .map(|name| name.to_string())
+        .find(|name| !taken(name))
+        .ok_or(StartError::NoFreeBridgeName(MAX_BRIDGE_ID))
+}
+
+/// A random locally administered MAC in libvirt's 52:54:00 range.
+fn generate_mac() -> std::io::Result<MacAddr> {
+    let mut tail = [0u8; 3];
+    crate::random::fill(&mut tail)?;
+    Ok(MacAddr([0x52, 0x54, 0x00, tail[0], tail[1], tail[2]]))
+}
+
+async fn check_route_collisions(netlink: &Netlink, plan: &BridgedPlan) -> Result<(), StartError> {
+    let wanted: Vec<Subnet> = plan
+        .bridge
+        .addresses
+        .iter()
+        .map(|(address, prefix)| Subnet::new(*address, *prefix))
+        .chain(plan.bridge.routes.iter().map(|route| route.destination))
+        .collect();
+    let routes = netlink.routes().await?;
+    let Some(route) = routes
+        .iter()
+        .find(|route| wanted.contains(&route.destination))
+    else {
+        return Ok(());
+    };
+    let names = netlink.link_indexes().await?;
+    let interface = route
+        .interface
+        .and_then(|index| names.get(&index).cloned())
+        .unwrap_or_else(|| "(unknown)".to_owned());
+    Err(StartError::SubnetInUse(interface))
+}
+
+fn check_host_devices(
+    def: &NetworkDef,
+    devices: &HostDevices,
+    links: &[String],
+) -> Result<(), StartError> {
+    let missing = |what, device: &str| StartError::MissingDevice {
+        network: def.name.to_string(),
+        what,
+        device: device.to_owned(),
+    };
+    match devices {
+        HostDevices::Bridge(bridge) => {
+            if !std::path::Path::new(&format!("/sys/class/net/{bridge}/bridge")).exists()
+                || !links.contains(bridge)
+            {
+                return Err(missing("bridge", bridge));
+            }
+        }
+        HostDevices::Netdevs(names) => {
+            if let Some(name) = names.iter().find(|name| !links.contains(name)) {
+                return Err(missing("interface", name));
+            }
+        }
+        HostDevices::PhysicalFunction(pf) => {
+            if !links.contains(pf) {
+                return Err(missing("interface", pf));
+            }
+        }
+        HostDevices::Pci(addresses) => {
+            if let Some(address) = addresses
+                .iter()
+                .find(|address| !std::path::Path::new(&pci_sysfs(address)).exists())
+            {
+                return Err(missing("PCI device", &pci_name(address)));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn pci_name(address: &PciAddress) -> String {
+    format!(
+        "{:04x}:{:02x}:{:02x}.{:x}",
+        address.domain, address.bus, address.slot, address.function
+    )
+}
+
+fn pci_sysfs(address: &PciAddress) -> String {
+    format!("/sys/bus/pci/devices/{}", pci_name(address))
+}
+
+fn pool_for(def: &NetworkDef, devices: &HostDevices) -> Option<InterfacePool> {
+    let mode = def.forward_mode()?;
+    let members: Vec<String> = match devices {
+        HostDevices::Bridge(_) => return None,
+        HostDevices::Netdevs(names) => names.clone(),
+        HostDevices::Pci(addresses) => addresses.iter().map(pci_name).collect(),
+        HostDevices::PhysicalFunction(pf) => virtual_functions(pf),
+    };
+    Some(InterfacePool::new(mode, members))
+}
+
+/// The network devices of a physical function's virtual functions.
+fn virtual_functions(pf: &str) -> Vec<String> {
+    let device = PathBuf::from(format!("/sys/class/net/{pf}/device"));
+    let Ok(entries) = std::fs::read_dir(&device) else {
+        return Vec::new();
+    };
+    let mut functions: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("virtfn"))
+        .filter_map(|entry| std::fs::read_dir(entry.path().join("net")).ok())
+        .flat_map(|names| names.filter_map(Result::ok))
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    functions.sort();
+    functions
+}
+
+/// libvirt's fix-up for guests that drop DHCP replies with an unfilled UDP
+/// checksum: a `csum` action on udp port 68 leaving the bridge. nftables has
+/// no checksum statement, so this uses tc; the qdisc goes with the bridge.
+async fn add_checksum_fix(env: &Environment, bridge: &str) -> Result<(), StartError> {
+    let commands: [&[&str]; 2] = [
+        &[
+            "qdisc", "add", "dev", bridge, "root", "handle", "1:", "htb", "default", "2",
+        ],
+        &[
+            "filter", "add", "dev", bridge, "prio", "2", "protocol", "ip", "parent", "1:", "u32",
+            "match", "ip", "dport", "68", "ffff", "action", "csum", "ip", "and", "udp",
+        ],
+    ];
+    for arguments in commands {
+        let output = tokio::process::Command::new(&env.tc)
+            .args(arguments)
+            .output()
+            .await
+            .map_err(|error| StartError::ChecksumFix {
+                bridge: bridge.to_owned(),
+                message: error.to_string(),
+            })?;
+        if !output.status.success() {
+            return Err(StartError::ChecksumFix {
+                bridge: bridge.to_owned(),
+                message: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,5 +1,6 @@
 //! Links, addresses and routes over rtnetlink.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use futures_util::TryStreamExt;
@@ -69,7 +70,8 @@ impl Netlink {
         }
     }
 
-    pub async fn link_names(&self) -> Result<Vec<String>> {
+    /// Every link of the namespace, by index.
+    pub async fn link_indexes(&self) -> Result<HashMap<u32, String>> {
         let links: Vec<LinkMessage> = self
             .handle
             .link()
@@ -84,11 +86,15 @@ impl Netlink {
                 link.attributes
                     .iter()
                     .find_map(|attribute| match attribute {
-                        LinkAttribute::IfName(name) => Some(name.clone()),
+                        LinkAttribute::IfName(name) => Some((link.header.index, name.clone())),
                         _ => None,
                     })
             })
             .collect())
+    }
+
+    pub async fn link_names(&self) -> Result<Vec<String>> {
+        Ok(self.link_indexes().await?.into_values().collect())
     }
 
     /// Creates the bridge, down, with its MAC, MTU and STP settings; returns its index.

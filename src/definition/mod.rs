@@ -57,7 +57,8 @@ pub struct Metadata {
     pub inherited: Vec<NsBinding>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ForwardMode {
     Nat,
     Route,

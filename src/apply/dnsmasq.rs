@@ -1,0 +1,163 @@
+//! Runs one dnsmasq per network: writes its files, starts it (it detaches
+//! and drops to an unprivileged user, as dnsmasq does by default), and stops
+//! exactly that process again, found by the pid it recorded.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::dnsmasq::DnsmasqPlan;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DnsmasqError {
+    #[error("cannot write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot run {binary}")]
+    Spawn {
+        binary: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("dnsmasq refused to start: {0}")]
+    Failed(String),
+    #[error("dnsmasq started but its pid file {0} holds no pid")]
+    NoPid(PathBuf),
+    #[error("dnsmasq (pid {pid}) did not exit after SIGTERM")]
+    StillRunning { pid: u32 },
+    #[error("cannot signal dnsmasq (pid {pid})")]
+    Signal {
+        pid: u32,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Where a network's dnsmasq keeps its files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsmasqPaths {
+    pub config: PathBuf,
+    pub pid: PathBuf,
+    pub hosts: PathBuf,
+    pub addn_hosts: PathBuf,
+    pub leases: PathBuf,
+}
+
+impl DnsmasqPaths {
+    /// Files the network owns, all removed when it stops.
+    fn owned(&self) -> [&Path; 5] {
+        [
+            &self.config,
+            &self.pid,
+            &self.hosts,
+            &self.addn_hosts,
+            &self.leases,
+        ]
+    }
+}
+
+/// A running dnsmasq, as recorded in a network's status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsmasqInstance {
+    pub pid: u32,
+    pub paths: DnsmasqPaths,
+}
+
+/// Writes `contents` to `path` atomically: temporary file, fsync, rename.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let temporary = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+pub async fn start(
+    plan: &DnsmasqPlan,
+    paths: &DnsmasqPaths,
+    binary: &Path,
+) -> Result<DnsmasqInstance, DnsmasqError> {
+    for (path, contents) in [
+        (&paths.hosts, &plan.hosts_file),
+        (&paths.addn_hosts, &plan.addn_hosts),
+        (&paths.config, &plan.config),
+    ] {
+        write_atomically(path, contents.as_bytes()).map_err(|source| DnsmasqError::Write {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    let _ = std::fs::remove_file(&paths.pid);
+    // dnsmasq forks, and its first process exits only once the daemon is
+    // set up (or with the reason it could not be).
+    let output = tokio::process::Command::new(binary)
+        .arg(format!("--conf-file={}", paths.config.display()))
+        .output()
+        .await
+        .map_err(|source| DnsmasqError::Spawn {
+            binary: binary.to_owned(),
+            source,
+        })?;
+    if !output.status.success() {
+        let message = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        return Err(DnsmasqError::Failed(message));
+    }
+    let pid = std::fs::read_to_string(&paths.pid)
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .ok_or_else(|| DnsmasqError::NoPid(paths.pid.clone()))?;
+    Ok(DnsmasqInstance {
+        pid,
+        paths: paths.clone(),
+    })
+}
+
+impl DnsmasqInstance {
+    /// The process is alive and is this network's dnsmasq (not a reused pid).
+    pub fn is_running(&self) -> bool {
+        let Ok(cmdline) = std::fs::read(format!("/proc/{}/cmdline", self.pid)) else {
+            return false;
+        };
+        let config = format!("--conf-file={}", self.paths.config.display());
+        cmdline
+            .split(|byte| *byte == 0)
+            .any(|argument| argument == config.as_bytes())
+    }
+
+    /// Stops the process and removes the network's dnsmasq files.
+    pub async fn stop(&self) -> Result<(), DnsmasqError> {
+        if self.is_running() {
+            let pid = self.pid;
+            let target = libc::pid_t::try_from(pid).unwrap_or(libc::pid_t::MAX);
+            // SAFETY: kill(2) takes plain integers; `target` is the pid of
+            // the dnsmasq we started, checked just above through its cmdline.
+            if unsafe { libc::kill(target, libc::SIGTERM) } != 0 {
+                let source = std::io::Error::last_os_error();
+                if source.raw_os_error() != Some(libc::ESRCH) {
+                    return Err(DnsmasqError::Signal { pid, source });
+                }
+            }
+            let mut waited = Duration::ZERO;
+            while self.is_running() {
+                if waited >= Duration::from_secs(5) {
+                    return Err(DnsmasqError::StillRunning { pid });
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                waited += Duration::from_millis(5);
+            }
+        }
+        for path in self.paths.owned() {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,32 @@
+//! What virtnet records about running networks: everything needed to stop
+//! one, or to find it again after a restart.
+
+pub mod pool;
+
+use serde::{Deserialize, Serialize};
+
+use crate::apply::dnsmasq::DnsmasqInstance;
+use crate::plan::firewall::FirewallPlan;
+use crate::plan::network::HostDevices;
+use crate::state::pool::InterfacePool;
+
+/// The bridge a network created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunningBridge {
+    pub name: String,
+    pub ifindex: u32,
+    pub mac: [u8; 6],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunningNetwork {
+    pub name: String,
+    pub uuid: String,
+    pub bridge: Option<RunningBridge>,
+    pub firewall: Option<FirewallPlan>,
+    pub dnsmasq: Option<DnsmasqInstance>,
+    /// Devices handed to guests, for modes without a bridge of their own.
+    pub host_devices: Option<HostDevices>,
+    /// Those devices with their connection counts, for port allocation.
+    pub pool: Option<InterfacePool>,
+}

@@ -1,0 +1,94 @@
+//! The device pool of a network without a bridge of its own, with the
+//! connection counts a port allocator needs.
+
+use serde::{Deserialize, Serialize};
+
+use crate::definition::ForwardMode;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolMember {
+    pub device: String,
+    pub connections: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfacePool {
+    pub mode: ForwardMode,
+    pub members: Vec<PoolMember>,
+}
+
+impl InterfacePool {
+    pub fn new(mode: ForwardMode, devices: impl IntoIterator<Item = String>) -> Self {
+        Self {
+            mode,
+            members: devices
+                .into_iter()
+                .map(|device| PoolMember {
+                    device,
+                    connections: 0,
+                })
+                .collect(),
+        }
+    }
+
+    /// Picks a device for a new guest port: passthrough and hostdev need a
+    /// device of their own; the macvtap modes share, least used first.
+    pub fn acquire(&mut self) -> Option<&str> {
+        let exclusive = matches!(self.mode, ForwardMode::Passthrough | ForwardMode::Hostdev);
+        let member = self
+            .members
+            .iter_mut()
+            .filter(|member| !exclusive || member.connections == 0)
+            .min_by_key(|member| member.connections)?;
+        member.connections += 1;
+        Some(&member.device)
+    }
+
+    /// Returns a port's device; false when it is not in use.
+    pub fn release(&mut self, device: &str) -> bool {
+        match self
+            .members
+            .iter_mut()
+            .find(|member| member.device == device && member.connections > 0)
+        {
+            Some(member) => {
+                member.connections -= 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn connections(&self) -> u32 {
+        self.members.iter().map(|member| member.connections).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn devices(names: &[&str]) -> Vec<String> {
+        names.iter().map(|name| (*name).to_owned()).collect()
+    }
+
+    #[test]
+    fn passthrough_gives_each_device_once() {
+        let mut pool = InterfacePool::new(ForwardMode::Passthrough, devices(&["a", "b"]));
+        assert_eq!(pool.acquire(), Some("a"));
+        assert_eq!(pool.acquire(), Some("b"));
+        assert_eq!(pool.acquire(), None);
+        assert!(pool.release("a"));
+        assert!(!pool.release("a"));
+        assert_eq!(pool.acquire(), Some("a"));
+        assert_eq!(pool.connections(), 2);
+    }
+
+    #[test]
+    fn macvtap_modes_share_least_used_first() {
+        let mut pool = InterfacePool::new(ForwardMode::Vepa, devices(&["a", "b"]));
+        let picks: Vec<String> = (0..4).map(|_| pool.acquire().unwrap().to_owned()).collect();
+        assert_eq!(picks, ["a", "b", "a", "b"]);
+        assert_eq!(pool.connections(), 4);
+    }
+}
