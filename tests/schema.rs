@@ -4,27 +4,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+
 use std::process::Command;
 
-use common::{corpus_dir, project_dir, read_tsv, sample_paths};
+use common::{ScratchDir, corpus_dir, project_dir, read_tsv, sample_paths};
 use virtnet::definition::{FormatFlags, NetworkDef};
-
-/// A scratch directory removed when the test ends, pass or fail.
-struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("virtnet-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        Self(dir)
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn xmllint_failures(files: &[PathBuf]) -> Vec<String> {
     let schema = project_dir().join("schemas/network.rng");

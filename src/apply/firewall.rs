@@ -362,6 +362,10 @@ pub fn stop_batch(plan: &FirewallPlan) -> Transaction {
     batch
 }
 
+/// Serializes this process's transactions, so that removing the table once
+/// its last network is gone cannot race with a network being added.
+static TRANSACTIONS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Installs a network's rules.
 ///
 /// nft 1.0.6 fails a transaction that both creates an interval map and adds
@@ -369,6 +373,7 @@ pub fn stop_batch(plan: &FirewallPlan) -> Transaction {
 /// (first network, or after `nft flush ruleset`), the skeleton therefore
 /// goes in alone first; the network's transaction is atomic either way.
 pub async fn start(plan: &FirewallPlan) -> Result<(), FirewallError> {
+    let _serialized = TRANSACTIONS.lock().await;
     let what = format!("starting bridge {}", plan.bridge);
     let transaction = start_batch(plan);
     if apply(&transaction, &what).await.is_ok() {
@@ -382,11 +387,40 @@ pub async fn start(plan: &FirewallPlan) -> Result<(), FirewallError> {
 
 /// Removes a network's rules, and only those.
 pub async fn stop(plan: &FirewallPlan) -> Result<(), FirewallError> {
+    let _serialized = TRANSACTIONS.lock().await;
     apply(
         &stop_batch(plan),
         &format!("stopping bridge {}", plan.bridge),
     )
-    .await
+    .await?;
+    if network_chains().await == 0 {
+        let mut transaction = Transaction::default();
+        transaction.delete(NfListObject::Table(table()));
+        apply(&transaction, "removing virtnet's empty table").await?;
+    }
+    Ok(())
+}
+
+/// How many chains of networks the table holds (0 when it is absent).
+async fn network_chains() -> usize {
+    let listing = nftables::helper::get_current_ruleset_raw_async(
+        None::<&str>,
+        ["list", "table", "inet", TABLE],
+    )
+    .await;
+    // nft refuses to list a table that does not exist.
+    let Ok(listing) = listing else {
+        return 0;
+    };
+    let document: Value = serde_json::from_str(&listing).unwrap_or(Value::Null);
+    document["nftables"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|object| object.get("chain")?.get("name")?.as_str())
+        .filter(|name| *name != FORWARD && *name != POSTROUTING)
+        .count()
 }
 
 /// Runs the transaction with `nft -j -f -`.

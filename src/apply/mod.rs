@@ -410,31 +410,57 @@ fn virtual_functions(pf: &str) -> Vec<String> {
 /// libvirt's fix-up for guests that drop DHCP replies with an unfilled UDP
 /// checksum: a `csum` action on udp port 68 leaving the bridge. nftables has
 /// no checksum statement, so this uses tc; the qdisc goes with the bridge.
+/// A kernel without the csum action (CONFIG_NET_ACT_CSUM) gets no fix-up,
+/// with a warning: only guests that rely on checksum offload need it.
 async fn add_checksum_fix(env: &Environment, bridge: &str) -> Result<(), StartError> {
-    let commands: [&[&str]; 2] = [
+    let failed = |message| StartError::ChecksumFix {
+        bridge: bridge.to_owned(),
+        message,
+    };
+    run_tc(
+        env,
+        bridge,
         &[
-            "qdisc", "add", "dev", bridge, "root", "handle", "1:", "htb", "default", "2",
+            "qdisc", "add", "dev", "BRIDGE", "root", "handle", "1:", "htb", "default", "2",
         ],
-        &[
-            "filter", "add", "dev", bridge, "prio", "2", "protocol", "ip", "parent", "1:", "u32",
-            "match", "ip", "dport", "68", "ffff", "action", "csum", "ip", "and", "udp",
-        ],
+    )
+    .await
+    .map_err(failed)?;
+    let filter = [
+        "filter", "add", "dev", "BRIDGE", "prio", "2", "protocol", "ip", "parent", "1:", "u32",
+        "match", "ip", "dport", "68", "ffff", "action", "csum", "ip", "and", "udp",
     ];
-    for arguments in commands {
-        let output = tokio::process::Command::new(&env.tc)
-            .args(arguments)
-            .output()
-            .await
-            .map_err(|error| StartError::ChecksumFix {
-                bridge: bridge.to_owned(),
-                message: error.to_string(),
-            })?;
-        if !output.status.success() {
-            return Err(StartError::ChecksumFix {
-                bridge: bridge.to_owned(),
-                message: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-            });
+    match run_tc(env, bridge, &filter).await {
+        Ok(()) => Ok(()),
+        Err(message) if message.contains("Failed to load TC action module") => {
+            tracing::warn!(
+                bridge,
+                "the kernel has no tc csum action (CONFIG_NET_ACT_CSUM); DHCP replies keep the checksum the host computed"
+            );
+            run_tc(env, bridge, &["qdisc", "del", "dev", "BRIDGE", "root"])
+                .await
+                .map_err(failed)
         }
+        Err(message) => Err(failed(message)),
     }
-    Ok(())
+}
+
+/// Runs tc with `BRIDGE` in `arguments` replaced by the bridge name.
+async fn run_tc(env: &Environment, bridge: &str, arguments: &[&str]) -> Result<(), String> {
+    let output = tokio::process::Command::new(&env.tc)
+        .args(arguments.iter().map(|argument| {
+            if *argument == "BRIDGE" {
+                bridge
+            } else {
+                argument
+            }
+        }))
+        .output()
+        .await
+        .map_err(|error| error.to_string())?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).trim().to_owned())
+    }
 }

@@ -7,7 +7,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::xml::tree::{Element, Node};
 
@@ -467,7 +467,7 @@ fn dnsmasq_options(root: &Element) -> Result<Vec<ConfigText>> {
 fn metadata(root: &Element, element: &Element) -> Option<Metadata> {
     element.elements().next()?;
     let mut kept = element.clone();
-    let mut seen: Vec<Rc<str>> = Vec::new();
+    let mut seen: Vec<Arc<str>> = Vec::new();
     kept.children.retain(|node| match node {
         Node::Element(child) => match &child.namespace {
             Some(namespace) if !seen.contains(namespace) => {

@@ -8,7 +8,7 @@
 //! entity-expansion bombs) and undefined entities.
 
 use std::borrow::Cow;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use quick_xml::XmlVersion;
 use quick_xml::escape::resolve_predefined_entity;
@@ -60,7 +60,7 @@ pub struct Element {
     /// The name as written, with its prefix (`dnsmasq:option`).
     pub name: String,
     /// The resolved namespace URI, `None` for the empty namespace.
-    pub namespace: Option<Rc<str>>,
+    pub namespace: Option<Arc<str>>,
     /// Attributes other than namespace declarations, in document order.
     pub attributes: Vec<(String, String)>,
     /// Namespace declarations made on this element.
@@ -237,12 +237,12 @@ impl TreeBuilder {
         Ok(())
     }
 
-    fn resolve(&self, prefix: &str) -> Result<Option<Rc<str>>, XmlError> {
+    fn resolve(&self, prefix: &str) -> Result<Option<Arc<str>>, XmlError> {
         match self.scope.iter().rev().find(|b| b.prefix == prefix) {
             Some(binding) if binding.uri.is_empty() => Ok(None),
-            Some(binding) => Ok(Some(Rc::from(binding.uri.as_str()))),
+            Some(binding) => Ok(Some(Arc::from(binding.uri.as_str()))),
             None if prefix.is_empty() => Ok(None),
-            None if prefix == "xml" => Ok(Some(Rc::from("http://www.w3.org/XML/1998/namespace"))),
+            None if prefix == "xml" => Ok(Some(Arc::from("http://www.w3.org/XML/1998/namespace"))),
             None => Err(XmlError::UndeclaredPrefix(prefix.to_owned())),
         }
     }

@@ -136,13 +136,17 @@ impl Drop for Netns {
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
 /// Connects `inner` (in `ns`) to `outer` (in `host`) with a veth pair.
 pub fn veth(host: &Netns, outer: &str, ns: &Netns, inner: &str) {
-    host.ip(&["link", "add", outer, "type", "veth", "peer", "name", inner, "netns", &ns.name]);
+    host.ip(&[
+        "link", "add", outer, "type", "veth", "peer", "name", inner, "netns", &ns.name,
+    ]);
     host.ip(&["link", "set", outer, "up"]);
     ns.ip(&["link", "set", inner, "up"]);
 }
