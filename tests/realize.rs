@@ -138,7 +138,21 @@ impl Lab {
         self.host
             .ip(&["link", "set", &port, "master", bridge, "up"]);
         guest.ip(&["link", "set", "eth0", "up"]);
+        self.wait_forwarding(&port);
         guest
+    }
+
+    /// With STP on (libvirt's default) a new port learns for a while
+    /// before it forwards.
+    fn wait_forwarding(&self, port: &str) {
+        for _ in 0..200 {
+            let state = self.host.exec_ok(&["bridge", "link", "show", "dev", port]);
+            if state.contains("state forwarding") {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("port {port} never forwarded");
     }
 
     /// Runs real DHCP in the guest; returns the address it was given.
@@ -265,4 +279,301 @@ fn nat_keennet_guest_gets_a_lease_and_is_masqueraded() {
     drop(guest);
     lab.stop(&running);
     assert_eq!(before, lab.snapshot(), "stop leaves the host as it was");
+}
+
+#[test]
+fn route_mode_forwards_the_guests_own_address() {
+    let mut lab = Lab::new("route");
+    let before = lab.snapshot();
+    let running = lab.start(&sample("routed.xml")).expect("routed starts");
+    lab.outside
+        .ip(&["route", "add", "10.77.20.0/24", "via", "10.255.0.1"]);
+    let guest = lab.guest("vn-routed", None);
+    let address = lab.dhcp(&guest);
+    assert_eq!(
+        source_seen_outside(&lab, &guest),
+        address,
+        "the outside host sees the guest's own address"
+    );
+    assert!(
+        pings(&lab.outside, &address.to_string()),
+        "routed guests accept new connections from outside"
+    );
+    drop(guest);
+    lab.stop(&running);
+    assert_eq!(before, lab.snapshot());
+}
+
+#[test]
+fn open_mode_adds_no_rules_at_all() {
+    let mut lab = Lab::new("open");
+    let before = lab.snapshot();
+    let running = lab.start(&sample("open.xml")).expect("open starts");
+    assert!(running.firewall.is_none());
+    assert_eq!(
+        lab.host.exec_ok(&["nft", "list", "ruleset"]),
+        "",
+        "an open network has no rules from virtnet"
+    );
+    lab.outside
+        .ip(&["route", "add", "10.77.30.0/24", "via", "10.255.0.1"]);
+    let guest = lab.guest("vn-open", None);
+    let address = lab.dhcp(&guest);
+    assert_eq!(source_seen_outside(&lab, &guest), address);
+    drop(guest);
+    lab.stop(&running);
+    assert_eq!(before, lab.snapshot());
+}
+
+#[test]
+fn host_only_guest_reaches_the_host_but_not_beyond() {
+    let mut lab = Lab::new("hostonly");
+    let before = lab.snapshot();
+    let running = lab
+        .start(&sample("host-only.xml"))
+        .expect("host-only starts");
+    lab.outside
+        .ip(&["route", "add", "10.77.10.0/24", "via", "10.255.0.1"]);
+    let guest = lab.guest("vn-hostonly", None);
+    let address = lab.dhcp(&guest);
+    guest.ip(&["route", "replace", "default", "via", "10.77.10.1"]);
+    assert!(pings(&guest, "10.77.10.1"), "guest reaches the host");
+    assert!(!pings(&guest, "10.255.0.2"), "guest does not reach outside");
+    assert!(
+        !pings(&lab.outside, &address.to_string()),
+        "outside does not reach the guest"
+    );
+    drop(guest);
+    lab.stop(&running);
+    assert_eq!(before, lab.snapshot());
+}
+
+#[test]
+fn internal_network_connects_guests_and_nothing_else() {
+    let mut lab = Lab::new("internal");
+    let before = lab.snapshot();
+    let running = lab.start(&sample("internal.xml")).expect("internal starts");
+    assert!(running.dnsmasq.is_none(), "no addresses, no dnsmasq");
+    let first = lab.guest("vn-internal", None);
+    let second = lab.guest("vn-internal", None);
+    first.ip(&["addr", "add", "10.99.0.2/24", "dev", "eth0"]);
+    second.ip(&["addr", "add", "10.99.0.3/24", "dev", "eth0"]);
+    assert!(pings(&first, "10.99.0.3"), "guests talk to each other");
+    let bridge = lab
+        .host
+        .exec_ok(&["ip", "-o", "addr", "show", "dev", "vn-internal"]);
+    assert!(
+        !bridge.contains("inet "),
+        "the host has no address there: {bridge}"
+    );
+    first.ip(&["route", "add", "default", "dev", "eth0"]);
+    assert!(!pings(&first, "10.255.0.1"), "the host is not reachable");
+    drop((first, second));
+    lab.stop(&running);
+    assert_eq!(before, lab.snapshot());
+}
+
+#[test]
+fn default_and_keennet_cannot_reach_each_other() {
+    let mut lab = Lab::new("pair");
+    let before = lab.snapshot();
+    let default = lab.start(&sample("default.xml")).expect("default starts");
+    let keennet = lab.start(&sample("keennet.xml")).expect("keennet starts");
+    let in_default = lab.guest("virbr0", None);
+    let in_keennet = lab.guest("keenbr0", None);
+    let default_address = lab.dhcp(&in_default);
+    let keennet_address = lab.dhcp(&in_keennet);
+    assert_eq!(default_address.octets()[..3], [192, 168, 122]);
+    assert!(pings(&in_default, "192.168.122.1"));
+    assert!(pings(&in_keennet, "10.255.0.2"), "both still reach outside");
+    assert!(
+        !pings(&in_default, &keennet_address.to_string()),
+        "default's guest cannot reach keennet's"
+    );
+    assert!(
+        !pings(&in_keennet, &default_address.to_string()),
+        "keennet's guest cannot reach default's"
+    );
+    drop((in_default, in_keennet));
+    lab.stop(&keennet);
+    assert!(
+        lab.host
+            .exec_ok(&["nft", "list", "table", "inet", "virtnet"])
+            .contains("from_virbr0"),
+        "stopping one network leaves the other's rules"
+    );
+    lab.stop(&default);
+    assert_eq!(before, lab.snapshot());
+}
+
+#[test]
+fn dns_answers_for_dns_hosts_and_static_dhcp_hosts() {
+    let mut lab = Lab::new("dns");
+    let xml = "<network><name>dnstest</name><forward/>
+      <bridge name='vn-dnstest' stp='off'/>
+      <domain name='lab.test'/>
+      <dns><host ip='10.88.0.50'><hostname>fileserver</hostname></host></dns>
+      <ip address='10.88.0.1' netmask='255.255.255.0'><dhcp>
+        <range start='10.88.0.100' end='10.88.0.200'/>
+        <host mac='52:54:00:aa:bb:01' name='buildbox' ip='10.88.0.20'/>
+      </dhcp></ip></network>";
+    let before = lab.snapshot();
+    let running = lab.start(xml).expect("dns network starts");
+    let guest = lab.guest("vn-dnstest", Some("52:54:00:aa:bb:01"));
+    assert_eq!(
+        lab.dhcp(&guest),
+        Ipv4Addr::new(10, 88, 0, 20),
+        "a static host gets its fixed address"
+    );
+    for (name, address) in [
+        ("fileserver", "10.88.0.50"),
+        ("buildbox", "10.88.0.20"),
+        ("buildbox.lab.test", "10.88.0.20"),
+    ] {
+        let answer = guest.exec(&["busybox", "nslookup", name, "10.88.0.1"]);
+        let text = String::from_utf8_lossy(&answer.stdout);
+        assert!(
+            text.contains(address),
+            "{name} resolves to {address}: {text}"
+        );
+    }
+    drop(guest);
+    lab.stop(&running);
+    assert_eq!(before, lab.snapshot());
+}
+
+#[test]
+fn dual_stack_guest_gets_an_ipv6_address_from_router_advertisements() {
+    let mut lab = Lab::new("ipv6");
+    let xml = "<network><name>dual</name><forward/>
+      <bridge name='vn-dual6' stp='off'/>
+      <ip address='10.66.6.1' prefix='24'><dhcp><range start='10.66.6.10' end='10.66.6.20'/></dhcp></ip>
+      <ip family='ipv6' address='fd00:66:6::1' prefix='64'/></network>";
+    let before = lab.snapshot();
+    let running = lab.start(xml).expect("dual-stack network starts");
+    let guest = lab.guest("vn-dual6", None);
+    let v4 = lab.dhcp(&guest);
+    assert_eq!(v4.octets()[..3], [10, 66, 6]);
+    // The guest asks for a router advertisement when its link comes up; a
+    // second request covers one sent before dnsmasq could answer.
+    let mut global = String::new();
+    for attempt in 0..200 {
+        global = guest.exec_ok(&[
+            "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global",
+        ]);
+        if global.contains("fd00:66:6:") && !global.contains("tentative") {
+            break;
+        }
+        if attempt == 50 {
+            guest.ip(&["link", "set", "eth0", "down"]);
+            guest.ip(&["link", "set", "eth0", "up"]);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        global.contains("fd00:66:6:"),
+        "SLAAC address from RA: {global}\n{}",
+        lab.diagnose(&guest)
+    );
+    let ping6 = guest.exec(&[
+        "busybox",
+        "ping",
+        "-6",
+        "-c",
+        "3",
+        "-w",
+        "6",
+        "fd00:66:6::1",
+    ]);
+    assert!(
+        ping6.status.success(),
+        "IPv6 to the host: {ping6:?}\n{}\n{}",
+        guest.exec_ok(&["ip", "-6", "route"]),
+        lab.diagnose(&guest)
+    );
+    drop(guest);
+    lab.stop(&running);
+    assert_eq!(before, lab.snapshot());
+}
+
+#[test]
+fn macvtap_bridge_mode_guests_reach_each_other_over_the_uplink() {
+    let mut lab = Lab::new("macvtap");
+    let lan = Netns::new("lan");
+    veth(&lab.host, "mvup0", &lan, "eth0");
+    let xml = "<network><name>direct</name><forward mode='bridge'>
+        <interface dev='mvup0'/></forward></network>";
+    let running = lab.start(xml).expect("a macvtap network starts");
+    let mut pool = running.pool.clone().expect("a device pool");
+    let mut guests = Vec::new();
+    for (index, address) in ["10.55.0.2/24", "10.55.0.3/24"].iter().enumerate() {
+        let device = pool.acquire().expect("a device").to_owned();
+        assert_eq!(device, "mvup0");
+        lab.guests += 1;
+        let guest = Netns::new(&format!("mv{index}"));
+        let port = format!("mvg{index}");
+        lab.host.ip(&[
+            "link", "add", "link", &device, "name", &port, "type", "macvlan", "mode", "bridge",
+        ]);
+        lab.host.ip(&["link", "set", &port, "netns", &guest.name]);
+        guest.ip(&["addr", "add", address, "dev", &port]);
+        guest.ip(&["link", "set", &port, "up"]);
+        guests.push(guest);
+    }
+    assert_eq!(pool.connections(), 2);
+    assert!(pings(&guests[0], "10.55.0.3"), "bridge mode: guests talk");
+    lab.stop(&running);
+    drop(lan);
+}
+
+#[test]
+fn start_refuses_what_collides_and_leaves_no_trace() {
+    let lab = Lab::new("refuse");
+    let before = lab.snapshot();
+
+    lab.host.ip(&["link", "add", "keenbr0", "type", "bridge"]);
+    let error = lab.start(&sample("keennet.xml")).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "internal error: bridge name 'keenbr0' already in use."
+    );
+    lab.host.ip(&["link", "del", "keenbr0"]);
+
+    lab.host
+        .ip(&["addr", "add", "192.168.132.7/24", "dev", "uplink"]);
+    let error = lab.start(&sample("keennet.xml")).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "internal error: Network is already in use by interface uplink"
+    );
+    lab.host
+        .ip(&["addr", "del", "192.168.132.7/24", "dev", "uplink"]);
+
+    let error = lab.start(&sample("bridge.xml")).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("uses host bridge 'br0', which does not exist"),
+        "{error}"
+    );
+
+    let broken = Lab {
+        env: Environment {
+            dnsmasq: "/nonexistent/dnsmasq".into(),
+            ..lab.env.clone()
+        },
+        ..lab
+    };
+    let error = broken.start(&sample("keennet.xml")).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("cannot run /nonexistent/dnsmasq"),
+        "{error}"
+    );
+    assert_eq!(
+        before,
+        broken.snapshot(),
+        "a failed start rolls everything back"
+    );
 }

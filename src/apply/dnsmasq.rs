@@ -86,6 +86,21 @@ pub async fn start(
     paths: &DnsmasqPaths,
     binary: &Path,
 ) -> Result<DnsmasqInstance, DnsmasqError> {
+    let started = launch(plan, paths, binary).await;
+    if started.is_err() {
+        // Nothing of a failed start may stay behind.
+        for path in paths.owned() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    started
+}
+
+async fn launch(
+    plan: &DnsmasqPlan,
+    paths: &DnsmasqPaths,
+    binary: &Path,
+) -> Result<DnsmasqInstance, DnsmasqError> {
     for (path, contents) in [
         (&paths.hosts, &plan.hosts_file),
         (&paths.addn_hosts, &plan.addn_hosts),

@@ -18,7 +18,6 @@ use nftables::expr::{
     CT, Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, Prefix, Range, SetItem,
     Verdict,
 };
-use nftables::helper::NftablesError;
 use nftables::schema::{Chain, Element, FlushObject, NfCmd, NfListObject, NfObject, Table};
 use nftables::stmt::{JumpTarget, Match, NAT, NATFamily, Operator, Statement, VerdictMap};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
@@ -35,11 +34,15 @@ const FORWARD: &str = "forward";
 const POSTROUTING: &str = "postrouting";
 
 #[derive(Debug, thiserror::Error)]
-#[error("nftables transaction for {what} failed")]
-pub struct FirewallError {
-    what: String,
-    #[source]
-    source: NftablesError,
+pub enum FirewallError {
+    #[error("cannot run nft for {what}")]
+    Spawn {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("nft refused the transaction for {what}: {message}")]
+    Refused { what: String, message: String },
 }
 
 fn table() -> Table<'static> {
@@ -403,13 +406,8 @@ pub async fn stop(plan: &FirewallPlan) -> Result<(), FirewallError> {
 
 /// How many chains of networks the table holds (0 when it is absent).
 async fn network_chains() -> usize {
-    let listing = nftables::helper::get_current_ruleset_raw_async(
-        None::<&str>,
-        ["list", "table", "inet", TABLE],
-    )
-    .await;
     // nft refuses to list a table that does not exist.
-    let Ok(listing) = listing else {
+    let Ok(listing) = nft(&["-j", "list", "table", "inet", TABLE], "", "listing").await else {
         return 0;
     };
     let document: Value = serde_json::from_str(&listing).unwrap_or(Value::Null);
@@ -425,17 +423,39 @@ async fn network_chains() -> usize {
 
 /// Runs the transaction with `nft -j -f -`.
 async fn apply(batch: &Transaction, what: &str) -> Result<(), FirewallError> {
-    nftables::helper::apply_ruleset_raw_async(
-        &batch.to_json(),
-        None::<&str>,
-        std::iter::empty::<&str>(),
-    )
-    .await
-    .map(drop)
-    .map_err(|source| FirewallError {
+    nft(&["-j", "-f", "-"], &batch.to_json(), what)
+        .await
+        .map(drop)
+}
+
+/// Runs nft with `input` on its standard input; returns its output.
+async fn nft(arguments: &[&str], input: &str, what: &str) -> Result<String, FirewallError> {
+    use tokio::io::AsyncWriteExt;
+    let spawn_error = |source| FirewallError::Spawn {
         what: what.to_owned(),
         source,
-    })
+    };
+    let mut child = tokio::process::Command::new("nft")
+        .args(arguments)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(spawn_error)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input.as_bytes())
+            .await
+            .map_err(spawn_error)?;
+    }
+    let output = child.wait_with_output().await.map_err(spawn_error)?;
+    if !output.status.success() {
+        return Err(FirewallError::Refused {
+            what: what.to_owned(),
+            message: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ pub mod sysctl;
 
 use std::path::PathBuf;
 
-use crate::definition::{MacAddr, NetworkDef, PciAddress};
+use crate::definition::{MacAddr, NetworkDef, NetworkName, PciAddress};
 use crate::plan::dnsmasq::DnsmasqFiles;
 use crate::plan::firewall::Subnet;
 use crate::plan::network::{self, BridgedPlan, HostDevices, NetworkPlan};
@@ -44,16 +44,30 @@ impl Environment {
         }
     }
 
-    fn dnsmasq_paths(&self, bridge: &str) -> DnsmasqPaths {
-        let dir = self.state_dir.join("dnsmasq");
+    /// Where the dnsmasq of `network` on `bridge` keeps its files: the hosts
+    /// files are named after the network, as its configuration says.
+    fn dnsmasq_files(&self, network: &NetworkName, bridge: &str) -> (DnsmasqFiles, DnsmasqPaths) {
         let run = self.run_dir.join("dnsmasq");
-        DnsmasqPaths {
+        let files = DnsmasqFiles {
+            state_dir: self.state_dir.join("dnsmasq"),
+            pid_file: Some(run.join(format!("{bridge}.pid"))),
+            lease_file: Some(
+                self.state_dir
+                    .join("dnsmasq")
+                    .join(format!("{bridge}.leases")),
+            ),
+        };
+        let paths = DnsmasqPaths {
             config: run.join(format!("{bridge}.conf")),
             pid: run.join(format!("{bridge}.pid")),
-            hosts: dir.join(format!("{bridge}.hostsfile")),
-            addn_hosts: dir.join(format!("{bridge}.addnhosts")),
-            leases: dir.join(format!("{bridge}.leases")),
-        }
+            hosts: files.hosts_file(network),
+            addn_hosts: files.addn_hosts_file(network),
+            leases: self
+                .state_dir
+                .join("dnsmasq")
+                .join(format!("{bridge}.leases")),
+        };
+        (files, paths)
     }
 }
 
@@ -125,12 +139,7 @@ pub async fn start(
         Some(mac) => mac,
         None => generate_mac().map_err(StartError::Random)?,
     };
-    let paths = env.dnsmasq_paths(&bridge);
-    let files = DnsmasqFiles {
-        state_dir: paths.hosts.parent().map(PathBuf::from).unwrap_or_default(),
-        pid_file: Some(paths.pid.clone()),
-        lease_file: Some(paths.leases.clone()),
-    };
+    let (files, paths) = env.dnsmasq_files(&def.name, &bridge);
     match network::plan(def, &bridge, mac, &files)? {
         NetworkPlan::HostDevices(devices) => {
             check_host_devices(def, &devices, &links)?;

@@ -461,11 +461,10 @@ fn dnsmasq_options(root: &Element) -> Result<Vec<ConfigText>> {
         .collect()
 }
 
-/// Keeps `<metadata>` as libvirt does: only when it has element children;
-/// then children outside any namespace are dropped and only the first child
-/// of each namespace is kept.
+/// Keeps `<metadata>` as libvirt does: children outside any namespace are
+/// dropped and only the first child of each namespace is kept; nothing is
+/// kept when no child is left.
 fn metadata(root: &Element, element: &Element) -> Option<Metadata> {
-    element.elements().next()?;
     let mut kept = element.clone();
     let mut seen: Vec<Arc<str>> = Vec::new();
     kept.children.retain(|node| match node {
@@ -478,6 +477,9 @@ fn metadata(root: &Element, element: &Element) -> Option<Metadata> {
         },
         Node::Text(_) => false,
     });
+    // libvirt would print `<metadata/>` here, which it then drops when the
+    // output is read back; dropping it at once keeps formatting idempotent.
+    kept.elements().next()?;
     let mut used = Vec::new();
     collect_prefixes(&kept, &mut used);
     let inherited = used
@@ -1949,4 +1951,34 @@ fn check_mode_restrictions(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::definition::{FormatFlags, NetworkDef};
+
+    fn round_trip(xml: &str) -> String {
+        let first = NetworkDef::parse(xml)
+            .unwrap()
+            .to_xml(FormatFlags::default());
+        let second = NetworkDef::parse(&first)
+            .unwrap()
+            .to_xml(FormatFlags::default());
+        assert_eq!(first, second, "formatting is idempotent");
+        first
+    }
+
+    #[test]
+    fn metadata_without_namespaced_children_is_dropped() {
+        let xml = "<network><name>m</name><metadata><plain/></metadata></network>";
+        assert!(!round_trip(xml).contains("metadata"));
+        let kept = "<network><name>m</name><metadata><a:x xmlns:a='urn:a'>t</a:x><plain/></metadata></network>";
+        assert!(round_trip(kept).contains("<a:x xmlns:a=\"urn:a\">t</a:x>"));
+    }
+
+    #[test]
+    fn markup_characters_in_values_survive_a_round_trip() {
+        let xml = "<network><name>a&apos;b&quot;&lt;&gt;</name><forward mode='bridge'/><bridge name='br0'/></network>";
+        assert!(round_trip(xml).contains("<name>a&apos;b&quot;&lt;&gt;</name>"));
+    }
 }
