@@ -21,6 +21,7 @@ fn networkxml2conf_cases() {
         state_dir: PathBuf::from("/var/lib/libvirt/dnsmasq"),
         pid_file: None,
         lease_file: None,
+        host_resolvers: None,
     };
     let mut failures = Vec::new();
     for case in &cases {

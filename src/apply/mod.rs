@@ -56,6 +56,7 @@ impl Environment {
                     .join("dnsmasq")
                     .join(format!("{bridge}.leases")),
             ),
+            host_resolvers: Some(host_resolvers()),
         };
         let paths = DnsmasqPaths {
             config: run.join(format!("{bridge}.conf")),
@@ -118,6 +119,16 @@ pub enum StartError {
 pub struct StopError {
     pub network: String,
     pub errors: Vec<String>,
+}
+
+/// The nameservers of the host's /etc/resolv.conf.
+fn host_resolvers() -> Vec<std::net::IpAddr> {
+    std::fs::read_to_string("/etc/resolv.conf")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.strip_prefix("nameserver"))
+        .filter_map(|rest| rest.trim().parse().ok())
+        .collect()
 }
 
 /// libvirt's default template when a definition names no bridge.

@@ -13,6 +13,7 @@
 //! |---|---|---|
 //! | `dhcp-leasefile=<lease_file>` when DHCP is served (a lease file is then required) | starts dnsmasq with `--leasefile-ro --dhcp-script=libvirt_leaseshelper`: dnsmasq keeps a second process per network to run the helper on every lease event, and the helper keeps libvirt's lease database | at most one process per network; virtnet reads dnsmasq's own lease file |
 //! | `no-ping` when DHCPv4 is served | nothing: dnsmasq pings an address before offering it | the ping check makes every new guest wait about 3 s for its first lease (libvirt 9.0 measured 3.1 s) |
+//! | `server=` for each of the host's resolvers and `no-resolv`, where libvirt lets dnsmasq read resolv.conf (given `host_resolvers`) | dnsmasq reads and watches /etc/resolv.conf | a watch costs an inotify instance per dnsmasq; with the default `fs.inotify.max_user_instances=128` libvirt stops at ~127 networks. A change of the host's resolvers reaches a network when it is restarted |
 //!
 //! Not differences: `pid-file=` is written in both profiles when a pid file
 //! is given (libvirt always gives one; its conformance test gives none).
@@ -41,6 +42,10 @@ pub struct DnsmasqFiles {
     pub pid_file: Option<PathBuf>,
     /// dnsmasq's lease file; used by [`Profile::Virtnet`] only.
     pub lease_file: Option<PathBuf>,
+    /// The host's DNS servers (from resolv.conf), for [`Profile::Virtnet`]:
+    /// given to dnsmasq as `server=` lines so that it need not watch
+    /// resolv.conf. `None` lets dnsmasq read resolv.conf itself.
+    pub host_resolvers: Option<Vec<IpAddr>>,
 }
 
 impl DnsmasqFiles {
@@ -202,6 +207,23 @@ pub fn contents(
         if no_resolv {
             config.push("no-resolv");
         }
+    }
+    let reads_resolv_conf = want_dns
+        && def.forward.is_some()
+        && !dns
+            .forwarders
+            .iter()
+            .any(|forwarder| forwarder.addr.is_some() && forwarder.domain.is_none());
+    if profile == Profile::Virtnet
+        && reads_resolv_conf
+        && let Some(resolvers) = files.host_resolvers.as_ref().filter(|r| !r.is_empty())
+    {
+        // why: reading resolv.conf costs each dnsmasq an inotify instance, and
+        // the default limit of 128 per user would stop the 128th network.
+        for resolver in resolvers {
+            config.push(format_args!("server={}", address(resolver)));
+        }
+        config.push("no-resolv");
     }
     if let Some(domain) = &def.domain {
         if domain.local_only == Some(true) {
@@ -579,7 +601,42 @@ mod tests {
             state_dir: PathBuf::from("/run/virtnet/dnsmasq"),
             pid_file: None,
             lease_file: Some(PathBuf::from("/run/virtnet/dnsmasq/default.leases")),
+            host_resolvers: None,
         }
+    }
+
+    #[test]
+    fn virtnet_names_the_host_resolvers_instead_of_watching_resolv_conf() {
+        let files = DnsmasqFiles {
+            host_resolvers: Some(vec![
+                "192.0.2.53".parse().unwrap(),
+                "2001:db8::53".parse().unwrap(),
+            ]),
+            ..files()
+        };
+        let virtnet = plan(&def(NAT), "virbr0", &files, Profile::Virtnet)
+            .unwrap()
+            .unwrap()
+            .config;
+        assert!(
+            virtnet.contains("server=192.0.2.53\nserver=2001:db8::53\nno-resolv\n"),
+            "{virtnet}"
+        );
+        let libvirt = plan(&def(NAT), "virbr0", &files, Profile::Libvirt)
+            .unwrap()
+            .unwrap()
+            .config;
+        assert!(!libvirt.contains("no-resolv"), "{libvirt}");
+        let isolated = "<network><name>i</name><bridge name='virbr0'/>\
+            <ip address='10.0.0.1' prefix='24'/></network>";
+        let config = plan(&def(isolated), "virbr0", &files, Profile::Virtnet)
+            .unwrap()
+            .unwrap()
+            .config;
+        assert!(
+            !config.contains("server="),
+            "isolated networks forward nothing: {config}"
+        );
     }
 
     fn config(xml: &str, profile: Profile) -> String {

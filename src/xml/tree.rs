@@ -44,6 +44,8 @@ pub enum XmlError {
     TextOutsideRoot,
     #[error("XML error: document ends inside <{0}>")]
     Unclosed(String),
+    #[error("XML error: character U+{0:04X} is not allowed in XML")]
+    InvalidChar(u32),
     #[error("XML error: document is not valid UTF-8")]
     Encoding(#[source] std::str::Utf8Error),
 }
@@ -134,7 +136,23 @@ pub fn parse_document(input: &str) -> Result<Element, XmlError> {
     if input.len() > MAX_DOCUMENT_BYTES {
         return Err(XmlError::TooLarge(input.len()));
     }
+    // XML 1.0 allows no control characters but tab, newline and carriage
+    // return (libxml2 refuses them too); a NUL could otherwise end up in a
+    // configuration line.
+    check_chars(input)?;
     TreeBuilder::default().build(input)
+}
+
+/// XML 1.0 allows no control characters but tab, newline and carriage
+/// return, written or as character references (libxml2 refuses them too);
+/// a NUL could otherwise end up in a configuration line.
+fn check_chars(text: &str) -> Result<(), XmlError> {
+    match text.chars().find(|&c| {
+        (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{fffe}' || c == '\u{ffff}'
+    }) {
+        Some(c) => Err(XmlError::InvalidChar(c as u32)),
+        None => Ok(()),
+    }
 }
 
 /// Decodes bytes read from a file or stdin, enforcing the size limit first.
@@ -204,6 +222,7 @@ impl TreeBuilder {
                 .normalized_value_with(XmlVersion::Implicit1_0, 1, resolve_predefined_entity)
                 .map_err(XmlError::Syntax)?
                 .into_owned();
+            check_chars(&value)?;
             if key == "xmlns" {
                 declarations.push(NsBinding {
                     prefix: String::new(),
@@ -304,10 +323,12 @@ fn resolve_reference(name: &str) -> Result<String, XmlError> {
     } else {
         None
     };
-    code.and_then(char::from_u32)
-        .filter(|&c| c != '\0')
-        .map(String::from)
-        .ok_or_else(|| XmlError::UndefinedEntity(name.to_owned()))
+    let character = code
+        .and_then(char::from_u32)
+        .ok_or_else(|| XmlError::UndefinedEntity(name.to_owned()))?;
+    let text = String::from(character);
+    check_chars(&text)?;
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -378,6 +399,18 @@ mod tests {
             Err(XmlError::UndeclaredPrefix(_))
         ));
         assert!(matches!(parse_document("<a>"), Err(XmlError::Unclosed(_))));
+        assert!(matches!(
+            parse_document("<a>\u{0}</a>"),
+            Err(XmlError::InvalidChar(0))
+        ));
+        assert!(matches!(
+            parse_document("<a b='&#8;'/>"),
+            Err(XmlError::InvalidChar(8))
+        ));
+        assert!(matches!(
+            parse_document("<a>&#x1f;</a>"),
+            Err(XmlError::InvalidChar(0x1f))
+        ));
         assert!(parse_document("<a b='1' b='2'/>").is_err());
     }
 }
