@@ -1,17 +1,17 @@
 //! Applies [`FirewallPlan`]s to virtnet's nftables table, one atomic
 //! transaction per network start or stop, through `nft -j`.
 //!
-//! Every transaction first re-declares the table, its two base chains and
-//! its verdict maps, re-filling the base chains (flush, then their three
-//! rules). This keeps the shared skeleton idempotent and lets any
-//! transaction restore it after `nft flush ruleset`, without a separate
-//! set-up step that could race with other networks.
+//! The skeleton shared by all networks (table, verdict maps, base chains)
+//! is declared by a transaction of its own, idempotent, which also restores
+//! it after `nft flush ruleset`. A network's own transaction then only adds
+//! or removes that network's chains and map elements.
 //!
 //! Commands are the `nftables` crate's typed objects, except the verdict map
 //! declarations, which its schema cannot express (no `verdict` data type);
 //! those few objects are written as JSON here and checked by a unit test.
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use nftables::expr::{
@@ -239,7 +239,8 @@ fn statements(rule: &Rule) -> Vec<Statement<'static>> {
     statements
 }
 
-/// Declares (or restores) the table skeleton shared by all networks.
+/// Declares (or restores) the table skeleton shared by all networks: the
+/// table, its verdict maps, and its two base chains, refilled.
 fn add_skeleton(batch: &mut Transaction) {
     batch.add(NfListObject::Table(table()));
     for (name, key, interval) in [
@@ -337,7 +338,6 @@ fn chains(plan: &FirewallPlan) -> Vec<(String, &Vec<Rule>)> {
 /// The transaction that installs one network's rules.
 pub fn start_batch(plan: &FirewallPlan) -> Transaction {
     let mut batch = Transaction::default();
-    add_skeleton(&mut batch);
     for (name, rules) in chains(plan) {
         batch.add(NfListObject::Chain(chain(name.clone())));
         // A chain left by an interrupted run is emptied, not duplicated.
@@ -365,41 +365,67 @@ pub fn stop_batch(plan: &FirewallPlan) -> Transaction {
     batch
 }
 
-/// Serializes this process's transactions, so that removing the table once
-/// its last network is gone cannot race with a network being added.
-static TRANSACTIONS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// What this process knows of the table; the lock also serializes its
+/// transactions, so that removing the table once its last network is gone
+/// cannot race with a network being added.
+struct TableState {
+    /// The skeleton was declared (it may since have been flushed by others).
+    declared: bool,
+    /// Bridges whose rules this process installed or adopted.
+    bridges: BTreeSet<String>,
+}
 
-/// Installs a network's rules.
-///
-/// nft 1.0.6 fails a transaction that both creates an interval map and adds
-/// elements to it ("No such file or directory"). When the table is new
-/// (first network, or after `nft flush ruleset`), the skeleton therefore
-/// goes in alone first; the network's transaction is atomic either way.
-pub async fn start(plan: &FirewallPlan) -> Result<(), FirewallError> {
-    let _serialized = TRANSACTIONS.lock().await;
-    let what = format!("starting bridge {}", plan.bridge);
-    let transaction = start_batch(plan);
-    if apply(&transaction, &what).await.is_ok() {
-        return Ok(());
-    }
+static STATE: tokio::sync::Mutex<TableState> = tokio::sync::Mutex::const_new(TableState {
+    declared: false,
+    bridges: BTreeSet::new(),
+});
+
+async fn declare_skeleton(state: &mut TableState) -> Result<(), FirewallError> {
     let mut skeleton = Transaction::default();
     add_skeleton(&mut skeleton);
     apply(&skeleton, "declaring virtnet's table").await?;
-    apply(&transaction, &what).await
+    state.declared = true;
+    Ok(())
 }
 
-/// Removes a network's rules, and only those.
+/// Installs a network's rules in one transaction.
+///
+/// The shared skeleton is declared in a transaction of its own when this
+/// process has not declared it yet, or when the network's transaction
+/// fails because someone removed it (`nft flush ruleset`). Keeping it out of
+/// every network's transaction keeps those small; and nft 1.0.6 fails a
+/// transaction that both creates an interval map and adds elements to it.
+pub async fn start(plan: &FirewallPlan) -> Result<(), FirewallError> {
+    let mut state = STATE.lock().await;
+    if !state.declared {
+        declare_skeleton(&mut state).await?;
+    }
+    let what = format!("starting bridge {}", plan.bridge);
+    let transaction = start_batch(plan);
+    if apply(&transaction, &what).await.is_err() {
+        declare_skeleton(&mut state).await?;
+        apply(&transaction, &what).await?;
+    }
+    state.bridges.insert(plan.bridge.clone());
+    Ok(())
+}
+
+/// Removes a network's rules, and only those; the table goes with the last
+/// network (checked against the table itself, so networks this process did
+/// not start are never cut off).
 pub async fn stop(plan: &FirewallPlan) -> Result<(), FirewallError> {
-    let _serialized = TRANSACTIONS.lock().await;
+    let mut state = STATE.lock().await;
     apply(
         &stop_batch(plan),
         &format!("stopping bridge {}", plan.bridge),
     )
     .await?;
-    if network_chains().await == 0 {
+    state.bridges.remove(&plan.bridge);
+    if state.bridges.is_empty() && network_chains().await == 0 {
         let mut transaction = Transaction::default();
         transaction.delete(NfListObject::Table(table()));
         apply(&transaction, "removing virtnet's empty table").await?;
+        state.declared = false;
     }
     Ok(())
 }
@@ -464,24 +490,31 @@ mod tests {
     use crate::definition::NetworkDef;
 
     #[test]
-    fn transaction_declares_verdict_maps_and_network_objects() {
-        let def = NetworkDef::parse(
-            "<network><name>n</name><forward/><ip address='10.9.0.1' prefix='24'/></network>",
-        )
-        .unwrap();
-        let plan = crate::plan::firewall::plan(&def, "vbr").unwrap();
-        let json: Value = serde_json::from_str(&start_batch(&plan).to_json()).unwrap();
-        let commands = json["nftables"].as_array().unwrap();
+    fn transactions_declare_verdict_maps_and_touch_one_network() {
+        let mut skeleton = Transaction::default();
+        add_skeleton(&mut skeleton);
+        let skeleton: Value = serde_json::from_str(&skeleton.to_json()).unwrap();
+        let commands = skeleton["nftables"].as_array().unwrap();
         assert_eq!(
             commands[1],
             json!({"add": {"map": {"family": "inet", "table": "virtnet",
                 "name": "from_bridge", "type": "ifname", "map": "verdict"}}})
         );
         assert_eq!(commands[4]["add"]["map"]["flags"], json!(["interval"]));
-        let text = json.to_string();
-        for name in ["from_vbr", "to_vbr", "nat_vbr_0", "\"@nat_source4\""] {
-            assert!(text.contains(name), "{name} in {text}");
+
+        let def = NetworkDef::parse(
+            "<network><name>n</name><forward/><ip address='10.9.0.1' prefix='24'/></network>",
+        )
+        .unwrap();
+        let plan = crate::plan::firewall::plan(&def, "vbr").unwrap();
+        let start = start_batch(&plan).to_json();
+        for name in ["from_vbr", "to_vbr", "nat_vbr_0", "\"nat_source4\""] {
+            assert!(start.contains(name), "{name} in {start}");
         }
+        assert!(
+            !start.contains("\"forward\""),
+            "no skeleton in a network's transaction"
+        );
         let stop: Value = serde_json::from_str(&stop_batch(&plan).to_json()).unwrap();
         let deletes = stop["nftables"]
             .as_array()

@@ -11,8 +11,9 @@ pub mod netlink;
 pub mod sysctl;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::definition::{MacAddr, NetworkDef, NetworkName, PciAddress};
+use crate::definition::{MacAddr, NetworkDef, NetworkName, PciAddress, error_chain};
 use crate::plan::dnsmasq::DnsmasqFiles;
 use crate::plan::firewall::Subnet;
 use crate::plan::network::{self, BridgedPlan, HostDevices, NetworkPlan};
@@ -223,14 +224,7 @@ async fn start_bridged(
     if plan.forwarding.ipv6 {
         sysctl::set("ipv6/conf/all/forwarding", "1")?;
     }
-    if let Some(rules) = &plan.firewall {
-        started.firewall = true;
-        firewall::start(rules).await?;
-    }
-    if plan.dhcp_checksum_fix {
-        add_checksum_fix(env, &bridge.name).await?;
-    }
-    if let Some(dnsmasq_plan) = &plan.dnsmasq {
+    if plan.dnsmasq.is_some() {
         for file in [&paths.config, &paths.hosts] {
             if let Some(dir) = file.parent() {
                 std::fs::create_dir_all(dir).map_err(|source| StartError::Directory {
@@ -239,8 +233,39 @@ async fn start_bridged(
                 })?;
             }
         }
-        started.dnsmasq = Some(dnsmasq::start(dnsmasq_plan, paths, &env.dnsmasq).await?);
     }
+    // The firewall, the checksum fix-up and dnsmasq do not depend on each
+    // other; each waits on a process of its own, so they run side by side.
+    let (rules, checksum, dns) = tokio::join!(
+        async {
+            match &plan.firewall {
+                Some(rules) => firewall::start(rules).await.map(|()| true),
+                None => Ok(false),
+            }
+        },
+        async {
+            if plan.dhcp_checksum_fix {
+                add_checksum_fix(env, &bridge.name).await
+            } else {
+                Ok(())
+            }
+        },
+        async {
+            match &plan.dnsmasq {
+                Some(dnsmasq_plan) => dnsmasq::start(dnsmasq_plan, paths, &env.dnsmasq)
+                    .await
+                    .map(Some),
+                None => Ok(None),
+            }
+        },
+    );
+    started.firewall = matches!(rules, Ok(true));
+    if let Ok(instance) = &dns {
+        started.dnsmasq.clone_from(instance);
+    }
+    rules?;
+    checksum?;
+    dns?;
     Ok(())
 }
 
@@ -250,22 +275,25 @@ async fn undo(
     started: &Started,
     rules: Option<&crate::plan::firewall::FirewallPlan>,
 ) -> Vec<String> {
-    let mut errors = Vec::new();
-    if let Some(instance) = &started.dnsmasq
-        && let Err(error) = instance.stop().await
-    {
-        errors.push(crate::definition::error_chain(&error));
-    }
-    if started.firewall
-        && let Some(rules) = rules
-        && let Err(error) = firewall::stop(rules).await
-    {
-        errors.push(crate::definition::error_chain(&error));
-    }
+    let (dns, rules) = tokio::join!(
+        async {
+            match &started.dnsmasq {
+                Some(instance) => instance.stop().await.map_err(|e| error_chain(&e)),
+                None => Ok(()),
+            }
+        },
+        async {
+            match rules.filter(|_| started.firewall) {
+                Some(rules) => firewall::stop(rules).await.map_err(|e| error_chain(&e)),
+                None => Ok(()),
+            }
+        },
+    );
+    let mut errors: Vec<String> = [dns, rules].into_iter().filter_map(Result::err).collect();
     if let Some(bridge) = &started.bridge
         && let Err(error) = netlink.delete_link(bridge.ifindex).await
     {
-        errors.push(crate::definition::error_chain(&error));
+        errors.push(error_chain(&error));
     }
     errors
 }
@@ -282,7 +310,7 @@ pub async fn stop(running: &RunningNetwork) -> Result<(), StopError> {
             };
             errors.extend(undo(&netlink, &started, running.firewall.as_ref()).await);
         }
-        Err(error) => errors.push(crate::definition::error_chain(&error)),
+        Err(error) => errors.push(error_chain(&error)),
     }
     if errors.is_empty() {
         Ok(())
@@ -433,6 +461,11 @@ fn virtual_functions(pf: &str) -> Vec<String> {
 /// A kernel without the csum action (CONFIG_NET_ACT_CSUM) gets no fix-up,
 /// with a warning: only guests that rely on checksum offload need it.
 async fn add_checksum_fix(env: &Environment, bridge: &str) -> Result<(), StartError> {
+    // Once found missing, the action is not looked for again.
+    static CSUM_MISSING: AtomicBool = AtomicBool::new(false);
+    if CSUM_MISSING.load(Ordering::Relaxed) {
+        return Ok(());
+    }
     let failed = |message| StartError::ChecksumFix {
         bridge: bridge.to_owned(),
         message,
@@ -453,6 +486,7 @@ async fn add_checksum_fix(env: &Environment, bridge: &str) -> Result<(), StartEr
     match run_tc(env, bridge, &filter).await {
         Ok(()) => Ok(()),
         Err(message) if message.contains("Failed to load TC action module") => {
+            CSUM_MISSING.store(true, Ordering::Relaxed);
             tracing::warn!(
                 bridge,
                 "the kernel has no tc csum action (CONFIG_NET_ACT_CSUM); DHCP replies keep the checksum the host computed"

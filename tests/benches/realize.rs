@@ -1,0 +1,262 @@
+//! Benchmark of realizing networks on the kernel, beside libvirt 9.0's
+//! figures on this kind of machine (../shared/reference/libvirt-9.0-baseline.md).
+//! Runs as root in namespaces of its own; prints a markdown table.
+//!
+//!     cargo bench --bench realize            # 1000 networks
+//!     VIRTNET_BENCH_NETWORKS=200 cargo bench --bench realize
+
+#[path = "../common/netns.rs"]
+#[allow(dead_code)]
+mod netns;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use netns::{Netns, veth};
+use virtnet::apply::{self, Environment};
+use virtnet::definition::NetworkDef;
+use virtnet::state::RunningNetwork;
+
+const UDHCPC_SCRIPT: &str = "#!/bin/sh\n[ \"$1\" = bound ] || exit 0\nip addr add \"$ip/$mask\" dev \"$interface\"\n[ -n \"$router\" ] && ip route replace default via \"${router%% *}\"\nexit 0\n";
+
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A background process killed by pid when dropped.
+struct Background(Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn network(index: usize) -> NetworkDef {
+    let (high, low) = (index / 250, index % 250);
+    let xml = format!(
+        "<network><name>bench{index}</name><forward/><bridge name='vbn{index}' stp='off'/>
+         <ip address='10.{}.{low}.1' prefix='24'><dhcp>
+         <range start='10.{}.{low}.2' end='10.{}.{low}.254'/></dhcp></ip></network>",
+        100 + high,
+        100 + high,
+        100 + high
+    );
+    NetworkDef::parse(&xml).expect("bench definitions parse")
+}
+
+/// Runs `future`, timing it alone (not the namespace thread around it).
+async fn timed<T>(future: impl Future<Output = T>) -> (T, Duration) {
+    let started = Instant::now();
+    let output = future.await;
+    (output, started.elapsed())
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn ms(duration: Duration) -> String {
+    format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
+}
+
+fn pss_kib(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("Pss:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A guest namespace on `bridge`; returns the time its first lease took.
+fn lease(host: &Netns, bridge: &str, label: &str, script: &str) -> (Netns, Duration) {
+    let guest = Netns::new(label);
+    let port = format!("p{label}");
+    host.ip(&[
+        "link",
+        "add",
+        &port,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        &guest.name,
+    ]);
+    host.ip(&["link", "set", &port, "master", bridge, "up"]);
+    guest.ip(&["link", "set", "eth0", "up"]);
+    let started = Instant::now();
+    let output = guest.exec(&[
+        "busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-t", "20", "-T", "1", "-s", script,
+    ]);
+    assert!(output.status.success(), "udhcpc: {output:?}");
+    (guest, started.elapsed())
+}
+
+fn iperf(outside: &Netns, guest: &Netns) -> f64 {
+    let _server = Background(
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &outside.name,
+                "iperf3",
+                "-s",
+                "-1",
+                "-B",
+                "10.255.0.2",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("iperf3 server"),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let output = guest.exec(&["iperf3", "-c", "10.255.0.2", "-t", "5", "-J"]);
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("iperf3 JSON report");
+    report["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or(0.0)
+        / 1e9
+}
+
+fn main() {
+    if std::env::args().any(|argument| argument == "--list") {
+        return;
+    }
+    let count: usize = std::env::var("VIRTNET_BENCH_NETWORKS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(1000);
+    let host = Netns::new("benchh");
+    let outside = Netns::new("bencho");
+    veth(&host, "uplink", &outside, "eth0");
+    host.ip(&["addr", "add", "10.255.0.1/24", "dev", "uplink"]);
+    outside.ip(&["addr", "add", "10.255.0.2/24", "dev", "eth0"]);
+    outside.ip(&["route", "add", "10.0.0.0/8", "via", "10.255.0.1"]);
+    host.ip(&["route", "add", "default", "via", "10.255.0.2"]);
+    let scratch =
+        Scratch(std::env::temp_dir().join(format!("virtnet-bench-{}", std::process::id())));
+    std::fs::create_dir_all(&scratch.0).unwrap();
+    let script = scratch.0.join("udhcpc.script");
+    std::fs::write(&script, UDHCPC_SCRIPT).unwrap();
+    Command::new("chmod")
+        .args(["755", script.to_str().unwrap()])
+        .status()
+        .unwrap();
+    let script = script.to_str().unwrap().to_owned();
+    let env = Environment {
+        state_dir: scratch.0.join("state"),
+        run_dir: scratch.0.join("run"),
+        dnsmasq: "dnsmasq".into(),
+        tc: "tc".into(),
+    };
+
+    // One network: start and stop, repeated.
+    let mut starts = Vec::new();
+    let mut stops = Vec::new();
+    for _ in 0..15 {
+        let def = network(0);
+        let (running, took) = host.block_on(timed(apply::start(&def, &env, &[])));
+        starts.push(took);
+        let (stopped, took) = host.block_on(timed(apply::stop(&running.expect("start"))));
+        stopped.expect("stop");
+        stops.push(took);
+    }
+
+    // One network with a guest: first lease, throughput through NAT.
+    let first = host
+        .block_on(apply::start(&network(0), &env, &[]))
+        .expect("start");
+    let (guest, first_lease) = lease(&host, "vbn0", "lease0", &script);
+    let concurrent: Vec<Duration> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (1..=4)
+            .map(|i| {
+                let (host, script) = (&host, &script);
+                scope.spawn(move || lease(host, "vbn0", &format!("lease{i}"), script))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().expect("lease thread").1)
+            .collect()
+    });
+    let single_throughput = iperf(&outside, &guest);
+
+    // Many networks: the start cost as they pile up.
+    let mut running: Vec<RunningNetwork> = vec![first];
+    let mut per_start = Vec::new();
+    for index in 1..count {
+        let def = network(index);
+        let (started, took) = host.block_on(timed(apply::start(&def, &env, &[])));
+        running.push(started.expect("start"));
+        per_start.push(took);
+    }
+    let throughput_many = iperf(&outside, &guest);
+    let pids = host.pids();
+    let pss: u64 = pids.iter().map(|pid| pss_kib(pid)).sum();
+    let mut per_stop = Vec::new();
+    drop(guest);
+    for network in running.iter().rev() {
+        let (stopped, took) = host.block_on(timed(apply::stop(network)));
+        stopped.expect("stop");
+        per_stop.push(took);
+    }
+
+    let first_ten = median(per_start[..10].to_vec());
+    let last_ten = median(per_start[per_start.len() - 10..].to_vec());
+    let growth = (last_ten.as_secs_f64() / first_ten.as_secs_f64() - 1.0) * 100.0;
+    println!("| what | libvirt 9.0 here | goal | virtnet |");
+    println!("|---|---|---|---|");
+    println!(
+        "| start one NAT+DHCP network (library call, median of 15) | 62 ms | ≤ 10 ms | {} |",
+        ms(median(starts))
+    );
+    println!(
+        "| stop it (median of 15) | 348 ms | ≤ 10 ms | {} |",
+        ms(median(stops))
+    );
+    println!(
+        "| start cost of network #{count} vs #2–11 (medians of 10) | +40 % at #200 | ≤ +10 % | {} vs {} ({growth:+.0} %) |",
+        ms(last_ten),
+        ms(first_ten)
+    );
+    println!(
+        "| networks running on this host, no sysctl changed | ~127 | 1000 | {count} ({} processes) |",
+        pids.len()
+    );
+    println!(
+        "| NAT TCP throughput, guest on the oldest of {count} networks vs one network | 10 vs 19 Gbit/s | ≥ 95 % | {throughput_many:.1} vs {single_throughput:.1} Gbit/s ({:.0} %) |",
+        throughput_many / single_throughput * 100.0
+    );
+    println!(
+        "| new guest's first DHCP lease (udhcpc, stp off) | 3.1 s | ≤ 200 ms | {} |",
+        ms(first_lease)
+    );
+    println!(
+        "| 4 new guests at once, each | 9–15 s | ≤ 300 ms | {} |",
+        concurrent
+            .iter()
+            .map(|d| ms(*d))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "| processes and memory per running network | 2, ≈ 0.63 MB PSS | ≤ 1, ≤ 0.6 MB | {:.2}, {:.2} MB PSS |",
+        pids.len() as f64 / count as f64,
+        pss as f64 / 1024.0 / count as f64
+    );
+    println!(
+        "| stop, median over all {count} | — | — | {} |",
+        ms(median(per_stop))
+    );
+}
