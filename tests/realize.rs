@@ -260,6 +260,20 @@ fn nat_keennet_guest_gets_a_lease_and_is_masqueraded() {
         "guest reaches its gateway\n{}",
         lab.diagnose(&guest)
     );
+    let mac = guest.exec_ok(&["cat", "/sys/class/net/eth0/address"]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let leases = running.leases(now);
+    assert!(
+        leases
+            .iter()
+            .any(|lease| lease.ip_address == address.to_string()
+                && lease.mac_address.as_deref() == Some(mac.trim())),
+        "the lease of {address} ({}) is recorded: {leases:?}",
+        mac.trim()
+    );
     assert!(
         pings(&guest, "10.255.0.2"),
         "guest reaches the outside host"
@@ -576,4 +590,35 @@ fn start_refuses_what_collides_and_leaves_no_trace() {
         broken.snapshot(),
         "a failed start rolls everything back"
     );
+}
+
+#[test]
+fn bridge_names_come_from_templates() {
+    let lab = Lab::new("names");
+    let before = lab.snapshot();
+    let unnamed = |name: &str, subnet: u8| {
+        format!(
+            "<network><name>{name}</name><ip address='10.91.{subnet}.1' prefix='24'/></network>"
+        )
+    };
+    let first = lab.start(&unnamed("first", 1)).expect("first starts");
+    let second = lab.start(&unnamed("second", 2)).expect("second starts");
+    assert_eq!(first.bridge.as_ref().unwrap().name, "virbr0");
+    assert_eq!(second.bridge.as_ref().unwrap().name, "virbr1");
+    lab.host.ip(&["link", "add", "lab0", "type", "bridge"]);
+    let templated = lab
+        .start("<network><name>t</name><bridge name='lab%d'/></network>")
+        .expect("templated starts");
+    assert_eq!(templated.bridge.as_ref().unwrap().name, "lab1");
+    let mac = templated.bridge.as_ref().unwrap().mac;
+    assert_eq!(
+        mac[..3],
+        [0x52, 0x54, 0x00],
+        "generated MACs are libvirt's 52:54:00"
+    );
+    for running in [&templated, &second, &first] {
+        lab.stop(running);
+    }
+    lab.host.ip(&["link", "del", "lab0"]);
+    assert_eq!(before, lab.snapshot());
 }

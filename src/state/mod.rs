@@ -1,6 +1,7 @@
 //! What virtnet records about running networks: everything needed to stop
 //! one, or to find it again after a restart.
 
+pub mod leases;
 pub mod pool;
 
 use serde::{Deserialize, Serialize};
@@ -29,4 +30,19 @@ pub struct RunningNetwork {
     pub host_devices: Option<HostDevices>,
     /// Those devices with their connection counts, for port allocation.
     pub pool: Option<InterfacePool>,
+}
+
+impl RunningNetwork {
+    /// The DHCP leases still valid at `now` (seconds since the epoch), from
+    /// the lease file of the network's dnsmasq.
+    pub fn leases(&self, now: i64) -> Vec<leases::Lease> {
+        let Some(dnsmasq) = &self.dnsmasq else {
+            return Vec::new();
+        };
+        let text = std::fs::read_to_string(&dnsmasq.paths.leases).unwrap_or_default();
+        leases::parse_dnsmasq(&text)
+            .into_iter()
+            .filter(|lease| lease.is_active(now))
+            .collect()
+    }
 }
