@@ -11,7 +11,7 @@
 //! those few objects are written as JSON here and checked by a unit test.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use nftables::expr::{
@@ -368,6 +368,7 @@ pub fn stop_batch(plan: &FirewallPlan) -> Transaction {
 /// What this process knows of the table; the lock also serializes its
 /// transactions, so that removing the table once its last network is gone
 /// cannot race with a network being added.
+#[derive(Default)]
 struct TableState {
     /// The skeleton was declared (it may since have been flushed by others).
     declared: bool,
@@ -375,10 +376,15 @@ struct TableState {
     bridges: BTreeSet<String>,
 }
 
-static STATE: tokio::sync::Mutex<TableState> = tokio::sync::Mutex::const_new(TableState {
-    declared: false,
-    bridges: BTreeSet::new(),
-});
+/// Table states by network namespace (the one of the calling thread), as
+/// one process may work in several (tests do).
+static STATES: tokio::sync::Mutex<BTreeMap<u64, TableState>> =
+    tokio::sync::Mutex::const_new(BTreeMap::new());
+
+fn current_namespace() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/thread-self/ns/net").map_or(0, |metadata| metadata.ino())
+}
 
 async fn declare_skeleton(state: &mut TableState) -> Result<(), FirewallError> {
     let mut skeleton = Transaction::default();
@@ -396,14 +402,15 @@ async fn declare_skeleton(state: &mut TableState) -> Result<(), FirewallError> {
 /// every network's transaction keeps those small; and nft 1.0.6 fails a
 /// transaction that both creates an interval map and adds elements to it.
 pub async fn start(plan: &FirewallPlan) -> Result<(), FirewallError> {
-    let mut state = STATE.lock().await;
+    let mut states = STATES.lock().await;
+    let state = states.entry(current_namespace()).or_default();
     if !state.declared {
-        declare_skeleton(&mut state).await?;
+        declare_skeleton(state).await?;
     }
     let what = format!("starting bridge {}", plan.bridge);
     let transaction = start_batch(plan);
     if apply(&transaction, &what).await.is_err() {
-        declare_skeleton(&mut state).await?;
+        declare_skeleton(state).await?;
         apply(&transaction, &what).await?;
     }
     state.bridges.insert(plan.bridge.clone());
@@ -414,7 +421,8 @@ pub async fn start(plan: &FirewallPlan) -> Result<(), FirewallError> {
 /// network (checked against the table itself, so networks this process did
 /// not start are never cut off).
 pub async fn stop(plan: &FirewallPlan) -> Result<(), FirewallError> {
-    let mut state = STATE.lock().await;
+    let mut states = STATES.lock().await;
+    let state = states.entry(current_namespace()).or_default();
     apply(
         &stop_batch(plan),
         &format!("stopping bridge {}", plan.bridge),
