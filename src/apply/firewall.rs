@@ -25,11 +25,10 @@ use serde_json::{Value, json};
 
 use crate::plan::firewall::{Action, Condition, FirewallPlan, Rule, Subnet, TABLE};
 
-/// Verdict maps: bridge name → its chain, source subnet → its NAT chain.
+/// Verdict maps from a bridge name to the chains of its network.
 const FROM_BRIDGE: &str = "from_bridge";
 const TO_BRIDGE: &str = "to_bridge";
-const NAT4: &str = "nat_source4";
-const NAT6: &str = "nat_source6";
+const NAT_FROM_BRIDGE: &str = "nat_from_bridge";
 const FORWARD: &str = "forward";
 const POSTROUTING: &str = "postrouting";
 
@@ -103,17 +102,15 @@ impl Transaction {
             .push(serde_json::to_value(object).unwrap_or(Value::Null));
     }
 
-    fn declare_verdict_map(&mut self, name: &str, key: &str, interval: bool) {
-        let mut map = json!({
+    /// Declares a map from interface names to verdicts.
+    fn declare_verdict_map(&mut self, name: &str) {
+        let map = json!({
             "family": "inet",
             "table": TABLE,
             "name": name,
-            "type": key,
+            "type": "ifname",
             "map": "verdict",
         });
-        if interval {
-            map["flags"] = json!(["interval"]);
-        }
         self.commands.push(json!({ "add": { "map": map } }));
     }
 
@@ -243,13 +240,8 @@ fn statements(rule: &Rule) -> Vec<Statement<'static>> {
 /// table, its verdict maps, and its two base chains, refilled.
 fn add_skeleton(batch: &mut Transaction) {
     batch.add(NfListObject::Table(table()));
-    for (name, key, interval) in [
-        (FROM_BRIDGE, "ifname", false),
-        (TO_BRIDGE, "ifname", false),
-        (NAT4, "ipv4_addr", true),
-        (NAT6, "ipv6_addr", true),
-    ] {
-        batch.declare_verdict_map(name, key, interval);
+    for name in [FROM_BRIDGE, TO_BRIDGE, NAT_FROM_BRIDGE] {
+        batch.declare_verdict_map(name);
     }
     let forward = base_chain(FORWARD, NfChainType::Filter, NfHook::Forward, 0);
     let postrouting = base_chain(POSTROUTING, NfChainType::NAT, NfHook::Postrouting, 100);
@@ -291,15 +283,13 @@ fn add_skeleton(batch: &mut Transaction) {
             })],
         ));
     }
-    for (family, map) in [("ip", NAT4), ("ip6", NAT6)] {
-        batch.add(rule(
-            POSTROUTING,
-            vec![Statement::VerdictMap(VerdictMap {
-                key: payload(family, "saddr"),
-                data: Expression::String(format!("@{map}").into()),
-            })],
-        ));
-    }
+    batch.add(rule(
+        POSTROUTING,
+        vec![Statement::VerdictMap(VerdictMap {
+            key: meta(MetaKey::Iifname),
+            data: Expression::String(format!("@{NAT_FROM_BRIDGE}").into()),
+        })],
+    ));
 }
 
 fn elements(plan: &FirewallPlan) -> Vec<Element<'static>> {
@@ -314,12 +304,8 @@ fn elements(plan: &FirewallPlan) -> Vec<Element<'static>> {
         element(FROM_BRIDGE, bridge(), plan.from_bridge_chain()),
         element(TO_BRIDGE, bridge(), plan.to_bridge_chain()),
     ];
-    for (index, (subnet, _)) in plan.nat.iter().enumerate() {
-        let map = match subnet.network {
-            IpAddr::V4(_) => NAT4,
-            IpAddr::V6(_) => NAT6,
-        };
-        elements.push(element(map, prefix(subnet), plan.nat_chain(index)));
+    if !plan.nat.is_empty() {
+        elements.push(element(NAT_FROM_BRIDGE, bridge(), plan.nat_chain()));
     }
     elements
 }
@@ -329,8 +315,8 @@ fn chains(plan: &FirewallPlan) -> Vec<(String, &Vec<Rule>)> {
         (plan.from_bridge_chain(), &plan.from_bridge),
         (plan.to_bridge_chain(), &plan.to_bridge),
     ];
-    for (index, (_, rules)) in plan.nat.iter().enumerate() {
-        chains.push((plan.nat_chain(index), rules));
+    if !plan.nat.is_empty() {
+        chains.push((plan.nat_chain(), &plan.nat));
     }
     chains
 }
@@ -399,8 +385,7 @@ async fn declare_skeleton(state: &mut TableState) -> Result<(), FirewallError> {
 /// The shared skeleton is declared in a transaction of its own when this
 /// process has not declared it yet, or when the network's transaction
 /// fails because someone removed it (`nft flush ruleset`). Keeping it out of
-/// every network's transaction keeps those small; and nft 1.0.6 fails a
-/// transaction that both creates an interval map and adds elements to it.
+/// every network's transaction keeps those small.
 pub async fn start(plan: &FirewallPlan) -> Result<(), FirewallError> {
     let mut states = STATES.lock().await;
     let state = states.entry(current_namespace()).or_default();
@@ -508,7 +493,7 @@ mod tests {
             json!({"add": {"map": {"family": "inet", "table": "virtnet",
                 "name": "from_bridge", "type": "ifname", "map": "verdict"}}})
         );
-        assert_eq!(commands[4]["add"]["map"]["flags"], json!(["interval"]));
+        assert_eq!(commands[3]["add"]["map"]["name"], json!("nat_from_bridge"));
 
         let def = NetworkDef::parse(
             "<network><name>n</name><forward/><ip address='10.9.0.1' prefix='24'/></network>",
@@ -516,7 +501,7 @@ mod tests {
         .unwrap();
         let plan = crate::plan::firewall::plan(&def, "vbr").unwrap();
         let start = start_batch(&plan).to_json();
-        for name in ["from_vbr", "to_vbr", "nat_vbr_0", "\"nat_source4\""] {
+        for name in ["from_vbr", "to_vbr", "\"nat_vbr\"", "\"nat_from_bridge\""] {
             assert!(start.contains(name), "{name} in {start}");
         }
         assert!(

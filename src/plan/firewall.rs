@@ -3,8 +3,8 @@
 //! virtnet keeps every rule in one nftables table of its own (`inet virtnet`),
 //! laid out so that the cost per packet does not grow with the number of
 //! networks: established traffic is accepted first, then verdict maps keyed
-//! by bridge name (filter) or source subnet (NAT) jump straight into the
-//! few rules of the one network concerned. Each network owns its chains and
+//! by bridge name jump straight into the few rules of the one network
+//! concerned. Each network owns its chains and
 //! map elements, so starting or stopping it is one transaction that leaves
 //! every other network untouched.
 //!
@@ -32,6 +32,10 @@
 //! - One `inet` table covers IPv4 and IPv6, so a network's bridge rejects
 //!   unexpected traffic of both families; libvirt's `ip6` rules only appear
 //!   when the network has an IPv6 address.
+//! - Source NAT is entered by the bridge a packet came in on, then matched
+//!   by source subnet as libvirt does; so the host's own packets that carry
+//!   a guest subnet's source address are not translated (libvirt's rules
+//!   match on the source address alone).
 //! - Rules carry no counters.
 
 use std::fmt;
@@ -132,8 +136,8 @@ pub struct FirewallPlan {
     pub to_bridge: Vec<Rule>,
     /// Packets routed out of the bridge.
     pub from_bridge: Vec<Rule>,
-    /// Source NAT, entered for packets from each subnet.
-    pub nat: Vec<(Subnet, Vec<Rule>)>,
+    /// Source NAT for packets that came in on the bridge; empty without NAT.
+    pub nat: Vec<Rule>,
 }
 
 impl FirewallPlan {
@@ -145,8 +149,8 @@ impl FirewallPlan {
         format!("from_{}", self.bridge)
     }
 
-    pub fn nat_chain(&self, index: usize) -> String {
-        format!("nat_{}_{index}", self.bridge)
+    pub fn nat_chain(&self) -> String {
+        format!("nat_{}", self.bridge)
     }
 }
 
@@ -169,7 +173,7 @@ pub fn plan(def: &NetworkDef, bridge: &str) -> Option<FirewallPlan> {
 
     let mut to_bridge = vec![Rule::new(vec![bridge_in.clone()], Action::Return)];
     let mut from_bridge = vec![Rule::new(vec![bridge_out], Action::Accept)];
-    let mut nat_chains = Vec::new();
+    let mut nat_rules = Vec::new();
     if mode.is_some() {
         for subnet in &subnets {
             let translated =
@@ -178,7 +182,7 @@ pub fn plan(def: &NetworkDef, bridge: &str) -> Option<FirewallPlan> {
             outbound.extend(dev.clone().map(Condition::OutputInterface));
             from_bridge.push(Rule::new(outbound, Action::Accept));
             if translated {
-                nat_chains.push((*subnet, nat_rules(def, *subnet, dev.as_deref())));
+                nat_rules.extend(translation(def, *subnet, dev.as_deref()));
             } else {
                 // Routed: new connections to the guests are welcome.
                 let mut inbound = vec![Condition::DestinationIn(*subnet)];
@@ -193,11 +197,12 @@ pub fn plan(def: &NetworkDef, bridge: &str) -> Option<FirewallPlan> {
         bridge: bridge.to_owned(),
         to_bridge,
         from_bridge,
-        nat: nat_chains,
+        nat: nat_rules,
     })
 }
 
-fn nat_rules(def: &NetworkDef, subnet: Subnet, dev: Option<&str>) -> Vec<Rule> {
+/// Source NAT for one subnet, as libvirt orders it.
+fn translation(def: &NetworkDef, subnet: Subnet, dev: Option<&str>) -> Vec<Rule> {
     let nat = def.forward.as_ref().and_then(|f| f.nat.as_ref());
     let mut rules = Vec::new();
     let untranslated: Vec<Subnet> = match subnet.network {
@@ -216,7 +221,10 @@ fn nat_rules(def: &NetworkDef, subnet: Subnet, dev: Option<&str>) -> Vec<Rule> {
     };
     for destination in untranslated {
         rules.push(Rule::new(
-            vec![Condition::DestinationIn(destination)],
+            vec![
+                Condition::SourceIn(subnet),
+                Condition::DestinationIn(destination),
+            ],
             Action::Return,
         ));
     }
@@ -224,7 +232,9 @@ fn nat_rules(def: &NetworkDef, subnet: Subnet, dev: Option<&str>) -> Vec<Rule> {
     let addresses = nat
         .and_then(|n| n.addresses)
         .filter(|_| subnet.family() == IpFamily::V4);
-    let via_dev = |mut conditions: Vec<Condition>| {
+    let via_dev = |extra: Vec<Condition>| {
+        let mut conditions = vec![Condition::SourceIn(subnet)];
+        conditions.extend(extra);
         conditions.extend(dev.map(|d| Condition::OutputInterface(d.to_owned())));
         conditions
     };
@@ -258,13 +268,12 @@ mod tests {
         let v4: Subnet = Subnet::new("192.168.122.1".parse().unwrap(), 24);
         let v6: Subnet = Subnet::new("fd00::1".parse().unwrap(), 64);
         assert_eq!(v4.to_string(), "192.168.122.0/24");
-        assert_eq!(plan.nat.len(), 1);
-        let (subnet, rules) = &plan.nat[0];
-        assert_eq!(*subnet, v4);
+        assert_eq!(plan.nat.len(), 5, "three exceptions, TCP/UDP, the rest");
         assert_eq!(
-            rules[3],
+            plan.nat[3],
             Rule::new(
                 vec![
+                    Condition::SourceIn(v4),
                     Condition::TcpOrUdp,
                     Condition::OutputInterface("eth9".into())
                 ],
@@ -297,13 +306,13 @@ mod tests {
             <address start='10.0.0.5' end='10.0.0.6'/></nat></forward>
             <ip address='192.168.1.1' prefix='24'/><ip family='ipv6' address='fd00::1' prefix='64'/></network>";
         let plan = plan(&def(xml), "br").unwrap();
-        assert_eq!(plan.nat.len(), 2);
-        assert!(matches!(plan.nat[0].1[3].action, Action::Snat { .. }));
+        assert_eq!(plan.nat.len(), 5 + 4, "IPv4 and IPv6 translated");
+        assert!(matches!(plan.nat[3].action, Action::Snat { .. }));
         assert!(matches!(
-            plan.nat[1].1.last().unwrap().action,
+            plan.nat.last().unwrap().action,
             Action::Masquerade { ports: None }
         ));
-        assert_eq!(plan.nat_chain(1), "nat_br_1");
+        assert_eq!(plan.nat_chain(), "nat_br");
     }
 
     #[test]
