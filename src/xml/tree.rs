@@ -44,6 +44,8 @@ pub enum XmlError {
     TextOutsideRoot,
     #[error("XML error: document ends inside <{0}>")]
     Unclosed(String),
+    #[error("XML error: '{0}' is not a valid XML name")]
+    InvalidName(String),
     #[error("XML error: character U+{0:04X} is not allowed in XML")]
     InvalidChar(u32),
     #[error("XML error: document is not valid UTF-8")]
@@ -155,6 +157,16 @@ fn check_chars(text: &str) -> Result<(), XmlError> {
     }
 }
 
+/// XML's Name production: a letter, `_` or `:` first, then also digits,
+/// `-` and `.` (any non-ASCII character is let through, as XML allows most).
+fn is_xml_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_alphabetic() || c == '_' || c == ':' || !c.is_ascii())
+        && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | ':' | '-' | '.') || !c.is_ascii())
+}
+
 /// Decodes bytes read from a file or stdin, enforcing the size limit first.
 pub fn decode_document(bytes: &[u8]) -> Result<&str, XmlError> {
     if bytes.len() > MAX_DOCUMENT_BYTES {
@@ -212,12 +224,18 @@ impl TreeBuilder {
             return Err(XmlError::TooDeep);
         }
         let name = start.name().as_ref().to_owned();
+        if !is_xml_name(&name) {
+            return Err(XmlError::InvalidName(name));
+        }
         let mut attributes = Vec::new();
         let mut declarations = Vec::new();
         for attribute in start.attributes() {
             let attribute = attribute
                 .map_err(|error| XmlError::Syntax(quick_xml::Error::InvalidAttr(error)))?;
             let key = attribute.key.as_ref().to_owned();
+            if !is_xml_name(&key) {
+                return Err(XmlError::InvalidName(key));
+            }
             let value = attribute
                 .normalized_value_with(XmlVersion::Implicit1_0, 1, resolve_predefined_entity)
                 .map_err(XmlError::Syntax)?
@@ -399,6 +417,14 @@ mod tests {
             Err(XmlError::UndeclaredPrefix(_))
         ));
         assert!(matches!(parse_document("<a>"), Err(XmlError::Unclosed(_))));
+        assert!(matches!(
+            parse_document("<a></></a>"),
+            Err(XmlError::InvalidName(_) | XmlError::MismatchedEnd { .. })
+        ));
+        assert!(matches!(
+            parse_document("<a><b 1x='2'/></a>"),
+            Err(XmlError::InvalidName(_))
+        ));
         assert!(matches!(
             parse_document("<a>\u{0}</a>"),
             Err(XmlError::InvalidChar(0))
