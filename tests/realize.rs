@@ -9,7 +9,7 @@ use std::io::Read;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;
 
-use common::netns::{Netns, veth};
+use common::netns::{Netns, plug_guest, veth};
 use common::{ScratchDir, project_dir};
 use virtnet::apply::{self, Environment, StartError};
 use virtnet::definition::NetworkDef;
@@ -118,26 +118,14 @@ impl Lab {
     /// A guest namespace plugged into `bridge` (MAC optional).
     fn guest(&mut self, bridge: &str, mac: Option<&str>) -> Netns {
         self.guests += 1;
-        let guest = Netns::new(&format!("g{}", self.guests));
-        let port = format!("vg{}{}", self.guests, &guest.name[guest.name.len() - 4..]);
-        self.host.ip(&[
-            "link",
-            "add",
-            &port,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            &guest.name,
-        ]);
-        if let Some(mac) = mac {
-            guest.ip(&["link", "set", "eth0", "address", mac]);
-        }
-        self.host
-            .ip(&["link", "set", &port, "master", bridge, "up"]);
-        guest.ip(&["link", "set", "eth0", "up"]);
+        let label = format!("g{}", self.guests);
+        // Host-side names must be unique here and fit in 15 bytes.
+        let port = format!(
+            "vg{}-{}",
+            self.guests,
+            &self.host.name[self.host.name.len() - 4..]
+        );
+        let guest = plug_guest(&self.host, bridge, &label, &port, mac);
         self.wait_forwarding(&port);
         guest
     }

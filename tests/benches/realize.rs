@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use netns::{Netns, veth};
+use netns::{Netns, plug_guest, veth};
 use virtnet::apply::{self, Environment};
 use virtnet::definition::NetworkDef;
 use virtnet::state::RunningNetwork;
@@ -78,22 +78,7 @@ fn pss_kib(pid: &str) -> u64 {
 
 /// A guest namespace on `bridge`; returns the time its first lease took.
 fn lease(host: &Netns, bridge: &str, label: &str, script: &str) -> (Netns, Duration) {
-    let guest = Netns::new(label);
-    let port = format!("p{label}");
-    host.ip(&[
-        "link",
-        "add",
-        &port,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        &guest.name,
-    ]);
-    host.ip(&["link", "set", &port, "master", bridge, "up"]);
-    guest.ip(&["link", "set", "eth0", "up"]);
+    let guest = plug_guest(host, bridge, label, &format!("p{label}"), None);
     let started = Instant::now();
     let output = guest.exec(&[
         "busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-t", "20", "-T", "1", "-s", script,

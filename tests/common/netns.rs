@@ -150,3 +150,27 @@ pub fn veth(host: &Netns, outer: &str, ns: &Netns, inner: &str) {
     host.ip(&["link", "set", outer, "up"]);
     ns.ip(&["link", "set", inner, "up"]);
 }
+
+/// A guest: a namespace `label` whose `eth0` is a veth port of `bridge` in
+/// `host` (the host side is named `port`), with `mac` when given.
+pub fn plug_guest(host: &Netns, bridge: &str, label: &str, port: &str, mac: Option<&str>) -> Netns {
+    let guest = Netns::new(label);
+    host.ip(&[
+        "link",
+        "add",
+        port,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        &guest.name,
+    ]);
+    if let Some(mac) = mac {
+        guest.ip(&["link", "set", "eth0", "address", mac]);
+    }
+    host.ip(&["link", "set", port, "master", bridge, "up"]);
+    guest.ip(&["link", "set", "eth0", "up"]);
+    guest
+}
