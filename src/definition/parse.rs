@@ -68,6 +68,22 @@ fn check_shape_with(
     Ok(())
 }
 
+/// Refuses a second child of any of these names, in one pass.
+fn check_singletons(parent: &Element, names: &[&str]) -> Result<()> {
+    let mut seen = [false; 16];
+    for child in parent.elements().filter(|child| child.namespace.is_none()) {
+        if let Some(index) = names.iter().position(|name| *name == child.name) {
+            if std::mem::replace(&mut seen[index], true) {
+                return Err(invalid(format!(
+                    "element <{}> may appear only once in <{}>",
+                    child.name, parent.name
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The one child named `name`; refuses a second one.
 pub(super) fn single<'a>(parent: &'a Element, name: &'a str) -> Result<Option<&'a Element>> {
     let mut found = parent.children_named(name);
@@ -132,11 +148,17 @@ pub(super) fn parse_address(text: &str) -> Option<IpAddr> {
     if text.contains(':') {
         return text.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6);
     }
-    let parts: Vec<u32> = text
-        .split('.')
-        .map(parse_c_unsigned)
-        .collect::<Option<Vec<_>>>()?;
-    let value = match parts.as_slice() {
+    // The common dotted quad first, without the inet_aton machinery.
+    if let Ok(v4) = text.parse::<Ipv4Addr>() {
+        return Some(IpAddr::V4(v4));
+    }
+    let mut parts = [0u32; 4];
+    let mut count = 0;
+    for part in text.split('.') {
+        *parts.get_mut(count)? = parse_c_unsigned(part)?;
+        count += 1;
+    }
+    let value = match &parts[..count] {
         [a] => *a,
         [a, b] if *a <= 0xff && *b <= 0xff_ffff => a << 24 | b,
         [a, b, c] if *a <= 0xff && *b <= 0xff && *c <= 0xffff => a << 24 | b << 16 | c,
@@ -217,25 +239,26 @@ pub(super) fn network(root: &Element) -> Result<NetworkDef> {
         ],
         Some(DNSMASQ_NAMESPACE),
     )?;
-    for singleton in [
-        "name",
-        "uuid",
-        "title",
-        "description",
-        "metadata",
-        "forward",
-        "bridge",
-        "mtu",
-        "mac",
-        "domain",
-        "dns",
-        "vlan",
-        "bandwidth",
-        "port",
-        "virtualport",
-    ] {
-        single(root, singleton)?;
-    }
+    check_singletons(
+        root,
+        &[
+            "name",
+            "uuid",
+            "title",
+            "description",
+            "metadata",
+            "forward",
+            "bridge",
+            "mtu",
+            "mac",
+            "domain",
+            "dns",
+            "vlan",
+            "bandwidth",
+            "port",
+            "virtualport",
+        ],
+    )?;
     if let Some(connections) = root.attribute("connections") {
         parse_unsigned::<u32>(connections).ok_or_else(|| {
             attribute_error(
@@ -1375,9 +1398,7 @@ pub(super) fn portgroup(element: &Element) -> Result<PortGroup> {
         &["name", "default", "trustGuestRxFilters"],
         &["vlan", "virtualport", "bandwidth"],
     )?;
-    for singleton in ["vlan", "virtualport", "bandwidth"] {
-        single(element, singleton)?;
-    }
+    check_singletons(element, &["vlan", "virtualport", "bandwidth"])?;
     let name = element
         .attribute("name")
         .filter(|name| !name.is_empty())

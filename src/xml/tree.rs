@@ -149,6 +149,13 @@ pub fn parse_document(input: &str) -> Result<Element, XmlError> {
 /// return, written or as character references (libxml2 refuses them too);
 /// a NUL could otherwise end up in a configuration line.
 fn check_chars(text: &str) -> Result<(), XmlError> {
+    // Every forbidden character is an ASCII control or starts with 0xEF.
+    if !text
+        .bytes()
+        .any(|b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0xef)
+    {
+        return Ok(());
+    }
     match text.chars().find(|&c| {
         (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{fffe}' || c == '\u{ffff}'
     }) {

@@ -60,11 +60,11 @@ pub struct Tag<'w> {
 
 impl Tag<'_> {
     pub fn attr(self, name: &str, value: impl Display) -> Self {
-        let value = value.to_string();
         self.writer.out.push(' ');
         self.writer.out.push_str(name);
         self.writer.out.push_str("='");
-        escape_into(&mut self.writer.out, &value);
+        // Escapes while formatting, without an intermediate string.
+        let _ = write!(Escaping(&mut self.writer.out), "{value}");
         self.writer.out.push('\'');
         self
     }
@@ -97,9 +97,26 @@ impl Tag<'_> {
     }
 }
 
+/// A `fmt::Write` that escapes what is written into it.
+struct Escaping<'a>(&'a mut String);
+
+impl Write for Escaping<'_> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        escape_into(self.0, text);
+        Ok(())
+    }
+}
+
 /// Escapes like libvirt's virBufferEscapeString; control characters other
 /// than tab, newline and carriage return cannot appear in XML and are dropped.
 pub fn escape_into(out: &mut String, text: &str) {
+    if !text
+        .bytes()
+        .any(|b| matches!(b, b'<' | b'>' | b'&' | b'\'' | b'"') || b < 0x20)
+    {
+        out.push_str(text);
+        return;
+    }
     for c in text.chars() {
         match c {
             '<' => out.push_str("&lt;"),
