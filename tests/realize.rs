@@ -439,6 +439,21 @@ fn dns_answers_for_dns_hosts_and_static_dhcp_hosts() {
             "{name} resolves to {address}: {text}"
         );
     }
+    lab.outside
+        .ip(&["route", "add", "10.88.0.0/24", "via", "10.255.0.1"]);
+    let from_outside = lab.outside.exec(&[
+        "busybox",
+        "timeout",
+        "3",
+        "busybox",
+        "nslookup",
+        "fileserver",
+        "10.88.0.1",
+    ]);
+    assert!(
+        !String::from_utf8_lossy(&from_outside.stdout).contains("10.88.0.50"),
+        "the network's DNS does not answer queries from outside: {from_outside:?}"
+    );
     drop(guest);
     lab.stop(&running);
     assert_eq!(before, lab.snapshot());

@@ -29,6 +29,12 @@ use crate::plan::firewall::{Action, Condition, FirewallPlan, Rule, Subnet, TABLE
 const FROM_BRIDGE: &str = "from_bridge";
 const TO_BRIDGE: &str = "to_bridge";
 const NAT_FROM_BRIDGE: &str = "nat_from_bridge";
+/// Sets of the addresses where dnsmasq answers DNS, alone and with their bridge.
+const DNS_ADDRESSES4: &str = "dns_addresses4";
+const DNS_ADDRESSES6: &str = "dns_addresses6";
+const DNS_ON_BRIDGE4: &str = "dns_on_bridge4";
+const DNS_ON_BRIDGE6: &str = "dns_on_bridge6";
+const INPUT: &str = "input";
 const FORWARD: &str = "forward";
 const POSTROUTING: &str = "postrouting";
 
@@ -114,6 +120,20 @@ impl Transaction {
         self.commands.push(json!({ "add": { "map": map } }));
     }
 
+    /// Declares a set of `key` (one type, or several concatenated).
+    fn declare_set(&mut self, name: &str, key: &[&str]) {
+        let key = match key {
+            [single] => json!(single),
+            several => json!(several),
+        };
+        self.commands.push(json!({ "add": { "set": {
+            "family": "inet",
+            "table": TABLE,
+            "name": name,
+            "type": key,
+        } } }));
+    }
+
     /// The document `nft -j -f -` reads.
     pub fn to_json(&self) -> String {
         json!({ "nftables": self.commands }).to_string()
@@ -180,6 +200,13 @@ fn port_range(ports: Option<(u16, u16)>) -> Option<Expression<'static>> {
     })
 }
 
+fn tcp_or_udp() -> Expression<'static> {
+    Expression::Named(NamedExpression::Set(vec![
+        SetItem::Element(Expression::String("tcp".into())),
+        SetItem::Element(Expression::String("udp".into())),
+    ]))
+}
+
 fn jump(target: String) -> Expression<'static> {
     Expression::Verdict(Verdict::Jump(JumpTarget {
         target: target.into(),
@@ -205,10 +232,7 @@ fn statements(rule: &Rule) -> Vec<Statement<'static>> {
             ),
             Condition::TcpOrUdp => Statement::Match(Match {
                 left: meta(MetaKey::L4proto),
-                right: Expression::Named(NamedExpression::Set(vec![
-                    SetItem::Element(Expression::String("tcp".into())),
-                    SetItem::Element(Expression::String("udp".into())),
-                ])),
+                right: tcp_or_udp(),
                 op: Operator::IN,
             }),
         })
@@ -243,9 +267,18 @@ fn add_skeleton(batch: &mut Transaction) {
     for name in [FROM_BRIDGE, TO_BRIDGE, NAT_FROM_BRIDGE] {
         batch.declare_verdict_map(name);
     }
+    for (name, key) in [
+        (DNS_ADDRESSES4, &["ipv4_addr"][..]),
+        (DNS_ADDRESSES6, &["ipv6_addr"][..]),
+        (DNS_ON_BRIDGE4, &["ipv4_addr", "ifname"][..]),
+        (DNS_ON_BRIDGE6, &["ipv6_addr", "ifname"][..]),
+    ] {
+        batch.declare_set(name, key);
+    }
     let forward = base_chain(FORWARD, NfChainType::Filter, NfHook::Forward, 0);
     let postrouting = base_chain(POSTROUTING, NfChainType::NAT, NfHook::Postrouting, 100);
-    for base in [forward, postrouting] {
+    let input = base_chain(INPUT, NfChainType::Filter, NfHook::Input, 0);
+    for base in [forward, postrouting, input] {
         let name = base.name.to_string();
         batch.add(NfListObject::Chain(base));
         batch.flush_chain(name);
@@ -290,6 +323,35 @@ fn add_skeleton(batch: &mut Transaction) {
             data: Expression::String(format!("@{NAT_FROM_BRIDGE}").into()),
         })],
     ));
+    for (family, addresses, on_bridge) in [
+        ("ip", DNS_ADDRESSES4, DNS_ON_BRIDGE4),
+        ("ip6", DNS_ADDRESSES6, DNS_ON_BRIDGE6),
+    ] {
+        batch.add(rule(
+            INPUT,
+            vec![
+                Statement::Match(Match {
+                    left: meta(MetaKey::L4proto),
+                    right: tcp_or_udp(),
+                    op: Operator::IN,
+                }),
+                equals(payload("th", "dport"), Expression::Number(53)),
+                equals(
+                    payload(family, "daddr"),
+                    Expression::String(format!("@{addresses}").into()),
+                ),
+                Statement::Match(Match {
+                    left: Expression::Named(NamedExpression::Concat(vec![
+                        payload(family, "daddr"),
+                        meta(MetaKey::Iifname),
+                    ])),
+                    right: Expression::String(format!("@{on_bridge}").into()),
+                    op: Operator::NEQ,
+                }),
+                Statement::Drop(None),
+            ],
+        ));
+    }
 }
 
 fn elements(plan: &FirewallPlan) -> Vec<Element<'static>> {
@@ -306,6 +368,24 @@ fn elements(plan: &FirewallPlan) -> Vec<Element<'static>> {
     ];
     if !plan.nat.is_empty() {
         elements.push(element(NAT_FROM_BRIDGE, bridge(), plan.nat_chain()));
+    }
+    for address in &plan.dns_addresses {
+        let (addresses, on_bridge) = match address {
+            IpAddr::V4(_) => (DNS_ADDRESSES4, DNS_ON_BRIDGE4),
+            IpAddr::V6(_) => (DNS_ADDRESSES6, DNS_ON_BRIDGE6),
+        };
+        let address = || Expression::String(address.to_string().into());
+        let set_element = |set: &'static str, key: Expression<'static>| Element {
+            family: NfFamily::INet,
+            table: TABLE.into(),
+            name: set.into(),
+            elem: Cow::Owned(vec![key]),
+        };
+        elements.push(set_element(addresses, address()));
+        elements.push(set_element(
+            on_bridge,
+            Expression::Named(NamedExpression::Concat(vec![address(), bridge()])),
+        ));
     }
     elements
 }
@@ -436,7 +516,7 @@ async fn network_chains() -> usize {
         .unwrap_or_default()
         .iter()
         .filter_map(|object| object.get("chain")?.get("name")?.as_str())
-        .filter(|name| *name != FORWARD && *name != POSTROUTING)
+        .filter(|name| ![FORWARD, POSTROUTING, INPUT].contains(name))
         .count()
 }
 
@@ -515,6 +595,10 @@ mod tests {
             .iter()
             .filter(|command| command.get("delete").is_some())
             .count();
-        assert_eq!(deletes, 3 + 3, "three map elements and three chains");
+        assert_eq!(
+            deletes,
+            3 + 2 + 3,
+            "three map elements, two set elements, three chains"
+        );
     }
 }

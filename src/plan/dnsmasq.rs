@@ -13,6 +13,7 @@
 //! |---|---|---|
 //! | `dhcp-leasefile=<lease_file>` when DHCP is served (a lease file is then required) | starts dnsmasq with `--leasefile-ro --dhcp-script=libvirt_leaseshelper`: dnsmasq keeps a second process per network to run the helper on every lease event, and the helper keeps libvirt's lease database | at most one process per network; virtnet reads dnsmasq's own lease file |
 //! | `no-ping` when DHCPv4 is served | nothing: dnsmasq pings an address before offering it | the ping check makes every new guest wait about 3 s for its first lease (libvirt 9.0 measured 3.1 s) |
+//! | `bind-interfaces` and `listen-address=` for each of the network's addresses, in the modes where virtnet's firewall guards DNS (isolated, nat, route) | `bind-dynamic` | with bind-dynamic each dnsmasq re-reads the host's interfaces on every address change, so every new network costs all running ones CPU (libvirt 9.0: +40 % start time at 200 networks); the firewall drops DNS queries that arrive on another interface, which bind-dynamic would ignore |
 //! | `server=` for each of the host's resolvers and `no-resolv`, where libvirt lets dnsmasq read resolv.conf (given `host_resolvers`) | dnsmasq reads and watches /etc/resolv.conf | a watch costs an inotify instance per dnsmasq; with the default `fs.inotify.max_user_instances=128` libvirt stops at ~127 networks. A change of the host's resolvers reaches a network when it is restarted |
 //!
 //! Not differences: `pid-file=` is written in both profiles when a pid file
@@ -244,9 +245,27 @@ pub fn contents(
     }
     // bind-dynamic with interface= alone answers only on the bridge (the
     // fix for CVE-2012-3411), never on loopback.
-    config.push(format_args!(
-        "except-interface=lo\nbind-dynamic\ninterface={bridge}"
-    ));
+    let guarded = matches!(
+        def.forward_mode(),
+        None | Some(ForwardMode::Nat | ForwardMode::Route)
+    );
+    if profile == Profile::Virtnet && guarded {
+        // why: bind-dynamic makes every dnsmasq re-read the host's
+        // interfaces whenever any address changes, so each new network
+        // costs all running ones CPU; bound to its addresses, dnsmasq stays
+        // asleep. Queries arriving on other interfaces, which bind-dynamic
+        // would ignore, are dropped by virtnet's firewall in these modes.
+        config.push(format_args!(
+            "except-interface=lo\nbind-interfaces\ninterface={bridge}"
+        ));
+        for ip in &def.ips {
+            config.push(format_args!("listen-address={}", address(&ip.address)));
+        }
+    } else {
+        config.push(format_args!(
+            "except-interface=lo\nbind-dynamic\ninterface={bridge}"
+        ));
+    }
     if def.forward.is_none() {
         // Isolated: no default route (DHCP option 3 empty, RA router
         // lifetime 0) and no forwarding of DNS to the host's servers.
@@ -650,6 +669,15 @@ mod tests {
         plan(def, "virbr0", &files(), Profile::Libvirt).expect_err("configuration is refused")
     }
 
+    /// Virtnet's binding, rewritten into libvirt's.
+    fn as_bind_dynamic(config: &str, listen: &str) -> String {
+        config.replacen(
+            &format!("bind-interfaces\ninterface=virbr0\nlisten-address={listen}\n"),
+            "bind-dynamic\ninterface=virbr0\n",
+            1,
+        )
+    }
+
     #[test]
     fn virtnet_adds_lease_file_and_no_ping_to_every_libvirt_line() {
         let libvirt = config(NAT, Profile::Libvirt);
@@ -657,8 +685,19 @@ mod tests {
         let extra = "dhcp-leasefile=/run/virtnet/dnsmasq/default.leases\nno-ping\n";
         let hosts = "dhcp-hostsfile=/run/virtnet/dnsmasq/default.hostsfile\n";
         assert!(virtnet.contains(&format!("{hosts}{extra}")), "{virtnet}");
-        assert_eq!(virtnet.replacen(extra, "", 1), libvirt);
+        assert_eq!(
+            as_bind_dynamic(&virtnet.replacen(extra, "", 1), "192.168.122.1"),
+            libvirt
+        );
         assert!(!libvirt.contains("dhcp-script") && !virtnet.contains("dhcp-script"));
+    }
+
+    #[test]
+    fn open_networks_keep_bind_dynamic() {
+        let open = "<network><name>o</name><forward mode='open'/><bridge name='virbr0'/>\
+            <ip address='192.168.122.1' prefix='24'/></network>";
+        let virtnet = config(open, Profile::Virtnet);
+        assert!(virtnet.contains("bind-dynamic") && !virtnet.contains("listen-address"));
     }
 
     #[test]
@@ -678,7 +717,10 @@ mod tests {
             .unwrap()
             .unwrap()
             .config;
-        assert_eq!(virtnet, config(no_dhcp, Profile::Libvirt));
+        assert_eq!(
+            as_bind_dynamic(&virtnet, "192.168.122.1"),
+            config(no_dhcp, Profile::Libvirt)
+        );
     }
 
     #[test]

@@ -36,6 +36,10 @@
 //!   by source subnet as libvirt does; so the host's own packets that carry
 //!   a guest subnet's source address are not translated (libvirt's rules
 //!   match on the source address alone).
+//! - DNS queries to a bridge's addresses are dropped unless they arrive on
+//!   that bridge: dnsmasq binds to those addresses alone
+//!   (`bind-interfaces`, see `plan::dnsmasq`), which, unlike libvirt's
+//!   `bind-dynamic`, does not check where a query came in; this rule does.
 //! - Rules carry no counters.
 
 use std::fmt;
@@ -138,6 +142,9 @@ pub struct FirewallPlan {
     pub from_bridge: Vec<Rule>,
     /// Source NAT for packets that came in on the bridge; empty without NAT.
     pub nat: Vec<Rule>,
+    /// The bridge's addresses, where dnsmasq answers DNS: queries to them
+    /// that arrive on any other interface are dropped.
+    pub dns_addresses: Vec<IpAddr>,
 }
 
 impl FirewallPlan {
@@ -198,6 +205,7 @@ pub fn plan(def: &NetworkDef, bridge: &str) -> Option<FirewallPlan> {
         to_bridge,
         from_bridge,
         nat: nat_rules,
+        dns_addresses: def.ips.iter().map(|ip| ip.address).collect(),
     })
 }
 
