@@ -1998,6 +1998,13 @@ mod tests {
     }
 
     #[test]
+    fn tabs_and_line_breaks_in_attributes_survive_a_round_trip() {
+        let xml = "<network><name>t</name><forward/><dns><forwarder domain='a&#9;b'/></dns>\
+            <ip address='10.0.0.1' prefix='24'/></network>";
+        assert!(round_trip(xml).contains("domain='a&#9;b'"));
+    }
+
+    #[test]
     fn markup_characters_in_values_survive_a_round_trip() {
         let xml = "<network><name>a&apos;b&quot;&lt;&gt;</name><forward mode='bridge'/><bridge name='br0'/></network>";
         assert!(round_trip(xml).contains("<name>a&apos;b&quot;&lt;&gt;</name>"));

@@ -97,19 +97,33 @@ impl Tag<'_> {
     }
 }
 
-/// A `fmt::Write` that escapes what is written into it.
+/// A `fmt::Write` that escapes what is written into it, for an attribute.
 struct Escaping<'a>(&'a mut String);
 
 impl Write for Escaping<'_> {
     fn write_str(&mut self, text: &str) -> std::fmt::Result {
-        escape_into(self.0, text);
+        escape_attribute_into(self.0, text);
         Ok(())
     }
 }
 
-/// Escapes like libvirt's virBufferEscapeString; control characters other
-/// than tab, newline and carriage return cannot appear in XML and are dropped.
+/// Escapes text content like libvirt's virBufferEscapeString; control
+/// characters other than tab, newline and carriage return cannot appear in
+/// XML and are dropped. A carriage return is written as a reference, since
+/// a reader would turn it into a newline.
 pub fn escape_into(out: &mut String, text: &str) {
+    escape(out, text, false);
+}
+
+/// As [`escape_into`], for attribute values: tab, newline and carriage
+/// return are written as references too, since a reader turns them into
+/// spaces (libvirt writes them as they are, so its output changes when
+/// read back).
+pub fn escape_attribute_into(out: &mut String, text: &str) {
+    escape(out, text, true);
+}
+
+fn escape(out: &mut String, text: &str, attribute: bool) {
     if !text
         .bytes()
         .any(|b| matches!(b, b'<' | b'>' | b'&' | b'\'' | b'"') || b < 0x20)
@@ -124,7 +138,10 @@ pub fn escape_into(out: &mut String, text: &str) {
             '&' => out.push_str("&amp;"),
             '\'' => out.push_str("&apos;"),
             '"' => out.push_str("&quot;"),
-            '\t' | '\n' | '\r' => out.push(c),
+            '\r' => out.push_str("&#13;"),
+            '\t' if attribute => out.push_str("&#9;"),
+            '\n' if attribute => out.push_str("&#10;"),
+            '\t' | '\n' => out.push(c),
             c if (c as u32) < 0x20 => {}
             c => out.push(c),
         }
