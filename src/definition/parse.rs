@@ -207,6 +207,30 @@ pub(super) fn ip_address(value: &str) -> Result<IpAddr> {
     })
 }
 
+/// The children `<network>` may hold: those that may appear once first,
+/// then the repeatable ones.
+const NETWORK_CHILDREN: [&str; 18] = [
+    "name",
+    "uuid",
+    "title",
+    "description",
+    "metadata",
+    "forward",
+    "bridge",
+    "mtu",
+    "mac",
+    "domain",
+    "dns",
+    "vlan",
+    "bandwidth",
+    "port",
+    "virtualport",
+    "ip",
+    "route",
+    "portgroup",
+];
+const NETWORK_SINGLETONS: usize = 15;
+
 pub(super) fn network(root: &Element) -> Result<NetworkDef> {
     if root.name != "network" || root.namespace.is_some() {
         return Err(invalid(format!(
@@ -217,48 +241,10 @@ pub(super) fn network(root: &Element) -> Result<NetworkDef> {
     check_shape_with(
         root,
         &["connections", "ipv6", "trustGuestRxFilters"],
-        &[
-            "name",
-            "uuid",
-            "title",
-            "description",
-            "metadata",
-            "forward",
-            "bridge",
-            "mtu",
-            "mac",
-            "domain",
-            "dns",
-            "vlan",
-            "bandwidth",
-            "port",
-            "ip",
-            "route",
-            "virtualport",
-            "portgroup",
-        ],
+        &NETWORK_CHILDREN,
         Some(DNSMASQ_NAMESPACE),
     )?;
-    check_singletons(
-        root,
-        &[
-            "name",
-            "uuid",
-            "title",
-            "description",
-            "metadata",
-            "forward",
-            "bridge",
-            "mtu",
-            "mac",
-            "domain",
-            "dns",
-            "vlan",
-            "bandwidth",
-            "port",
-            "virtualport",
-        ],
-    )?;
+    check_singletons(root, &NETWORK_CHILDREN[..NETWORK_SINGLETONS])?;
     if let Some(connections) = root.attribute("connections") {
         parse_unsigned::<u32>(connections).ok_or_else(|| {
             attribute_error(
