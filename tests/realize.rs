@@ -573,6 +573,16 @@ fn start_refuses_what_collides_and_leaves_no_trace() {
             .contains("uses host bridge 'br0', which does not exist"),
         "{error}"
     );
+    lab.host.ip(&["link", "add", "br0", "type", "bridge"]);
+    let on_host_bridge = lab
+        .start(&sample("bridge.xml"))
+        .expect("a network on an existing host bridge starts");
+    assert!(
+        on_host_bridge.bridge.is_none(),
+        "it creates no bridge of its own"
+    );
+    lab.stop(&on_host_bridge);
+    lab.host.ip(&["link", "del", "br0"]);
 
     let broken = Lab {
         env: Environment {

@@ -13,10 +13,10 @@ pub mod sysctl;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::definition::{MacAddr, NetworkDef, NetworkName, PciAddress, error_chain};
+use crate::definition::{ForwardMode, MacAddr, NetworkDef, NetworkName, PciAddress, error_chain};
 use crate::plan::dnsmasq::DnsmasqFiles;
 use crate::plan::firewall::Subnet;
-use crate::plan::network::{self, BridgedPlan, HostDevices, NetworkPlan};
+use crate::plan::network::{self, BridgedPlan, HostDevices};
 use crate::state::pool::InterfacePool;
 use crate::state::{RunningBridge, RunningNetwork};
 
@@ -145,44 +145,41 @@ pub async fn start(
     reserved: &[String],
 ) -> Result<RunningNetwork, StartError> {
     let netlink = Netlink::connect()?;
-    let links = netlink.link_names().await?;
-    let bridge = choose_bridge_name(def, &links, reserved)?;
+    if !ForwardMode::has_own_bridge(def.forward_mode()) {
+        let devices = network::host_devices(def);
+        check_host_devices(def, &devices, &netlink).await?;
+        return Ok(RunningNetwork {
+            name: def.name.to_string(),
+            uuid: def.uuid.to_string(),
+            bridge: None,
+            firewall: None,
+            dnsmasq: None,
+            pool: pool_for(def, &devices),
+            host_devices: Some(devices),
+        });
+    }
+    let bridge = choose_bridge_name(def, &netlink, reserved).await?;
     let mac = match def.mac {
         Some(mac) => mac,
         None => generate_mac().map_err(StartError::Random)?,
     };
     let (files, paths) = env.dnsmasq_files(&def.name, &bridge);
-    match network::plan(def, &bridge, mac, &files)? {
-        NetworkPlan::HostDevices(devices) => {
-            check_host_devices(def, &devices, &links)?;
-            Ok(RunningNetwork {
-                name: def.name.to_string(),
-                uuid: def.uuid.to_string(),
-                bridge: None,
-                firewall: None,
-                dnsmasq: None,
-                pool: pool_for(def, &devices),
-                host_devices: Some(devices),
-            })
-        }
-        NetworkPlan::Bridged(plan) => {
-            let mut started = Started::default();
-            match start_bridged(env, &netlink, &plan, &paths, &mut started).await {
-                Ok(()) => Ok(RunningNetwork {
-                    name: def.name.to_string(),
-                    uuid: def.uuid.to_string(),
-                    bridge: started.bridge,
-                    firewall: plan.firewall.clone(),
-                    dnsmasq: started.dnsmasq,
-                    host_devices: None,
-                    pool: None,
-                }),
-                Err(error) => {
-                    // Best effort: the start error is what the caller needs.
-                    let _ = undo(&netlink, &started, plan.firewall.as_ref()).await;
-                    Err(error)
-                }
-            }
+    let plan = network::plan(def, &bridge, mac, &files)?;
+    let mut started = Started::default();
+    match start_bridged(env, &netlink, &plan, &paths, &mut started).await {
+        Ok(()) => Ok(RunningNetwork {
+            name: def.name.to_string(),
+            uuid: def.uuid.to_string(),
+            bridge: started.bridge,
+            firewall: plan.firewall.clone(),
+            dnsmasq: started.dnsmasq,
+            host_devices: None,
+            pool: None,
+        }),
+        Err(error) => {
+            // Best effort: the start error is what the caller needs.
+            let _ = undo(&netlink, &started, plan.firewall.as_ref()).await;
+            Err(error)
         }
     }
 }
@@ -322,27 +319,32 @@ pub async fn stop(running: &RunningNetwork) -> Result<(), StopError> {
     }
 }
 
-fn choose_bridge_name(
+/// The bridge name: the definition's, if free, or the first free name its
+/// template (or libvirt's `virbr%d`) yields. Only templates list every link.
+async fn choose_bridge_name(
     def: &NetworkDef,
-    links: &[String],
+    netlink: &Netlink,
     reserved: &[String],
 ) -> Result<String, StartError> {
-    let taken = |name: &str| links.iter().chain(reserved).any(|link| link == name);
     let template = match &def.bridge.name {
         Some(name) if !name.is_template() => {
-            if taken(name.as_str()) {
-                return Err(StartError::BridgeInUse(name.to_string()));
+            let name = name.as_str();
+            if reserved.iter().any(|other| other == name)
+                || netlink.link_index(name).await?.is_some()
+            {
+                return Err(StartError::BridgeInUse(name.to_owned()));
             }
-            return Ok(name.to_string());
+            return Ok(name.to_owned());
         }
         Some(template) => template.clone(),
         None => crate::definition::BridgeName::new(DEFAULT_BRIDGE_TEMPLATE)
             .map_err(|_| StartError::NoFreeBridgeName(0))?,
     };
+    let links = netlink.link_names().await?;
     (0..MAX_BRIDGE_ID)
         .filter_map(|index| template.instantiate(index))
         .map(|name| name.to_string())
-        .find(|name| !taken(name))
+        .find(|name| !links.iter().chain(reserved).any(|taken| taken == name))
         .ok_or(StartError::NoFreeBridgeName(MAX_BRIDGE_ID))
 }
 
@@ -376,10 +378,10 @@ async fn check_route_collisions(netlink: &Netlink, plan: &BridgedPlan) -> Result
     Err(StartError::SubnetInUse(interface))
 }
 
-fn check_host_devices(
+async fn check_host_devices(
     def: &NetworkDef,
     devices: &HostDevices,
-    links: &[String],
+    netlink: &Netlink,
 ) -> Result<(), StartError> {
     let missing = |what, device: &str| StartError::MissingDevice {
         network: def.name.to_string(),
@@ -388,19 +390,19 @@ fn check_host_devices(
     };
     match devices {
         HostDevices::Bridge(bridge) => {
-            if !std::path::Path::new(&format!("/sys/class/net/{bridge}/bridge")).exists()
-                || !links.contains(bridge)
-            {
+            if !netlink.is_bridge(bridge).await? {
                 return Err(missing("bridge", bridge));
             }
         }
         HostDevices::Netdevs(names) => {
-            if let Some(name) = names.iter().find(|name| !links.contains(name)) {
-                return Err(missing("interface", name));
+            for name in names {
+                if netlink.link_index(name).await?.is_none() {
+                    return Err(missing("interface", name));
+                }
             }
         }
         HostDevices::PhysicalFunction(pf) => {
-            if !links.contains(pf) {
+            if netlink.link_index(pf).await?.is_none() {
                 return Err(missing("interface", pf));
             }
         }

@@ -5,7 +5,9 @@ use std::net::IpAddr;
 
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
-use rtnetlink::packet_route::link::{BridgeStpState, InfoBridge, LinkAttribute, LinkMessage};
+use rtnetlink::packet_route::link::{
+    BridgeStpState, InfoBridge, InfoKind, LinkAttribute, LinkInfo, LinkMessage,
+};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
 use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
 
@@ -68,6 +70,28 @@ impl Netlink {
             }
             Err(error) => Err(failed(format!("look up link {name}"))(error)),
         }
+    }
+
+    /// Whether `name` is a bridge (asked over netlink: /sys shows the
+    /// namespace it was mounted in, not the caller's).
+    pub async fn is_bridge(&self, name: &str) -> Result<bool> {
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_owned())
+            .execute();
+        let link = match links.try_next().await {
+            Ok(link) => link,
+            Err(rtnetlink::Error::NetlinkError(error)) if error.raw_code() == -libc::ENODEV => None,
+            Err(error) => return Err(failed(format!("look up link {name}"))(error)),
+        };
+        Ok(link.is_some_and(|link| {
+            link.attributes.iter().any(|attribute| {
+                matches!(attribute, LinkAttribute::LinkInfo(infos)
+                    if infos.iter().any(|info| matches!(info, LinkInfo::Kind(InfoKind::Bridge))))
+            })
+        }))
     }
 
     /// Every link of the namespace, by index.

@@ -1,6 +1,7 @@
 //! The whole plan of a network: for modes with a bridge of their own, the
 //! bridge, its addresses, routes and sysctls, the firewall rules and the
-//! dnsmasq files; for the others, the host devices they use.
+//! dnsmasq files ([`plan`]); for the others, the host devices they use
+//! ([`host_devices`]).
 
 use std::net::IpAddr;
 
@@ -64,24 +65,16 @@ pub enum HostDevices {
     Pci(Vec<PciAddress>),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NetworkPlan {
-    Bridged(Box<BridgedPlan>),
-    HostDevices(HostDevices),
-}
-
-/// Plans a network. `bridge` and `mac` are the concrete name and address
-/// (the definition may hold a template, or nothing).
+/// Plans a network with a bridge of its own (isolated, nat, route, open).
+/// `bridge` and `mac` are the concrete name and address (the definition may
+/// hold a template, or nothing).
 pub fn plan(
     def: &NetworkDef,
     bridge: &str,
     mac: MacAddr,
     files: &DnsmasqFiles,
-) -> Result<NetworkPlan, DnsmasqError> {
+) -> Result<BridgedPlan, DnsmasqError> {
     let mode = def.forward_mode();
-    if !ForwardMode::has_own_bridge(mode) {
-        return Ok(NetworkPlan::HostDevices(host_devices(def)));
-    }
     let has_family = |family| def.ips.iter().any(|ip| ip.family() == family);
     let routes = def
         .routes
@@ -118,7 +111,7 @@ pub fn plan(
         mode,
         Some(ForwardMode::Nat | ForwardMode::Route | ForwardMode::Open)
     );
-    Ok(NetworkPlan::Bridged(Box::new(BridgedPlan {
+    Ok(BridgedPlan {
         bridge: bridge_plan,
         forwarding: Forwarding {
             ipv4: routed && has_family(IpFamily::V4),
@@ -130,10 +123,11 @@ pub fn plan(
             .ips
             .iter()
             .any(|ip| ip.family() == IpFamily::V4 && ip.has_dhcp()),
-    })))
+    })
 }
 
-fn host_devices(def: &NetworkDef) -> HostDevices {
+/// The host devices a network without a bridge of its own hands to guests.
+pub fn host_devices(def: &NetworkDef) -> HostDevices {
     let Some(forward) = &def.forward else {
         return HostDevices::Netdevs(Vec::new());
     };
