@@ -562,3 +562,44 @@ impl NetworkDef {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_libvirts_enum_values() {
+        assert_eq!(UpdateCommand::from_code(1), Some(UpdateCommand::Modify));
+        assert_eq!(UpdateCommand::from_code(4), Some(UpdateCommand::AddFirst));
+        assert_eq!(UpdateCommand::from_code(0), None);
+        assert_eq!(UpdateSection::from_code(4), Some(UpdateSection::IpDhcpHost));
+        assert_eq!(UpdateSection::from_code(12), Some(UpdateSection::DnsSrv));
+        assert_eq!(UpdateSection::from_code(13), None);
+        assert_eq!(
+            UpdateSection::from_name("ip-dhcp-range"),
+            Some(UpdateSection::IpDhcpRange)
+        );
+        assert_eq!(
+            UpdateCommand::from_name("add"),
+            Some(UpdateCommand::AddLast)
+        );
+    }
+
+    #[test]
+    fn sections_libvirt_cannot_update_are_refused_by_name() {
+        let mut def =
+            NetworkDef::parse("<network><name>n</name><bridge name='virbr9'/></network>").unwrap();
+        let error = def
+            .update(
+                UpdateCommand::Modify,
+                UpdateSection::Bridge,
+                -1,
+                "<bridge name='x'/>",
+            )
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "Operation not supported: can't update 'bridge' section of network 'n'"
+        );
+    }
+}

@@ -186,6 +186,8 @@ fn main() {
         running.push(started.expect("start"));
         per_start.push(took);
     }
+    // Let the host settle after the burst of starts before measuring.
+    std::thread::sleep(Duration::from_secs(10));
     let throughput_many = iperf(&outside, &guest);
     let pids = host.pids();
     let pss: u64 = pids.iter().map(|pid| pss_kib(pid)).sum();
