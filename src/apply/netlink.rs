@@ -55,7 +55,8 @@ impl Netlink {
         Ok(Self { handle })
     }
 
-    pub async fn link_index(&self, name: &str) -> Result<Option<u32>> {
+    /// The link named `name`, if there is one.
+    async fn link(&self, name: &str) -> Result<Option<LinkMessage>> {
         let mut links = self
             .handle
             .link()
@@ -63,7 +64,7 @@ impl Netlink {
             .match_name(name.to_owned())
             .execute();
         match links.try_next().await {
-            Ok(link) => Ok(link.map(|link| link.header.index)),
+            Ok(link) => Ok(link),
             // The kernel answers ENODEV for a name it does not know.
             Err(rtnetlink::Error::NetlinkError(error)) if error.raw_code() == -libc::ENODEV => {
                 Ok(None)
@@ -72,21 +73,14 @@ impl Netlink {
         }
     }
 
+    pub async fn link_index(&self, name: &str) -> Result<Option<u32>> {
+        Ok(self.link(name).await?.map(|link| link.header.index))
+    }
+
     /// Whether `name` is a bridge (asked over netlink: /sys shows the
     /// namespace it was mounted in, not the caller's).
     pub async fn is_bridge(&self, name: &str) -> Result<bool> {
-        let mut links = self
-            .handle
-            .link()
-            .get()
-            .match_name(name.to_owned())
-            .execute();
-        let link = match links.try_next().await {
-            Ok(link) => link,
-            Err(rtnetlink::Error::NetlinkError(error)) if error.raw_code() == -libc::ENODEV => None,
-            Err(error) => return Err(failed(format!("look up link {name}"))(error)),
-        };
-        Ok(link.is_some_and(|link| {
+        Ok(self.link(name).await?.is_some_and(|link| {
             link.attributes.iter().any(|attribute| {
                 matches!(attribute, LinkAttribute::LinkInfo(infos)
                     if infos.iter().any(|info| matches!(info, LinkInfo::Kind(InfoKind::Bridge))))
