@@ -49,25 +49,21 @@ impl Environment {
     /// files are named after the network, as its configuration says.
     fn dnsmasq_files(&self, network: &NetworkName, bridge: &str) -> (DnsmasqFiles, DnsmasqPaths) {
         let run = self.run_dir.join("dnsmasq");
+        let state = self.state_dir.join("dnsmasq");
+        let pid = run.join(format!("{bridge}.pid"));
+        let leases = state.join(format!("{bridge}.leases"));
         let files = DnsmasqFiles {
-            state_dir: self.state_dir.join("dnsmasq"),
-            pid_file: Some(run.join(format!("{bridge}.pid"))),
-            lease_file: Some(
-                self.state_dir
-                    .join("dnsmasq")
-                    .join(format!("{bridge}.leases")),
-            ),
+            state_dir: state,
+            pid_file: Some(pid.clone()),
+            lease_file: Some(leases.clone()),
             host_resolvers: Some(host_resolvers()),
         };
         let paths = DnsmasqPaths {
             config: run.join(format!("{bridge}.conf")),
-            pid: run.join(format!("{bridge}.pid")),
+            pid,
             hosts: files.hosts_file(network),
             addn_hosts: files.addn_hosts_file(network),
-            leases: self
-                .state_dir
-                .join("dnsmasq")
-                .join(format!("{bridge}.leases")),
+            leases,
         };
         (files, paths)
     }

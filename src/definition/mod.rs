@@ -14,6 +14,7 @@ use std::net::{IpAddr, Ipv4Addr};
 pub use error::{DefinitionError, error_chain};
 pub use format::{FormatFlags, address as format_address};
 pub use update::{UpdateCommand, UpdateSection};
+pub use validate::range_size;
 pub use values::{BridgeName, ConfigText, LinkName, MacAddr, NetworkName, Uuid, ValueError};
 
 use crate::xml::tree::{Element, NsBinding};
@@ -372,23 +373,30 @@ pub(crate) fn effective_prefix(
     }
 }
 
-/// Whether `candidate` lies in the subnet `network`/`prefix`.
-pub fn in_subnet(network: &IpAddr, prefix: u8, candidate: &IpAddr) -> bool {
-    match (network, candidate) {
-        (IpAddr::V4(network), IpAddr::V4(candidate)) => {
-            let mask = u32::MAX
-                .checked_shl(32 - u32::from(prefix.min(32)))
-                .unwrap_or(0);
-            u32::from(*network) & mask == u32::from(*candidate) & mask
-        }
-        (IpAddr::V6(network), IpAddr::V6(candidate)) => {
+/// The IPv4 netmask of a prefix length, as a number.
+pub fn ipv4_mask(prefix: u8) -> u32 {
+    u32::MAX
+        .checked_shl(32 - u32::from(prefix.min(32)))
+        .unwrap_or(0)
+}
+
+/// `address` with the host bits of `prefix` cleared.
+pub fn network_address(address: &IpAddr, prefix: u8) -> IpAddr {
+    match address {
+        IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from(u32::from(*v4) & ipv4_mask(prefix))),
+        IpAddr::V6(v6) => {
             let mask = u128::MAX
                 .checked_shl(128 - u32::from(prefix.min(128)))
                 .unwrap_or(0);
-            u128::from(*network) & mask == u128::from(*candidate) & mask
+            IpAddr::V6((u128::from(*v6) & mask).into())
         }
-        _ => false,
     }
+}
+
+/// Whether `candidate` lies in the subnet `network`/`prefix`.
+pub fn in_subnet(network: &IpAddr, prefix: u8, candidate: &IpAddr) -> bool {
+    IpFamily::of(network) == IpFamily::of(candidate)
+        && network_address(network, prefix) == network_address(candidate, prefix)
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

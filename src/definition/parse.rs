@@ -652,7 +652,7 @@ pub(super) fn dhcp_range(element: &Element, ip: &IpDef, network: &str) -> Result
         ))
     })?;
     let end = ip_address(end)?;
-    validate::range(&start, &end, Some((&ip.address, ip.effective_prefix())))?;
+    range_size(&start, &end, Some((&ip.address, ip.effective_prefix())))?;
     Ok(DhcpRange {
         start,
         end,
@@ -1570,7 +1570,7 @@ fn route(element: &Element, network: &str) -> Result<Route> {
         Some(mask) => u32::from(mask).count_ones() as u8,
         None => prefix.unwrap_or(0) as u8,
     };
-    if !in_subnet(&address, bits, &address) || !is_network_address(&address, bits) {
+    if network_address(&address, bits) != address {
         return Err(invalid(format!(
             "{network}: Address '{address_text}' in route definition is not a network address"
         )));
@@ -1583,23 +1583,6 @@ fn route(element: &Element, network: &str) -> Result<Route> {
         gateway,
         metric,
     })
-}
-
-fn is_network_address(address: &IpAddr, prefix: u8) -> bool {
-    match address {
-        IpAddr::V4(v4) => {
-            let mask = u32::MAX
-                .checked_shl(32 - u32::from(prefix.min(32)))
-                .unwrap_or(0);
-            u32::from(*v4) & !mask == 0
-        }
-        IpAddr::V6(v6) => {
-            let mask = u128::MAX
-                .checked_shl(128 - u32::from(prefix.min(128)))
-                .unwrap_or(0);
-            u128::from(*v6) & !mask == 0
-        }
-    }
 }
 
 fn check_route_gateways(routes: &[Route], ips: &[IpDef], network: &str) -> Result<()> {
@@ -1841,7 +1824,7 @@ fn nat(element: &Element, mode: Option<ForwardMode>, network: &str) -> Result<Na
                     end.escape_debug()
                 ))
             })?;
-            validate::range(&IpAddr::V4(start), &IpAddr::V4(end), None)?;
+            range_size(&IpAddr::V4(start), &IpAddr::V4(end), None)?;
             Some((start, end))
         }
         _ => {

@@ -18,9 +18,10 @@ fn unsupported(message: String) -> DefinitionError {
     DefinitionError::Unsupported(message)
 }
 
-/// Checks a start–end range, and when `network` is given that the range
-/// lies inside it; returns the number of addresses.
-pub(super) fn range(
+/// Checks a start–end range as libvirt's virSocketAddrGetRange does, and
+/// when `network` is given that the range lies inside it; returns the
+/// number of addresses.
+pub fn range_size(
     start: &IpAddr,
     end: &IpAddr,
     network: Option<(&IpAddr, Option<u8>)>,
@@ -49,7 +50,7 @@ pub(super) fn range(
             )));
         }
         if let (IpAddr::V4(start4), IpAddr::V4(end4), IpAddr::V4(net4)) = (start, end, network) {
-            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            let mask = ipv4_mask(prefix);
             let network_address = u32::from(*net4) & mask;
             let broadcast = network_address | !mask;
             if u32::from(*start4) == network_address {

@@ -30,8 +30,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 use crate::definition::{
-    DhcpHost, DhcpRange, ForwardMode, IpDef, IpFamily, Lease, LeaseUnit, LinkName, NetworkDef,
-    NetworkName, ValueError, format_address as address, in_subnet,
+    self, DhcpHost, DhcpRange, ForwardMode, IpDef, IpFamily, Lease, LeaseUnit, LinkName,
+    NetworkDef, NetworkName, ValueError, format_address as address, ipv4_mask,
 };
 use crate::xml::write::escape_into;
 
@@ -510,39 +510,20 @@ fn prefix(ip: &IpDef) -> Result<u8, DnsmasqError> {
 }
 
 fn netmask(prefix: u8) -> Ipv4Addr {
-    Ipv4Addr::from(
-        u32::MAX
-            .checked_shl(32 - u32::from(prefix.min(32)))
-            .unwrap_or(0),
-    )
+    Ipv4Addr::from(ipv4_mask(prefix))
 }
 
 /// How many addresses a range holds, after the checks libvirt repeats
 /// here: inside the subnet, not its network or broadcast address, in
 /// order, at most 65536 addresses.
 fn range_size(range: &DhcpRange, ip: &IpDef, prefix: u8) -> Result<u32, DnsmasqError> {
-    let inside =
-        in_subnet(&ip.address, prefix, &range.start) && in_subnet(&ip.address, prefix, &range.end);
-    let size = match (range.start, range.end, ip.address) {
-        (IpAddr::V4(start), IpAddr::V4(end), IpAddr::V4(network)) => {
-            let (start, end) = (u32::from(start), u32::from(end));
-            let mask = u32::from(netmask(prefix));
-            let network = u32::from(network) & mask;
-            let broadcast = network | !mask;
-            (start != network && end != broadcast && start <= end && end - start <= 65535)
-                .then(|| end - start + 1)
-        }
-        (IpAddr::V6(start), IpAddr::V6(end), IpAddr::V6(_)) => {
-            let (start, end) = (start.segments(), end.segments());
-            (start[..7] == end[..7] && start[7] <= end[7]).then(|| u32::from(end[7] - start[7]) + 1)
-        }
-        _ => None,
-    };
-    size.filter(|_| inside).ok_or_else(|| DnsmasqError::Range {
-        start: address(&range.start),
-        end: address(&range.end),
-        network: format!("{}/{prefix}", address(&ip.address)),
-    })
+    definition::range_size(&range.start, &range.end, Some((&ip.address, Some(prefix)))).map_err(
+        |_| DnsmasqError::Range {
+            start: address(&range.start),
+            end: address(&range.end),
+            network: format!("{}/{prefix}", address(&ip.address)),
+        },
+    )
 }
 
 /// The reverse-lookup domain of a subnet, such as `122.168.192.in-addr.arpa`;

@@ -45,7 +45,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::definition::{ForwardMode, IpDef, IpFamily, NetworkDef, in_subnet};
+use crate::definition::{ForwardMode, IpDef, IpFamily, NetworkDef, in_subnet, network_address};
 
 /// The nftables table (family `inet`) holding all of virtnet's rules.
 pub const TABLE: &str = "virtnet";
@@ -59,21 +59,10 @@ pub struct Subnet {
 
 impl Subnet {
     pub fn new(address: IpAddr, prefix: u8) -> Self {
-        let network = match address {
-            IpAddr::V4(v4) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(prefix.min(32)))
-                    .unwrap_or(0);
-                IpAddr::V4(Ipv4Addr::from(u32::from(v4) & mask))
-            }
-            IpAddr::V6(v6) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(prefix.min(128)))
-                    .unwrap_or(0);
-                IpAddr::V6((u128::from(v6) & mask).into())
-            }
-        };
-        Self { network, prefix }
+        Self {
+            network: network_address(&address, prefix),
+            prefix,
+        }
     }
 
     pub fn of(ip: &IpDef) -> Option<Self> {
