@@ -27,15 +27,17 @@ fn unsupported(message: impl Into<String>) -> DefinitionError {
 
 /// Refuses attributes, child elements and text that `element` cannot hold.
 pub(super) fn check_shape(element: &Element, attributes: &[&str], children: &[&str]) -> Result<()> {
-    check_shape_with(element, attributes, children, None)
+    check_shape_with(element, attributes, children, None, false)
 }
 
-/// As [`check_shape`], also allowing children in `foreign_namespace`.
+/// As [`check_shape`], also allowing children in `foreign_namespace`, and
+/// text when `allow_text`.
 fn check_shape_with(
     element: &Element,
     attributes: &[&str],
     children: &[&str],
     foreign_namespace: Option<&str>,
+    allow_text: bool,
 ) -> Result<()> {
     if let Some((name, _)) = element
         .attributes
@@ -59,7 +61,7 @@ fn check_shape_with(
             child.name, element.name
         )));
     }
-    if element.has_own_text() {
+    if element.has_own_text() && !allow_text {
         return Err(invalid(format!(
             "unexpected text in element <{}>",
             element.name
@@ -243,6 +245,7 @@ pub(super) fn network(root: &Element) -> Result<NetworkDef> {
         &["connections", "ipv6", "trustGuestRxFilters"],
         &NETWORK_CHILDREN,
         Some(DNSMASQ_NAMESPACE),
+        false,
     )?;
     check_singletons(root, &NETWORK_CHILDREN[..NETWORK_SINGLETONS])?;
     if let Some(connections) = root.attribute("connections") {
@@ -424,14 +427,9 @@ pub(super) fn network(root: &Element) -> Result<NetworkDef> {
     })
 }
 
+/// An element that holds text alone: no attributes, no children.
 fn check_text_only(element: &Element) -> Result<()> {
-    check_shape(element, &[], &[]).or_else(|error| {
-        if element.elements().next().is_none() && element.attributes.is_empty() {
-            Ok(())
-        } else {
-            Err(error)
-        }
-    })
+    check_shape_with(element, &[], &[], None, true)
 }
 
 fn dnsmasq_options(root: &Element) -> Result<Vec<ConfigText>> {
