@@ -5,8 +5,11 @@
 //! the kernel → state on disk.
 
 pub mod apply;
+pub mod cli;
+pub mod dbus;
 pub mod definition;
 pub mod plan;
 pub mod random;
+pub mod service;
 pub mod state;
 pub mod xml;

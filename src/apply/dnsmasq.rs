@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::dnsmasq::DnsmasqPlan;
+use crate::state::files::write_atomically;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DnsmasqError {
@@ -65,20 +66,6 @@ impl DnsmasqPaths {
 pub struct DnsmasqInstance {
     pub pid: u32,
     pub paths: DnsmasqPaths,
-}
-
-/// Writes `contents` to `path` atomically: temporary file, fsync, rename.
-pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let temporary = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&temporary)?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }
 
 pub async fn start(
@@ -148,19 +135,39 @@ impl DnsmasqInstance {
             .any(|argument| argument == config.as_bytes())
     }
 
+    /// Rewrites the hosts files and makes dnsmasq re-read them (SIGHUP).
+    pub fn reload_hosts(&self, plan: &DnsmasqPlan) -> Result<(), DnsmasqError> {
+        for (path, contents) in [
+            (&self.paths.hosts, &plan.hosts_file),
+            (&self.paths.addn_hosts, &plan.addn_hosts),
+        ] {
+            write_atomically(path, contents.as_bytes()).map_err(|source| DnsmasqError::Write {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        self.signal(libc::SIGHUP)
+    }
+
+    fn signal(&self, signal: libc::c_int) -> Result<(), DnsmasqError> {
+        let pid = self.pid;
+        let target = libc::pid_t::try_from(pid).unwrap_or(libc::pid_t::MAX);
+        // SAFETY: kill(2) takes plain integers; callers check first that
+        // `pid` is this network's dnsmasq, through its cmdline.
+        if unsafe { libc::kill(target, signal) } != 0 {
+            let source = std::io::Error::last_os_error();
+            if source.raw_os_error() != Some(libc::ESRCH) {
+                return Err(DnsmasqError::Signal { pid, source });
+            }
+        }
+        Ok(())
+    }
+
     /// Stops the process and removes the network's dnsmasq files.
     pub async fn stop(&self) -> Result<(), DnsmasqError> {
         if self.is_running() {
             let pid = self.pid;
-            let target = libc::pid_t::try_from(pid).unwrap_or(libc::pid_t::MAX);
-            // SAFETY: kill(2) takes plain integers; `target` is the pid of
-            // the dnsmasq we started, checked just above through its cmdline.
-            if unsafe { libc::kill(target, libc::SIGTERM) } != 0 {
-                let source = std::io::Error::last_os_error();
-                if source.raw_os_error() != Some(libc::ESRCH) {
-                    return Err(DnsmasqError::Signal { pid, source });
-                }
-            }
+            self.signal(libc::SIGTERM)?;
             let mut waited = Duration::ZERO;
             while self.is_running() {
                 if waited >= Duration::from_secs(5) {

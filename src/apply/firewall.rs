@@ -494,7 +494,19 @@ pub async fn stop(plan: &FirewallPlan) -> Result<(), FirewallError> {
     )
     .await?;
     state.bridges.remove(&plan.bridge);
-    if state.bridges.is_empty() && network_chains().await == 0 {
+    remove_table_if_unused(state).await
+}
+
+/// Forgets the network and removes the table if no network is left in it.
+async fn stop_if_last(plan: &FirewallPlan) -> Result<(), FirewallError> {
+    let mut states = STATES.lock().await;
+    let state = states.entry(current_namespace()).or_default();
+    state.bridges.remove(&plan.bridge);
+    remove_table_if_unused(state).await
+}
+
+async fn remove_table_if_unused(state: &mut TableState) -> Result<(), FirewallError> {
+    if state.bridges.is_empty() && network_chains().await == Some(0) {
         let mut transaction = Transaction::default();
         transaction.delete(NfListObject::Table(table()));
         apply(&transaction, "removing virtnet's empty table").await?;
@@ -503,21 +515,176 @@ pub async fn stop(plan: &FirewallPlan) -> Result<(), FirewallError> {
     Ok(())
 }
 
-/// How many chains of networks the table holds (0 when it is absent).
-async fn network_chains() -> usize {
-    // nft refuses to list a table that does not exist.
-    let Ok(listing) = nft(&["-j", "list", "table", "inet", TABLE], "", "listing").await else {
-        return 0;
+/// What virtnet's table holds, read with one listing: enough to tell
+/// whether a network's rules are all there.
+#[derive(Debug, Default)]
+pub struct Inventory {
+    /// Chains with the number of rules in each.
+    chains: BTreeMap<String, usize>,
+    /// Elements by map or set, written as in the plan (`a . b` for a
+    /// concatenation).
+    elements: BTreeSet<(String, String)>,
+}
+
+impl Inventory {
+    /// Reads the table; an absent table is an empty inventory.
+    pub async fn read() -> Self {
+        match nft(&["-j", "list", "table", "inet", TABLE], "", "listing").await {
+            Ok(listing) => Self::parse(&listing),
+            Err(_) => Self::default(),
+        }
+    }
+
+    fn parse(listing: &str) -> Self {
+        let document: Value = serde_json::from_str(listing).unwrap_or(Value::Null);
+        let mut inventory = Self::default();
+        let objects = document["nftables"].as_array().cloned().unwrap_or_default();
+        for object in &objects {
+            if let Some(name) = object.pointer("/chain/name").and_then(Value::as_str) {
+                inventory.chains.entry(name.to_owned()).or_default();
+            }
+            if let Some(chain) = object.pointer("/rule/chain").and_then(Value::as_str) {
+                *inventory.chains.entry(chain.to_owned()).or_default() += 1;
+            }
+            for kind in ["map", "set"] {
+                let Some(container) = object.get(kind) else {
+                    continue;
+                };
+                let name = container["name"].as_str().unwrap_or_default();
+                for element in container["elem"].as_array().into_iter().flatten() {
+                    // A map element is [key, value]; a set element is the key.
+                    let key = if kind == "map" { &element[0] } else { element };
+                    inventory
+                        .elements
+                        .insert((name.to_owned(), element_key(key)));
+                }
+            }
+        }
+        inventory
+    }
+
+    /// Whether every chain (with all its rules) and element of `plan` is there.
+    pub fn holds(&self, plan: &FirewallPlan) -> bool {
+        chains(plan)
+            .iter()
+            .all(|(name, rules)| self.chains.get(name) == Some(&rules.len()))
+            && elements(plan).iter().all(|element| {
+                self.elements
+                    .contains(&(element.name.to_string(), element_key(&planned_key(element))))
+            })
+    }
+}
+
+/// The key of a planned element, as JSON (how nft lists it).
+fn planned_key(element: &Element<'static>) -> Value {
+    let key = match element.elem.first() {
+        Some(Expression::List(pair)) => pair.first(),
+        other => other,
     };
+    key.and_then(|key| serde_json::to_value(key).ok())
+        .unwrap_or(Value::Null)
+}
+
+fn element_key(key: &Value) -> String {
+    match key {
+        Value::String(text) => text.clone(),
+        Value::Object(object) => match object.get("concat").and_then(Value::as_array) {
+            Some(parts) => parts.iter().map(element_key).collect::<Vec<_>>().join(" . "),
+            None => key.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// Takes over the rules of a network started by an earlier run: nothing is
+/// touched when they are all there; otherwise the network's chains are
+/// refilled and its elements added, in one transaction. Returns whether
+/// anything was repaired.
+pub async fn adopt(plan: &FirewallPlan, inventory: &Inventory) -> Result<bool, FirewallError> {
+    let mut states = STATES.lock().await;
+    let state = states.entry(current_namespace()).or_default();
+    let intact = inventory.holds(plan);
+    if !intact {
+        if !inventory.chains.contains_key(FORWARD) {
+            declare_skeleton(state).await?;
+        }
+        apply(
+            &start_batch(plan),
+            &format!("repairing bridge {}", plan.bridge),
+        )
+        .await?;
+    }
+    state.declared = true;
+    state.bridges.insert(plan.bridge.clone());
+    Ok(!intact)
+}
+
+/// Removes whatever is left of a network's rules (after an interrupted
+/// start or stop): only the objects that are there.
+pub async fn remove_leftovers(plan: &FirewallPlan) -> Result<(), FirewallError> {
+    let inventory = Inventory::read().await;
+    let mut batch = Transaction::default();
+    for element in elements(plan) {
+        if inventory
+            .elements
+            .contains(&(element.name.to_string(), element_key(&planned_key(&element))))
+        {
+            batch.delete(NfListObject::Element(element));
+        }
+    }
+    for (name, _) in chains(plan) {
+        if inventory.chains.contains_key(&name) {
+            batch.flush_chain(name.clone());
+            batch.delete(NfListObject::Chain(chain(name)));
+        }
+    }
+    if !batch.commands.is_empty() {
+        apply(&batch, &format!("cleaning up bridge {}", plan.bridge)).await?;
+    }
+    stop_if_last(plan).await
+}
+
+/// Replaces a running network's rules by `new` in one transaction (a live
+/// update changed them).
+pub async fn replace(old: &FirewallPlan, new: &FirewallPlan) -> Result<(), FirewallError> {
+    let _states = STATES.lock().await;
+    let mut batch = start_batch(new);
+    let kept_chains: Vec<String> = chains(new).into_iter().map(|(name, _)| name).collect();
+    let kept_elements: Vec<(String, String)> = elements(new)
+        .iter()
+        .map(|element| (element.name.to_string(), element_key(&planned_key(element))))
+        .collect();
+    for element in elements(old) {
+        let key = (element.name.to_string(), element_key(&planned_key(&element)));
+        if !kept_elements.contains(&key) {
+            batch.delete(NfListObject::Element(element));
+        }
+    }
+    for (name, _) in chains(old) {
+        if !kept_chains.contains(&name) {
+            batch.flush_chain(name.clone());
+            batch.delete(NfListObject::Chain(chain(name)));
+        }
+    }
+    apply(&batch, &format!("updating bridge {}", new.bridge)).await
+}
+
+/// How many chains of networks the table holds (`None` when it is absent).
+async fn network_chains() -> Option<usize> {
+    // nft refuses to list a table that does not exist.
+    let listing = nft(&["-j", "list", "table", "inet", TABLE], "", "listing")
+        .await
+        .ok()?;
     let document: Value = serde_json::from_str(&listing).unwrap_or(Value::Null);
-    document["nftables"]
+    let chains = document["nftables"]
         .as_array()
         .map(Vec::as_slice)
         .unwrap_or_default()
         .iter()
         .filter_map(|object| object.get("chain")?.get("name")?.as_str())
         .filter(|name| ![FORWARD, POSTROUTING, INPUT].contains(name))
-        .count()
+        .count();
+    Some(chains)
 }
 
 /// Runs the transaction with `nft -j -f -`.

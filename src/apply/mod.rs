@@ -8,6 +8,7 @@
 pub mod dnsmasq;
 pub mod firewall;
 pub mod netlink;
+pub mod recover;
 pub mod sysctl;
 
 use std::path::PathBuf;
@@ -47,7 +48,7 @@ impl Environment {
 
     /// Where the dnsmasq of `network` on `bridge` keeps its files: the hosts
     /// files are named after the network, as its configuration says.
-    fn dnsmasq_files(&self, network: &NetworkName, bridge: &str) -> (DnsmasqFiles, DnsmasqPaths) {
+    pub(crate) fn dnsmasq_files(&self, network: &NetworkName, bridge: &str) -> (DnsmasqFiles, DnsmasqPaths) {
         let run = self.run_dir.join("dnsmasq");
         let state = self.state_dir.join("dnsmasq");
         let pid = run.join(format!("{bridge}.pid"));
@@ -425,7 +426,7 @@ fn pci_sysfs(address: &PciAddress) -> String {
     format!("/sys/bus/pci/devices/{}", pci_name(address))
 }
 
-fn pool_for(def: &NetworkDef, devices: &HostDevices) -> Option<InterfacePool> {
+pub(crate) fn pool_for(def: &NetworkDef, devices: &HostDevices) -> Option<InterfacePool> {
     let mode = def.forward_mode()?;
     let members: Vec<String> = match devices {
         HostDevices::Bridge(_) => return None,

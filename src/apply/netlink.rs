@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use futures_util::TryStreamExt;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use rtnetlink::packet_route::link::{
     BridgeStpState, InfoBridge, InfoKind, LinkAttribute, LinkInfo, LinkMessage,
 };
@@ -195,6 +195,28 @@ impl Netlink {
                 "add route {} via {}",
                 route.destination, route.gateway
             )))
+    }
+
+    /// Every address of the namespace: link index, address, prefix.
+    pub async fn addresses(&self) -> Result<Vec<(u32, IpAddr, u8)>> {
+        let messages: Vec<AddressMessage> = self
+            .handle
+            .address()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(failed("list addresses"))?;
+        Ok(messages
+            .iter()
+            .filter_map(|message| {
+                let address = message.attributes.iter().find_map(|attribute| match attribute {
+                    AddressAttribute::Address(address) => Some(*address),
+                    _ => None,
+                })?;
+                Some((message.header.index, address, message.header.prefix_len))
+            })
+            .collect())
     }
 
     pub async fn delete_link(&self, index: u32) -> Result<()> {

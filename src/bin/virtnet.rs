@@ -1,22 +1,109 @@
-//! `virtnet`: virsh-style command-line client. The offline verbs work on
-//! XML files without a daemon.
+//! `virtnet`: virsh-style command-line client of virtnetd, with virsh's
+//! verbs, output and messages. The offline verbs (`xml-format`,
+//! `xml-validate`) work on XML files without a daemon.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use virtnet::definition::{FormatFlags, NetworkDef, error_chain};
+use clap::{Args, Parser, Subcommand};
+use futures_util::future::join_all;
+use virtnet::cli::table;
+use virtnet::dbus::client::{ConnectProxy, NetworkProxy};
+use virtnet::dbus::{self, Bus};
+use virtnet::definition::{FormatFlags, NetworkDef, UpdateCommand, UpdateSection, error_chain};
+use virtnet::service::{list_flags, update_flags};
 use virtnet::xml::tree::{MAX_DOCUMENT_BYTES, decode_document};
+use zbus::{Connection, OwnedObjectPath, OwnedVariant};
 
 #[derive(Parser)]
 #[command(name = "virtnet", version, about = "Manage virtnet virtual networks")]
 struct Cli {
+    #[command(flatten)]
+    bus: BusArgs,
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(Args)]
+struct BusArgs {
+    /// Use the system bus (the default).
+    #[arg(long, global = true, conflicts_with_all = ["session", "bus_address"])]
+    system: bool,
+    /// Use the session bus.
+    #[arg(long, global = true, conflicts_with = "bus_address")]
+    session: bool,
+    /// Use the bus at this address.
+    #[arg(long, global = true, value_name = "ADDR", env = "VIRTNET_BUS_ADDRESS")]
+    bus_address: Option<String>,
+    /// The daemon's bus name.
+    #[arg(long, global = true, value_name = "NAME", default_value = dbus::DEFAULT_BUS_NAME)]
+    bus_name: String,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Define a persistent network from an XML file.
+    NetDefine { file: String },
+    /// Create and start a transient network from an XML file.
+    NetCreate { file: String },
+    /// Start an inactive network.
+    NetStart { network: String },
+    /// Stop a network (a transient one is gone afterwards).
+    NetDestroy { network: String },
+    /// Undefine a persistent network.
+    NetUndefine { network: String },
+    /// Start a network when virtnetd starts.
+    NetAutostart {
+        network: String,
+        #[arg(long)]
+        disable: bool,
+    },
+    /// List networks.
+    NetList(ListArgs),
+    /// Show a network's information.
+    NetInfo { network: String },
+    /// Print a network's XML.
+    NetDumpxml {
+        network: String,
+        /// The persistent definition instead of the live one.
+        #[arg(long)]
+        inactive: bool,
+    },
+    /// Print a network's UUID.
+    NetUuid { network: String },
+    /// Print a network's name.
+    NetName { uuid: String },
+    /// Update part of a network's definition.
+    NetUpdate {
+        network: String,
+        /// add, add-first, add-last, delete or modify.
+        command: String,
+        /// ip-dhcp-host, ip-dhcp-range, dns-host, dns-txt, dns-srv,
+        /// forward-interface, portgroup, ...
+        section: String,
+        /// The XML element, or a file holding it.
+        xml: String,
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+        parent_index: i32,
+        /// Change the persistent definition.
+        #[arg(long)]
+        config: bool,
+        /// Change the running network.
+        #[arg(long)]
+        live: bool,
+        /// Change the running network if active, else the persistent one.
+        #[arg(long, conflicts_with_all = ["config", "live"])]
+        current: bool,
+    },
+    /// List a network's DHCP leases.
+    NetDhcpLeases {
+        network: String,
+        #[arg(long)]
+        mac: Option<String>,
+    },
+    /// Edit a network's persistent XML with $EDITOR, then redefine it.
+    NetEdit { network: String },
     /// Parse a network XML file and print it in canonical form (as
     /// `virsh net-dumpxml --inactive` would after net-define).
     XmlFormat {
@@ -33,6 +120,72 @@ enum Command {
     },
 }
 
+#[derive(Args)]
+struct ListArgs {
+    #[arg(long)]
+    all: bool,
+    #[arg(long)]
+    inactive: bool,
+    #[arg(long)]
+    persistent: bool,
+    #[arg(long)]
+    transient: bool,
+    #[arg(long)]
+    autostart: bool,
+    #[arg(long)]
+    no_autostart: bool,
+    /// Names only.
+    #[arg(long)]
+    name: bool,
+    /// UUIDs only.
+    #[arg(long)]
+    uuid: bool,
+    /// The table (the default).
+    #[arg(long)]
+    table: bool,
+}
+
+/// A failed command: virsh prints what it was doing, then why.
+struct Failure {
+    context: Option<String>,
+    message: String,
+}
+
+impl Failure {
+    fn new(message: impl Into<String>) -> Self {
+        Self {
+            context: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// What went wrong on the bus: for daemon errors, libvirt's message.
+fn bus_error(error: zbus::Error) -> String {
+    match error {
+        zbus::Error::MethodError(name, description, _) => match description {
+            Some(text) if name.as_str() == "org.libvirt.Error" => text,
+            Some(text) => format!("{}: {text}", name.as_str()),
+            None => name.as_str().to_owned(),
+        },
+        zbus::Error::FDO(error) => error.to_string(),
+        other => other.to_string(),
+    }
+}
+
+trait Context<T> {
+    fn context(self, context: impl FnOnce() -> String) -> Result<T, Failure>;
+}
+
+impl<T> Context<T> for zbus::Result<T> {
+    fn context(self, context: impl FnOnce() -> String) -> Result<T, Failure> {
+        self.map_err(|error| Failure {
+            context: Some(context()),
+            message: bus_error(error),
+        })
+    }
+}
+
 fn read_input(file: &str) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
     // Read one byte past the limit so an oversized input is detected
@@ -47,35 +200,559 @@ fn read_input(file: &str) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-fn parse_file(file: &str) -> Result<NetworkDef, String> {
+fn read_text(file: &str) -> Result<String, String> {
     let bytes = read_input(file)?;
-    let text = decode_document(&bytes).map_err(|error| error_chain(&error))?;
-    NetworkDef::parse(text).map_err(|error| error_chain(&error))
+    decode_document(&bytes)
+        .map(str::to_owned)
+        .map_err(|error| error_chain(&error))
 }
 
-fn run(cli: Cli) -> Result<(), String> {
-    match cli.command {
-        Command::XmlFormat { file, inactive } => {
-            let def = parse_file(&file)?;
-            let xml = def.to_xml(FormatFlags { inactive });
-            std::io::stdout()
-                .write_all(xml.as_bytes())
-                .map_err(|error| format!("cannot write output: {error}"))
+fn parse_file(file: &str) -> Result<NetworkDef, String> {
+    NetworkDef::parse(&read_text(file)?).map_err(|error| error_chain(&error))
+}
+
+/// A connection to virtnetd and the connect path it serves.
+struct Client {
+    connection: Connection,
+    bus_name: String,
+    connect_path: String,
+}
+
+impl Client {
+    async fn open(args: &BusArgs) -> Result<Self, Failure> {
+        let bus = match (&args.bus_address, args.session) {
+            (Some(address), _) => Bus::Address(address.clone()),
+            (None, true) => Bus::Session,
+            (None, false) => Bus::System,
+        };
+        let connection = bus
+            .builder()
+            .build()
+            .await
+            .map_err(|error| Failure {
+                context: Some("failed to connect to virtnetd".into()),
+                message: bus_error(error),
+            })?;
+        let mut client = Self {
+            connection,
+            bus_name: args.bus_name.clone(),
+            connect_path: String::new(),
+        };
+        client.connect_path = client.find_connect_path().await?;
+        Ok(client)
+    }
+
+    /// The daemon serves the kernel driver's path or the test driver's.
+    async fn find_connect_path(&self) -> Result<String, Failure> {
+        let reply = self
+            .connection
+            .call_method(
+                Some(self.bus_name.as_str()),
+                "/org/libvirt",
+                Some("org.freedesktop.DBus.Introspectable"),
+                "Introspect",
+                &(),
+            )
+            .await
+            .context(|| "failed to connect to virtnetd".into())?;
+        let xml: String = reply
+            .body()
+            .deserialize()
+            .context(|| "failed to connect to virtnetd".into())?;
+        if xml.contains("<node name=\"Test\"") {
+            Ok(dbus::TEST_CONNECT_PATH.into())
+        } else {
+            Ok(dbus::KERNEL_CONNECT_PATH.into())
         }
-        Command::XmlValidate { file } => {
-            let def = parse_file(&file)?;
-            def.validate().map_err(|error| error_chain(&error))?;
-            println!("valid");
-            Ok(())
+    }
+
+    async fn connect(&self) -> Result<ConnectProxy<'static>, Failure> {
+        ConnectProxy::builder(&self.connection)
+            .destination(self.bus_name.clone())
+            .path(self.connect_path.clone())
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .context(|| "failed to connect to virtnetd".into())
+    }
+
+    async fn network_at(&self, path: OwnedObjectPath) -> Result<NetworkProxy<'static>, Failure> {
+        NetworkProxy::builder(&self.connection)
+            .destination(self.bus_name.clone())
+            .path(path)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .context(|| "failed to connect to virtnetd".into())
+    }
+
+    /// A network by UUID or name, as virsh looks networks up.
+    async fn network(&self, network: &str) -> Result<NetworkProxy<'static>, Failure> {
+        let connect = self.connect().await?;
+        let context = || format!("failed to get network '{network}'");
+        let by_uuid = if network.parse::<virtnet::definition::Uuid>().is_ok() {
+            connect.network_lookup_by_uuid(network).await.ok()
+        } else {
+            None
+        };
+        let path = match by_uuid {
+            Some(path) => path,
+            None => connect
+                .network_lookup_by_name(network)
+                .await
+                .context(context)?,
+        };
+        self.network_at(path).await
+    }
+
+    /// Name and other properties of networks, asked for all at once.
+    async fn properties(&self, paths: &[OwnedObjectPath]) -> Result<Vec<Properties>, Failure> {
+        let calls = paths.iter().map(|path| {
+            self.connection.call_method(
+                Some(self.bus_name.as_str()),
+                path.as_str(),
+                Some("org.freedesktop.DBus.Properties"),
+                "GetAll",
+                &("org.libvirt.Network",),
+            )
+        });
+        let mut networks = Vec::new();
+        for reply in join_all(calls).await {
+            let reply = reply.context(|| "Failed to list networks".into())?;
+            let values: HashMap<String, OwnedVariant> = reply
+                .body()
+                .deserialize()
+                .context(|| "Failed to list networks".into())?;
+            networks.push(Properties::from(values));
+        }
+        Ok(networks)
+    }
+}
+
+#[derive(Default)]
+struct Properties {
+    name: String,
+    uuid: String,
+    active: bool,
+    autostart: bool,
+    persistent: bool,
+    bridge: String,
+}
+
+impl From<HashMap<String, OwnedVariant>> for Properties {
+    fn from(values: HashMap<String, OwnedVariant>) -> Self {
+        let text = |key: &str| {
+            values
+                .get(key)
+                .and_then(|value| String::try_from(value.clone()).ok())
+                .unwrap_or_default()
+        };
+        let flag = |key: &str| {
+            values
+                .get(key)
+                .and_then(|value| bool::try_from(value).ok())
+                .unwrap_or_default()
+        };
+        Self {
+            name: text("Name"),
+            uuid: text("UUID"),
+            active: flag("Active"),
+            autostart: flag("Autostart"),
+            persistent: flag("Persistent"),
+            bridge: text("BridgeName"),
         }
     }
 }
 
+fn yes_no(value: bool) -> &'static str {
+    if value { "yes" } else { "no" }
+}
+
+async fn run(cli: Cli) -> Result<String, Failure> {
+    match cli.command {
+        Command::XmlFormat { file, inactive } => {
+            let def = parse_file(&file).map_err(Failure::new)?;
+            return Ok(def.to_xml(FormatFlags { inactive }));
+        }
+        Command::XmlValidate { file } => {
+            let def = parse_file(&file).map_err(Failure::new)?;
+            def.validate()
+                .map_err(|error| Failure::new(error_chain(&error)))?;
+            return Ok("valid\n".into());
+        }
+        _ => {}
+    }
+    let client = Client::open(&cli.bus).await?;
+    match cli.command {
+        Command::XmlFormat { .. } | Command::XmlValidate { .. } => Ok(String::new()),
+        Command::NetDefine { file } => {
+            let context = || format!("Failed to define network from {file}");
+            let xml = read_text(&file).map_err(Failure::new)?;
+            let path = client
+                .connect()
+                .await?
+                .network_define_xml(&xml)
+                .await
+                .context(context)?;
+            let name = client.network_at(path).await?.name().await.context(context)?;
+            Ok(format!("Network {name} defined from {file}\n\n"))
+        }
+        Command::NetCreate { file } => {
+            let context = || format!("Failed to create network from {file}");
+            let xml = read_text(&file).map_err(Failure::new)?;
+            let path = client
+                .connect()
+                .await?
+                .network_create_xml(&xml)
+                .await
+                .context(context)?;
+            let name = client.network_at(path).await?.name().await.context(context)?;
+            Ok(format!("Network {name} created from {file}\n\n"))
+        }
+        Command::NetStart { network } => {
+            let proxy = client.network(&network).await?;
+            proxy
+                .create()
+                .await
+                .context(|| format!("Failed to start network {network}"))?;
+            Ok(format!("Network {network} started\n\n"))
+        }
+        Command::NetDestroy { network } => {
+            let proxy = client.network(&network).await?;
+            proxy
+                .destroy()
+                .await
+                .context(|| format!("Failed to destroy network {network}"))?;
+            Ok(format!("Network {network} destroyed\n\n"))
+        }
+        Command::NetUndefine { network } => {
+            let proxy = client.network(&network).await?;
+            proxy
+                .undefine()
+                .await
+                .context(|| format!("Failed to undefine network {network}"))?;
+            Ok(format!("Network {network} has been undefined\n\n"))
+        }
+        Command::NetAutostart { network, disable } => {
+            let proxy = client.network(&network).await?;
+            let (verb, done) = if disable {
+                ("unmark", "unmarked")
+            } else {
+                ("mark", "marked")
+            };
+            proxy
+                .set_autostart(!disable)
+                .await
+                .context(|| format!("failed to {verb} network {network} as autostarted"))?;
+            Ok(format!("Network {network} {done} as autostarted\n\n"))
+        }
+        Command::NetList(args) => list(&client, &args).await,
+        Command::NetInfo { network } => {
+            let proxy = client.network(&network).await?;
+            let path = proxy.inner().path().to_owned().into();
+            let info = client
+                .properties(&[path])
+                .await?
+                .pop()
+                .unwrap_or_default();
+            let mut out = String::new();
+            for (label, value) in [
+                ("Name:", info.name.as_str()),
+                ("UUID:", info.uuid.as_str()),
+                ("Active:", yes_no(info.active)),
+                ("Persistent:", yes_no(info.persistent)),
+                ("Autostart:", yes_no(info.autostart)),
+            ] {
+                out.push_str(&format!("{label:<15} {value}\n"));
+            }
+            if !info.bridge.is_empty() {
+                out.push_str(&format!("{:<15} {}\n", "Bridge:", info.bridge));
+            }
+            out.push('\n');
+            Ok(out)
+        }
+        Command::NetDumpxml { network, inactive } => {
+            let proxy = client.network(&network).await?;
+            let xml = proxy
+                .get_xml_desc(u32::from(inactive))
+                .await
+                .context(|| format!("Failed to get the XML of network {network}"))?;
+            Ok(format!("{xml}\n"))
+        }
+        Command::NetUuid { network } => {
+            let proxy = client.network(&network).await?;
+            let uuid = proxy
+                .uuid()
+                .await
+                .context(|| "failed to get network UUID".into())?;
+            Ok(format!("{uuid}\n\n"))
+        }
+        Command::NetName { uuid } => {
+            let path = client
+                .connect()
+                .await?
+                .network_lookup_by_uuid(&uuid)
+                .await
+                .context(|| format!("failed to get network '{uuid}'"))?;
+            let name = client
+                .network_at(path)
+                .await?
+                .name()
+                .await
+                .context(|| "failed to get network name".into())?;
+            Ok(format!("{name}\n\n"))
+        }
+        Command::NetUpdate {
+            network,
+            command,
+            section,
+            xml,
+            parent_index,
+            config,
+            live,
+            current: _,
+        } => {
+            let command_code = UpdateCommand::from_name(&command)
+                .ok_or_else(|| Failure::new(format!("unrecognized command name '{command}'")))?;
+            let section_code = UpdateSection::from_name(&section)
+                .ok_or_else(|| Failure::new(format!("unrecognized section name '{section}'")))?;
+            let xml = if xml.trim_start().starts_with('<') {
+                xml
+            } else {
+                read_text(&xml).map_err(Failure::new)?
+            };
+            let proxy = client.network(&network).await?;
+            let mut flags = 0;
+            if config {
+                flags |= update_flags::CONFIG;
+            }
+            if live {
+                flags |= update_flags::LIVE;
+            }
+            proxy
+                .update(
+                    command_code as u32,
+                    section_code as u32,
+                    parent_index,
+                    &xml,
+                    flags,
+                )
+                .await
+                .context(|| format!("Failed to update network {network}"))?;
+            let affected = match (config, live) {
+                (true, true) => "persistent config and live state",
+                (true, false) => "persistent config",
+                (false, true) => "live state",
+                (false, false) => {
+                    if proxy.active().await.unwrap_or(false) {
+                        "live state"
+                    } else {
+                        "persistent config"
+                    }
+                }
+            };
+            Ok(format!("Updated network {network} {affected}\n"))
+        }
+        Command::NetDhcpLeases { network, mac } => {
+            let proxy = client.network(&network).await?;
+            let mut leases = proxy
+                .get_dhcp_leases(mac.as_deref().unwrap_or(""), 0)
+                .await
+                .context(|| format!("Failed to get leases info for {network}"))?;
+            leases.sort_by(|a, b| (&a.3, &a.5).cmp(&(&b.3, &b.5)));
+            let dash = |text: String| if text.is_empty() { "-".to_owned() } else { text };
+            let rows: Vec<Vec<String>> = leases
+                .into_iter()
+                .map(|(_, expiry, kind, mac, _, address, prefix, hostname, client_id)| {
+                    vec![
+                        local_time(expiry),
+                        dash(mac),
+                        if kind == 0 { "ipv4" } else { "ipv6" }.to_owned(),
+                        format!("{address}/{prefix}"),
+                        dash(hostname),
+                        dash(client_id),
+                    ]
+                })
+                .collect();
+            Ok(table::render(
+                &[
+                    "Expiry Time",
+                    "MAC address",
+                    "Protocol",
+                    "IP address",
+                    "Hostname",
+                    "Client ID or DUID",
+                ],
+                &rows,
+            ))
+        }
+        Command::NetEdit { network } => edit(&client, &network).await,
+    }
+}
+
+async fn list(client: &Client, args: &ListArgs) -> Result<String, Failure> {
+    if [args.table, args.name, args.uuid]
+        .iter()
+        .filter(|given| **given)
+        .count()
+        > 1
+    {
+        return Err(Failure::new(
+            "Only one argument from --table, --name and --uuid may be specified.",
+        ));
+    }
+    // virsh: active networks unless --all or --inactive.
+    let mut flags = match (args.all, args.inactive) {
+        (true, _) => 0,
+        (false, true) => list_flags::INACTIVE,
+        (false, false) => list_flags::ACTIVE,
+    };
+    for (given, flag) in [
+        (args.persistent, list_flags::PERSISTENT),
+        (args.transient, list_flags::TRANSIENT),
+        (args.autostart, list_flags::AUTOSTART),
+        (args.no_autostart, list_flags::NO_AUTOSTART),
+    ] {
+        if given {
+            flags |= flag;
+        }
+    }
+    let paths = client
+        .connect()
+        .await?
+        .list_networks(flags)
+        .await
+        .context(|| "Failed to list networks".into())?;
+    let mut networks = client.properties(&paths).await?;
+    networks.sort_by_key(|network| network.name.to_lowercase());
+    if args.name || args.uuid {
+        let mut out = String::new();
+        for network in &networks {
+            out.push_str(if args.name { &network.name } else { &network.uuid });
+            out.push('\n');
+        }
+        out.push('\n');
+        return Ok(out);
+    }
+    let rows: Vec<Vec<String>> = networks
+        .iter()
+        .map(|network| {
+            vec![
+                network.name.clone(),
+                if network.active { "active" } else { "inactive" }.to_owned(),
+                yes_no(network.autostart).to_owned(),
+                yes_no(network.persistent).to_owned(),
+            ]
+        })
+        .collect();
+    Ok(table::render(
+        &["Name", "State", "Autostart", "Persistent"],
+        &rows,
+    ))
+}
+
+/// net-edit: the persistent XML in $EDITOR (then $VISUAL, then vi),
+/// redefined when changed.
+async fn edit(client: &Client, network: &str) -> Result<String, Failure> {
+    const INACTIVE: u32 = 1;
+    let proxy = client.network(network).await?;
+    let xml = proxy
+        .get_xml_desc(INACTIVE)
+        .await
+        .context(|| format!("Failed to get the XML of network {network}"))?;
+    let path = std::env::temp_dir().join(format!("virtnet-{network}-{}.xml", std::process::id()));
+    std::fs::write(&path, &xml)
+        .map_err(|error| Failure::new(format!("cannot write {}: {error}", path.display())))?;
+    let edited = edit_file(&path);
+    let _ = std::fs::remove_file(&path);
+    let edited = edited?;
+    if edited == xml {
+        return Ok(format!("Network {network} XML configuration not changed.\n\n"));
+    }
+    client
+        .connect()
+        .await?
+        .network_define_xml(&edited)
+        .await
+        .context(|| format!("Failed to define network from {}", path.display()))?;
+    Ok(format!("Network {network} XML configuration edited.\n\n"))
+}
+
+fn edit_file(path: &std::path::Path) -> Result<String, Failure> {
+    let editor = std::env::var("EDITOR")
+        .or_else(|_| std::env::var("VISUAL"))
+        .unwrap_or_else(|_| "vi".into());
+    // The editor may carry arguments ("code --wait"), as virsh allows.
+    let mut words = editor.split_whitespace();
+    let program = words.next().unwrap_or("vi");
+    let status = std::process::Command::new(program)
+        .args(words)
+        .arg(path)
+        .status()
+        .map_err(|error| Failure::new(format!("cannot run editor '{editor}': {error}")))?;
+    if !status.success() {
+        return Err(Failure::new(format!("editor '{editor}' failed: {status}")));
+    }
+    std::fs::read_to_string(path)
+        .map_err(|error| Failure::new(format!("cannot read {}: {error}", path.display())))
+}
+
+/// `expiry` (seconds since the epoch) as virsh prints it, in local time.
+fn local_time(expiry: i64) -> String {
+    let time: libc::time_t = expiry;
+    // SAFETY: `tm` is plain data that localtime_r fills in; both pointers
+    // are valid for the call.
+    let tm = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&time, &mut tm).is_null() {
+            return expiry.to_string();
+        }
+        tm
+    };
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}
+
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let offline = matches!(
+        cli.command,
+        Command::XmlFormat { .. } | Command::XmlValidate { .. }
+    );
+    match runtime.block_on(run(cli)) {
+        Ok(output) => match std::io::stdout().write_all(output.as_bytes()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: cannot write output: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(failure) => {
+            if let Some(context) = failure.context {
+                eprintln!("error: {context}");
+            }
+            eprintln!("error: {}", failure.message);
+            if !offline {
+                // virsh ends every command with a blank line, failed ones too.
+                println!();
+            }
             ExitCode::FAILURE
         }
     }

@@ -1,17 +1,139 @@
-//! `virtnetd`: the virtnet daemon.
+//! `virtnetd`: the virtnet daemon. Serves the network service over D-Bus
+//! with libvirt-dbus's interfaces.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+use virtnet::apply::Environment;
+use virtnet::dbus::{self, Bus};
+use virtnet::definition::error_chain;
+use virtnet::service::{Driver, Service};
+use virtnet::state::store::Store;
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DriverKind {
+    /// Networks on this host's kernel, definitions on disk.
+    Kernel,
+    /// In memory, like libvirt's test:///default (no kernel, no files).
+    Test,
+}
 
 #[derive(Parser)]
 #[command(name = "virtnetd", version, about = "The virtnet network daemon")]
-struct Cli {}
+struct Cli {
+    /// Use the system bus (the default).
+    #[arg(long, conflicts_with_all = ["session", "bus_address"])]
+    system: bool,
+    /// Use the session bus.
+    #[arg(long, conflicts_with = "bus_address")]
+    session: bool,
+    /// Use the bus at this address (e.g. unix:path=/run/x/bus).
+    #[arg(long, value_name = "ADDR")]
+    bus_address: Option<String>,
+    /// The well-known name to own (`org.libvirt` for drop-in use).
+    #[arg(long, value_name = "NAME", default_value = dbus::DEFAULT_BUS_NAME)]
+    bus_name: String,
+    #[arg(long, value_enum, default_value = "kernel")]
+    driver: DriverKind,
+    /// Persistent network definitions (NAME.xml, autostart/).
+    #[arg(long, value_name = "DIR", default_value = "/etc/virtnet/networks")]
+    config_dir: PathBuf,
+    /// Persistent state (dnsmasq leases and hosts files).
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/virtnet")]
+    state_dir: PathBuf,
+    /// Runtime state (network status, dnsmasq configuration and pids).
+    #[arg(long, value_name = "DIR", default_value = "/run/virtnet")]
+    run_dir: PathBuf,
+}
+
+impl Cli {
+    fn bus(&self) -> Bus {
+        match (&self.bus_address, self.session) {
+            (Some(address), _) => Bus::Address(address.clone()),
+            (None, true) => Bus::Session,
+            (None, false) => Bus::System,
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let (driver, connect_path) = match cli.driver {
+        DriverKind::Test => (Driver::Test, dbus::TEST_CONNECT_PATH),
+        DriverKind::Kernel => {
+            let env = Environment {
+                state_dir: cli.state_dir.clone(),
+                run_dir: cli.run_dir.clone(),
+                ..Environment::system()
+            };
+            let store = Store::new(&cli.config_dir, &cli.run_dir);
+            (Driver::kernel(env, store), dbus::KERNEL_CONNECT_PATH)
+        }
+    };
+    let service = Arc::new(Service::new(driver));
+    service.load().await.map_err(|error| error_chain(&error))?;
+    let connection = cli
+        .bus()
+        .builder()
+        .build()
+        .await
+        .map_err(|error| format!("cannot connect to the bus: {error}"))?;
+    dbus::server::serve(service.clone(), &connection, connect_path)
+        .await
+        .map_err(|error| format!("cannot serve {connect_path}: {error}"))?;
+    connection
+        .request_name(cli.bus_name.as_str())
+        .await
+        .map_err(|error| format!("cannot own the name {}: {error}", cli.bus_name))?;
+    tracing::info!(name = cli.bus_name, path = connect_path, "serving");
+    service.autostart().await;
+    wait_for_termination().await;
+    // Networks stay up, as with libvirtd: the next start takes them over.
+    tracing::info!("stopping; networks stay as they are");
+    Ok(())
+}
+
+async fn wait_for_termination() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut terminate), Ok(mut interrupt)) => {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}
 
 fn main() -> ExitCode {
-    Cli::parse();
-    eprintln!(
-        "error: virtnetd cannot serve networks yet: this version only has the offline XML tools of `virtnet`"
-    );
-    ExitCode::FAILURE
+    let cli = Cli::parse();
+    let level = std::env::var("VIRTNET_LOG")
+        .ok()
+        .and_then(|level| level.parse().ok())
+        .unwrap_or(tracing::Level::INFO);
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
 }

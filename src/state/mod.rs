@@ -1,8 +1,10 @@
 //! What virtnet records about running networks: everything needed to stop
 //! one, or to find it again after a restart.
 
+pub mod files;
 pub mod leases;
 pub mod pool;
+pub mod store;
 
 use serde::{Deserialize, Serialize};
 

@@ -59,6 +59,16 @@ impl InterfacePool {
         }
     }
 
+    /// Carries the connection counts of `old` over to the devices both
+    /// pools have (the pool was rebuilt by a live update).
+    pub fn keep_connections(&mut self, old: &Self) {
+        for member in &mut self.members {
+            if let Some(previous) = old.members.iter().find(|m| m.device == member.device) {
+                member.connections = previous.connections;
+            }
+        }
+    }
+
     pub fn connections(&self) -> u32 {
         self.members.iter().map(|member| member.connections).sum()
     }
@@ -90,5 +100,8 @@ mod tests {
         let picks: Vec<String> = (0..4).map(|_| pool.acquire().unwrap().to_owned()).collect();
         assert_eq!(picks, ["a", "b", "a", "b"]);
         assert_eq!(pool.connections(), 4);
+        let mut rebuilt = InterfacePool::new(ForwardMode::Vepa, devices(&["b", "c"]));
+        rebuilt.keep_connections(&pool);
+        assert_eq!(rebuilt.connections(), 2, "b keeps its two, c starts at 0");
     }
 }

@@ -1,0 +1,3 @@
+//! What `virtnet` prints, laid out as virsh lays it out.
+
+pub mod table;

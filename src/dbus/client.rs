@@ -1,0 +1,68 @@
+//! Client proxies of the two interfaces, for `virtnet` and tests.
+
+use zbus::{OwnedObjectPath, proxy};
+
+#[proxy(interface = "org.libvirt.Connect")]
+pub trait Connect {
+    fn list_networks(&self, flags: u32) -> zbus::Result<Vec<OwnedObjectPath>>;
+
+    #[zbus(name = "NetworkCreateXML")]
+    fn network_create_xml(&self, xml: &str) -> zbus::Result<OwnedObjectPath>;
+
+    #[zbus(name = "NetworkDefineXML")]
+    fn network_define_xml(&self, xml: &str) -> zbus::Result<OwnedObjectPath>;
+
+    fn network_lookup_by_name(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+
+    #[zbus(name = "NetworkLookupByUUID")]
+    fn network_lookup_by_uuid(&self, uuid: &str) -> zbus::Result<OwnedObjectPath>;
+}
+
+/// One lease: interface, expiry, type (0 IPv4, 1 IPv6), MAC, IAID,
+/// address, prefix, hostname, client id.
+pub type LeaseTuple = (String, i64, i32, String, String, String, u32, String, String);
+
+#[proxy(interface = "org.libvirt.Network")]
+pub trait Network {
+    #[zbus(property)]
+    fn active(&self) -> zbus::Result<bool>;
+
+    #[zbus(property)]
+    fn autostart(&self) -> zbus::Result<bool>;
+
+    #[zbus(property)]
+    fn set_autostart(&self, autostart: bool) -> zbus::Result<()>;
+
+    #[zbus(property)]
+    fn bridge_name(&self) -> zbus::Result<String>;
+
+    #[zbus(property)]
+    fn name(&self) -> zbus::Result<String>;
+
+    #[zbus(property)]
+    fn persistent(&self) -> zbus::Result<bool>;
+
+    #[zbus(property, name = "UUID")]
+    fn uuid(&self) -> zbus::Result<String>;
+
+    fn create(&self) -> zbus::Result<()>;
+
+    fn destroy(&self) -> zbus::Result<()>;
+
+    #[zbus(name = "GetDHCPLeases")]
+    fn get_dhcp_leases(&self, mac: &str, flags: u32) -> zbus::Result<Vec<LeaseTuple>>;
+
+    #[zbus(name = "GetXMLDesc")]
+    fn get_xml_desc(&self, flags: u32) -> zbus::Result<String>;
+
+    fn undefine(&self) -> zbus::Result<()>;
+
+    fn update(
+        &self,
+        command: u32,
+        section: u32,
+        parent_index: i32,
+        xml: &str,
+        flags: u32,
+    ) -> zbus::Result<()>;
+}

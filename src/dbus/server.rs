@@ -1,0 +1,192 @@
+//! The service side: `org.libvirt.Connect` at the connect path and one
+//! `org.libvirt.Network` object per network, as libvirt-dbus declares
+//! them (Debian's `/usr/share/dbus-1/interfaces/org.libvirt.*.xml`).
+
+use std::sync::Arc;
+
+use zbus::object_server::SignalEmitter;
+use zbus::{Connection, ObjectServer, OwnedObjectPath, interface};
+
+use super::network::Network;
+use super::{LibvirtError, network_path};
+use crate::definition::Uuid;
+use crate::service::{NetworkEvent, Service, ServiceError};
+
+type Result<T> = std::result::Result<T, LibvirtError>;
+
+impl From<ServiceError> for LibvirtError {
+    fn from(error: ServiceError) -> Self {
+        Self::Error(crate::definition::error_chain(&error))
+    }
+}
+
+/// `org.libvirt.Connect`.
+pub struct Connect {
+    service: Arc<Service>,
+    path: String,
+}
+
+/// The connect path's objects, for methods that create networks.
+async fn ensure_network(server: &ObjectServer, service: &Arc<Service>, connect: &str, uuid: Uuid) -> Result<OwnedObjectPath> {
+    let path = network_path(connect, &uuid);
+    let object = Network {
+        service: service.clone(),
+        uuid,
+    };
+    server.at(path.as_str(), object).await?;
+    Ok(path)
+}
+
+#[interface(name = "org.libvirt.Connect")]
+impl Connect {
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn encrypted(&self) -> bool {
+        false
+    }
+
+    #[zbus(property(emits_changed_signal = "false"))]
+    fn hostname(&self) -> String {
+        hostname()
+    }
+
+    #[zbus(property(emits_changed_signal = "false"))]
+    fn lib_version(&self) -> u64 {
+        version_number()
+    }
+
+    /// The bus connection is local.
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn secure(&self) -> bool {
+        true
+    }
+
+    #[zbus(property(emits_changed_signal = "false"))]
+    fn version(&self) -> u64 {
+        version_number()
+    }
+
+    #[zbus(out_args("networks"))]
+    fn list_networks(&self, flags: u32) -> Vec<OwnedObjectPath> {
+        self.service
+            .list(flags)
+            .iter()
+            .map(|summary| network_path(&self.path, &summary.uuid))
+            .collect()
+    }
+
+    #[zbus(name = "NetworkCreateXML", out_args("network"))]
+    async fn network_create_xml(
+        &self,
+        xml: &str,
+        #[zbus(object_server)] server: &ObjectServer,
+    ) -> Result<OwnedObjectPath> {
+        let summary = self.service.create(xml).await?;
+        ensure_network(server, &self.service, &self.path, summary.uuid).await
+    }
+
+    #[zbus(name = "NetworkDefineXML", out_args("network"))]
+    async fn network_define_xml(
+        &self,
+        xml: &str,
+        #[zbus(object_server)] server: &ObjectServer,
+    ) -> Result<OwnedObjectPath> {
+        let summary = self.service.define(xml).await?;
+        ensure_network(server, &self.service, &self.path, summary.uuid).await
+    }
+
+    #[zbus(out_args("network"))]
+    fn network_lookup_by_name(&self, name: &str) -> Result<OwnedObjectPath> {
+        let summary = self.service.lookup_by_name(name)?;
+        Ok(network_path(&self.path, &summary.uuid))
+    }
+
+    #[zbus(name = "NetworkLookupByUUID", out_args("network"))]
+    fn network_lookup_by_uuid(&self, uuid: &str) -> Result<OwnedObjectPath> {
+        let summary = self.service.lookup_by_uuid(uuid)?;
+        Ok(network_path(&self.path, &summary.uuid))
+    }
+
+    #[zbus(signal)]
+    async fn network_event(
+        emitter: &SignalEmitter<'_>,
+        network: OwnedObjectPath,
+        event: i32,
+    ) -> zbus::Result<()>;
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// The crate's version as libvirt numbers versions: major * 1,000,000 +
+/// minor * 1,000 + micro.
+fn version_number() -> u64 {
+    env!("CARGO_PKG_VERSION")
+        .split('.')
+        .map(|part| part.parse::<u64>().unwrap_or(0))
+        .chain(std::iter::repeat(0))
+        .take(3)
+        .fold(0, |number, part| number * 1000 + part)
+}
+
+/// Serves `service` on `connection` at `connect_path`: the connect object,
+/// an object per network, and a task that follows the service's events
+/// (adding and removing network objects, emitting `NetworkEvent`).
+pub async fn serve(service: Arc<Service>, connection: &Connection, connect_path: &str) -> zbus::Result<()> {
+    let server = connection.object_server();
+    server
+        .at(
+            connect_path,
+            Connect {
+                service: service.clone(),
+                path: connect_path.to_owned(),
+            },
+        )
+        .await?;
+    for summary in service.list(0) {
+        ensure_network(server, &service, connect_path, summary.uuid)
+            .await
+            .map_err(|error| zbus::Error::Failure(format!("{error:?}")))?;
+    }
+    let events = service.subscribe();
+    tokio::spawn(follow_events(
+        service,
+        connection.clone(),
+        connect_path.to_owned(),
+        events,
+    ));
+    Ok(())
+}
+
+async fn follow_events(
+    service: Arc<Service>,
+    connection: Connection,
+    connect_path: String,
+    mut events: tokio::sync::broadcast::Receiver<NetworkEvent>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let server = connection.object_server();
+    loop {
+        let event = match events.recv().await {
+            Ok(event) => event,
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "network events were dropped");
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        let path = network_path(&connect_path, &event.uuid);
+        if service.summary(&event.uuid).is_ok() {
+            let _ = ensure_network(server, &service, &connect_path, event.uuid).await;
+        } else {
+            let _ = server.remove::<Network, _>(path.as_str()).await;
+        }
+        if let Ok(emitter) = SignalEmitter::new(&connection, connect_path.as_str())
+            && let Err(error) = Connect::network_event(&emitter, path, event.event as i32).await
+        {
+            tracing::warn!("cannot emit NetworkEvent: {error}");
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! Errors of the network service, worded as libvirt's (class prefix and
+//! message), because clients match on them.
+
+use crate::apply::{StartError, StopError};
+use crate::definition::DefinitionError;
+use crate::state::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Definition(#[from] DefinitionError),
+    /// VIR_ERR_NO_NETWORK.
+    #[error("Network not found: no network with matching name '{0}'")]
+    NoSuchName(String),
+    /// VIR_ERR_NO_NETWORK.
+    #[error("Network not found: no network with matching uuid '{0}'")]
+    NoSuchUuid(String),
+    /// VIR_ERR_OPERATION_FAILED.
+    #[error("operation failed: {0}")]
+    OperationFailed(String),
+    /// VIR_ERR_OPERATION_INVALID.
+    #[error("Requested operation is not valid: {0}")]
+    OperationInvalid(String),
+    /// VIR_ERR_INVALID_ARG.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// VIR_ERR_INTERNAL_ERROR.
+    #[error("internal error: {0}")]
+    Internal(String),
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error(transparent)]
+    Stop(#[from] StopError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot reach the host's network stack")]
+    Host(#[source] crate::apply::netlink::NetlinkError),
+}
+
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;

@@ -1,0 +1,165 @@
+//! The kernel driver: networks realized on the host (through `apply`),
+//! definitions and status kept on disk (through `state::store`). Every
+//! kernel change is preceded by a status record of what is about to
+//! happen, so that a daemon killed half-way finishes or undoes it at its
+//! next start.
+
+use crate::apply::netlink::Netlink;
+use crate::apply::recover::{self, Adoption, HostSnapshot};
+use crate::apply::{self, Environment};
+use crate::definition::{FormatFlags, NetworkDef, error_chain};
+use crate::state::RunningNetwork;
+use crate::state::store::{NetworkStatus, Phase, Store, StoredNetwork};
+
+use super::error::{Result, ServiceError};
+
+pub struct Kernel {
+    env: Environment,
+    store: Store,
+}
+
+/// A network found active at daemon start, taken over.
+pub struct Adopted {
+    pub def: NetworkDef,
+    pub running: RunningNetwork,
+}
+
+impl Kernel {
+    pub fn new(env: Environment, store: Store) -> Self {
+        Self { env, store }
+    }
+
+    pub async fn host_links(&self) -> Result<Vec<String>> {
+        let netlink = Netlink::connect().map_err(ServiceError::Host)?;
+        netlink.link_names().await.map_err(ServiceError::Host)
+    }
+
+    fn save_status(&self, def: &NetworkDef, phase: Phase, running: Option<&RunningNetwork>) -> Result<()> {
+        let status = NetworkStatus {
+            phase,
+            definition: def.to_xml(FormatFlags { inactive: false }),
+            running: running.cloned(),
+        };
+        Ok(self.store.save_status(def.name.as_str(), &status)?)
+    }
+
+    pub async fn start(&self, def: &NetworkDef, reserved: &[String]) -> Result<RunningNetwork> {
+        self.save_status(def, Phase::Starting, None)?;
+        match apply::start(def, &self.env, reserved).await {
+            Ok(running) => match self.save_status(def, Phase::Running, Some(&running)) {
+                Ok(()) => Ok(running),
+                Err(error) => {
+                    let _ = apply::stop(&running).await;
+                    let _ = self.store.delete_status(def.name.as_str());
+                    Err(error)
+                }
+            },
+            Err(error) => {
+                // apply::start rolled back what it did.
+                let _ = self.store.delete_status(def.name.as_str());
+                Err(error.into())
+            }
+        }
+    }
+
+    pub async fn stop(&self, def: &NetworkDef, running: &RunningNetwork) -> Result<()> {
+        self.save_status(def, Phase::Stopping, Some(running))?;
+        apply::stop(running).await?;
+        Ok(self.store.delete_status(def.name.as_str())?)
+    }
+
+    /// Applies an updated live definition to the running network.
+    pub async fn refresh(&self, def: &NetworkDef, running: &RunningNetwork) -> Result<RunningNetwork> {
+        let refreshed = recover::refresh(def, running, &self.env).await?;
+        self.save_status(def, Phase::Running, Some(&refreshed))?;
+        Ok(refreshed)
+    }
+
+    pub fn save_config(&self, def: &NetworkDef) -> Result<()> {
+        Ok(self.store.save_config(def)?)
+    }
+
+    pub fn delete_config(&self, name: &str) -> Result<()> {
+        Ok(self.store.delete_config(name)?)
+    }
+
+    pub fn set_autostart(&self, name: &str, autostart: bool) -> Result<()> {
+        Ok(self.store.set_autostart(name, autostart)?)
+    }
+
+    /// Reads the persistent networks, and takes over the networks an
+    /// earlier run left active: those intact are adopted as they are (only
+    /// missing objects are re-created); those whose bridge vanished, and
+    /// interrupted starts and stops, are cleaned up. Problems are logged.
+    pub async fn load(&self) -> Result<(Vec<StoredNetwork>, Vec<Adopted>)> {
+        self.store.prepare()?;
+        let (stored, errors) = self.store.load_networks();
+        for error in &errors {
+            tracing::error!("{}", error_chain(error));
+        }
+        let (statuses, errors) = self.store.load_statuses();
+        for error in &errors {
+            tracing::error!("{}", error_chain(error));
+        }
+        if statuses.is_empty() {
+            return Ok((stored, Vec::new()));
+        }
+        let host = HostSnapshot::read().await?;
+        let mut adopted = Vec::new();
+        for status in statuses {
+            let def = match NetworkDef::parse(&status.definition) {
+                Ok(def) => def,
+                Err(error) => {
+                    tracing::error!("ignoring a status file: {}", error_chain(&error));
+                    continue;
+                }
+            };
+            if let Some(found) = self.recover(def, status, &host).await {
+                adopted.push(found);
+            }
+        }
+        Ok((stored, adopted))
+    }
+
+    async fn recover(&self, def: NetworkDef, status: NetworkStatus, host: &HostSnapshot) -> Option<Adopted> {
+        let name = def.name.to_string();
+        let known_bridge = status
+            .running
+            .as_ref()
+            .and_then(|running| running.bridge.as_ref())
+            .map(|bridge| bridge.ifindex);
+        if let (Phase::Running, Some(mut running)) = (status.phase, status.running) {
+            match recover::adopt(&def, &mut running, &self.env, host).await {
+                Ok(Adoption::Adopted { repaired }) => {
+                    if repaired.is_empty() {
+                        tracing::info!(network = name, "network taken over, intact");
+                    } else {
+                        tracing::warn!(network = name, "network taken over; re-created {}", repaired.join(", "));
+                        if let Err(error) = self.save_status(&def, Phase::Running, Some(&running)) {
+                            tracing::error!(network = name, "{}", error_chain(&error));
+                        }
+                    }
+                    return Some(Adopted { def, running });
+                }
+                Ok(Adoption::BridgeVanished) => {
+                    tracing::warn!(network = name, "the network's bridge is gone; marking it inactive");
+                }
+                Err(error) => {
+                    tracing::error!(network = name, "cannot take the network over, stopping it: {}", error_chain(&error));
+                }
+            }
+        } else {
+            tracing::warn!(network = name, "finishing an interrupted {}", match status.phase {
+                Phase::Starting => "start (undoing it)",
+                _ => "stop",
+            });
+        }
+        for error in recover::clean_up(&def, &self.env, known_bridge).await {
+            tracing::error!(network = name, "{error}");
+        }
+        if let Err(error) = self.store.delete_status(&name) {
+            tracing::error!(network = name, "{}", error_chain(&error));
+        }
+        None
+    }
+}

@@ -1,0 +1,85 @@
+//! Crash-safe file updates: a reader (or the daemon after a crash) sees
+//! either the old file or the new one, never a mix.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A temporary name beside `path`, unique within this process, so that
+/// concurrent writers of different files never share one.
+fn temporary_beside(path: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    path.with_file_name(format!(".{name}.{}.{count}.tmp", std::process::id()))
+}
+
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
+}
+
+/// Writes `contents` to `path`: temporary file, fsync, rename, fsync of the
+/// directory.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let temporary = temporary_beside(path);
+    let written = std::fs::File::create(&temporary).and_then(|mut file| {
+        file.write_all(contents)?;
+        file.sync_all()
+    });
+    if let Err(error) = written.and_then(|()| std::fs::rename(&temporary, path)) {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(error);
+    }
+    sync_parent(path)
+}
+
+/// Makes `link` a symbolic link to `target`, replacing any link there.
+pub fn symlink_atomically(target: &Path, link: &Path) -> std::io::Result<()> {
+    let temporary = temporary_beside(link);
+    std::os::unix::fs::symlink(target, &temporary)?;
+    if let Err(error) = std::fs::rename(&temporary, link) {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(error);
+    }
+    sync_parent(link)
+}
+
+/// Removes `path`; a file already gone is not an error.
+pub fn remove_durably(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => sync_parent(path),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_files_and_links_leaving_no_temporary() {
+        let dir = std::env::temp_dir().join(format!("virtnet-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("a.xml");
+        write_atomically(&file, b"one").unwrap();
+        write_atomically(&file, b"two").unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), b"two");
+        let link = dir.join("a.link");
+        symlink_atomically(&file, &link).unwrap();
+        symlink_atomically(&file, &link).unwrap();
+        assert_eq!(std::fs::read_link(&link).unwrap(), file);
+        remove_durably(&link).unwrap();
+        remove_durably(&link).unwrap();
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a.xml"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
