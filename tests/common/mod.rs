@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+pub mod daemon;
 pub mod netns;
 
 pub fn project_dir() -> &'static Path {

@@ -1,0 +1,139 @@
+//! A private bus and virtnetd for tests, both inside the test's namespace
+//! (so the namespace guard kills them by pid, whatever happens); the bus
+//! listens on a socket path, reachable from any namespace.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use super::netns::Netns;
+
+/// A dbus-daemon running in `ns`, with the session policy (everyone may
+/// do everything) or the configuration file given.
+pub fn start_bus(ns: &Netns, dir: &Path, config: Option<&Path>) -> String {
+    let socket = dir.join("bus");
+    let address = format!("unix:path={}", socket.display());
+    let config_arg = match config {
+        Some(path) => format!("--config-file={}", path.display()),
+        None => "--session".to_owned(),
+    };
+    Command::new("ip")
+        .args(["netns", "exec", &ns.name, "dbus-daemon", &config_arg])
+        .arg(format!("--address={address}"))
+        .args(["--nofork", "--nopidfile"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dbus-daemon starts");
+    wait_for(|| socket.exists(), "the private bus socket");
+    address
+}
+
+fn wait_for(mut ready: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A running virtnetd; killed (SIGKILL) when dropped unless stopped.
+pub struct Daemon {
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+pub struct DaemonConfig<'a> {
+    pub ns: &'a Netns,
+    pub bus: &'a str,
+    pub bus_name: &'a str,
+    /// `None`: the test driver; else the kernel driver with its
+    /// directories under this one.
+    pub dirs: Option<&'a Path>,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    pub fn start(config: &DaemonConfig<'_>) -> Self {
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", &config.ns.name])
+            .arg(env!("CARGO_BIN_EXE_virtnetd"))
+            .args(["--bus-address", config.bus, "--bus-name", config.bus_name]);
+        match config.dirs {
+            None => {
+                command.args(["--driver", "test"]);
+            }
+            Some(dir) => {
+                command
+                    .arg("--config-dir")
+                    .arg(dir.join("etc"))
+                    .arg("--state-dir")
+                    .arg(dir.join("lib"))
+                    .arg("--run-dir")
+                    .arg(dir.join("run"));
+            }
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&config.log)
+            .expect("daemon log");
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("virtnetd starts");
+        let daemon = Self {
+            child: Some(child),
+            log: config.log.clone(),
+        };
+        wait_for(
+            || client(config.bus, config.bus_name, &["net-list", "--all"]).status.success(),
+            "virtnetd to answer",
+        );
+        daemon
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    fn signal(&mut self, signal: libc::c_int) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let pid = libc::pid_t::try_from(child.id()).expect("pid fits");
+        // SAFETY: kill(2) on the pid of the child this guard spawned and
+        // has not reaped yet, so the pid cannot have been reused.
+        unsafe { libc::kill(pid, signal) };
+        child.wait().ok()
+    }
+
+    /// SIGTERM, and the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        self.signal(libc::SIGTERM).expect("daemon was running")
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill(mut self) {
+        self.signal(libc::SIGKILL);
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.signal(libc::SIGKILL);
+    }
+}
+
+/// Runs the `virtnet` client against `bus`.
+pub fn client(bus: &str, bus_name: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_virtnet"))
+        .args(["--bus-address", bus, "--bus-name", bus_name])
+        .args(args)
+        .output()
+        .expect("virtnet runs")
+}

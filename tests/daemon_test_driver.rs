@@ -1,0 +1,377 @@
+//! virtnetd with its test driver (`--driver test`, like libvirt's
+//! `test:///default`) on a private bus: the CLI against virsh's own output
+//! on libvirt's test driver, the D-Bus contract against libvirt-dbus's
+//! interface files, events and errors.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+use common::ScratchDir;
+use common::daemon::{Daemon, DaemonConfig, client, start_bus};
+use common::netns::Netns;
+use futures_util::StreamExt;
+use quick_xml::events::Event;
+use zbus::{MatchRule, MessageStream, OwnedObjectPath};
+
+const BUS_NAME: &str = "org.libvirt";
+const DEFAULT_PATH: &str = "/org/libvirt/Test/network/_dd8fe884_6c02_601e_7551_cca97df1c5df";
+const INTERFACES: &str = "/usr/share/dbus-1/interfaces";
+
+struct Setup {
+    // Field order is drop order: the daemon and bus go before the namespace.
+    daemon: Daemon,
+    bus: String,
+    scratch: ScratchDir,
+    _ns: Netns,
+}
+
+fn setup(label: &str) -> Setup {
+    let ns = Netns::new(label);
+    let scratch = ScratchDir::new(label);
+    let bus = start_bus(&ns, &scratch.0, None);
+    let daemon = Daemon::start(&DaemonConfig {
+        ns: &ns,
+        bus: &bus,
+        bus_name: BUS_NAME,
+        dirs: None,
+        log: scratch.0.join("virtnetd.log"),
+    });
+    Setup {
+        daemon,
+        bus,
+        scratch,
+        _ns: ns,
+    }
+}
+
+const T1: &str = "<network>
+  <name>t1</name>
+  <uuid>0c7b2f4a-5f55-4a3c-9d3c-3d2f1b0e9a11</uuid>
+  <bridge name='vt1br0'/>
+  <ip address='10.9.0.1' prefix='24'>
+    <dhcp>
+      <range start='10.9.0.10' end='10.9.0.20'/>
+    </dhcp>
+  </ip>
+</network>
+";
+
+const T2: &str = "<network>
+  <name>t2</name>
+  <uuid>5a0a3a2e-7b4e-4f44-8f6c-0b8e8c1f2d33</uuid>
+  <forward mode='route'/>
+  <bridge name='vt2br0' stp='off'/>
+  <ip address='10.10.0.1' netmask='255.255.255.0'/>
+</network>
+";
+
+/// The same commands through virsh on libvirt's test driver (one virsh
+/// process, which keeps the driver's state) and through virtnet on
+/// virtnetd's: standard output must be identical, byte for byte.
+#[test]
+fn cli_prints_what_virsh_prints_on_the_test_driver() {
+    if Command::new("virsh").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: virsh is not installed (scripts/setup installs libvirt-clients)");
+        return;
+    }
+    let setup = setup("cli");
+    let t1 = setup.scratch.0.join("t1.xml");
+    let t2 = setup.scratch.0.join("t2.xml");
+    std::fs::write(&t1, T1).unwrap();
+    std::fs::write(&t2, T2).unwrap();
+    let (t1, t2) = (t1.display().to_string(), t2.display().to_string());
+    let host = "<host mac='00:16:3e:77:e2:ed' name='foo' ip='192.168.122.10'/>";
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["net-list", "--all"],
+        vec!["net-info", "default"],
+        vec!["net-uuid", "default"],
+        vec!["net-name", "dd8fe884-6c02-601e-7551-cca97df1c5df"],
+        vec!["net-dumpxml", "default"],
+        vec!["net-destroy", "default"],
+        vec!["net-list"],
+        vec!["net-list", "--inactive", "--name"],
+        vec!["net-start", "default"],
+        vec!["net-autostart", "default"],
+        vec!["net-list", "--autostart"],
+        vec!["net-autostart", "--disable", "default"],
+        vec!["net-define", &t1],
+        vec!["net-list", "--all"],
+        vec!["net-dumpxml", "t1"],
+        vec!["net-start", "t1"],
+        vec!["net-list", "--all", "--uuid"],
+        vec!["net-destroy", "t1"],
+        vec!["net-undefine", "t1"],
+        vec!["net-create", &t2],
+        vec!["net-list", "--transient"],
+        vec!["net-dumpxml", "t2"],
+        vec!["net-destroy", "t2"],
+        vec!["net-list", "--all"],
+        vec!["net-update", "default", "add", "ip-dhcp-host", host, "--live", "--config"],
+        vec!["net-dumpxml", "default"],
+        vec!["net-info", "nosuch"],
+    ];
+    let script: Vec<String> = commands
+        .iter()
+        .map(|words| {
+            words
+                .iter()
+                .map(|word| {
+                    if word.contains('\'') {
+                        format!("\"{word}\"")
+                    } else {
+                        format!("'{word}'")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    let virsh = Command::new("virsh")
+        .args(["-c", "test:///default", &script.join("; ")])
+        .output()
+        .expect("virsh runs");
+    let expected = String::from_utf8_lossy(&virsh.stdout).into_owned();
+    let mut ours = String::new();
+    for words in &commands {
+        let output = client(&setup.bus, BUS_NAME, words);
+        ours.push_str(&String::from_utf8_lossy(&output.stdout));
+    }
+    assert_eq!(ours, expected, "virtnet's output differs from virsh's");
+    assert!(expected.contains("Network t2 created from"), "{expected}");
+}
+
+/// One interface of an introspection document: members with their
+/// signatures, in a form two documents can be compared by.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Interface {
+    /// Method name → arguments (name, type, direction).
+    methods: BTreeMap<String, Vec<(String, String, String)>>,
+    /// Property name → (type, access).
+    properties: BTreeMap<String, (String, String)>,
+    /// Signal name → arguments (name, type).
+    signals: BTreeMap<String, Vec<(String, String)>>,
+}
+
+fn interfaces(xml: &str) -> BTreeMap<String, Interface> {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut found: BTreeMap<String, Interface> = BTreeMap::new();
+    let mut interface = String::new();
+    let mut member: Option<(String, String)> = None;
+    loop {
+        let event = reader.read_event().expect("introspection XML parses");
+        let (element, closes) = match &event {
+            Event::Start(element) => (element.clone(), false),
+            Event::Empty(element) => (element.clone(), true),
+            Event::End(element) => {
+                if matches!(element.name().as_ref(), "method" | "signal" | "property") {
+                    member = None;
+                }
+                continue;
+            }
+            Event::Eof => break,
+            _ => continue,
+        };
+        let attribute = |name: &str| {
+            element
+                .try_get_attribute(name)
+                .ok()
+                .flatten()
+                .map(|value| value.value.to_string())
+                .unwrap_or_default()
+        };
+        let entry = found.entry(interface.clone()).or_default();
+        match element.name().as_ref() {
+            "interface" => {
+                interface = attribute("name");
+                found.entry(interface.clone()).or_default();
+            }
+            "method" => {
+                entry.methods.entry(attribute("name")).or_default();
+                member = (!closes).then(|| ("method".into(), attribute("name")));
+            }
+            "signal" => {
+                entry.signals.entry(attribute("name")).or_default();
+                member = (!closes).then(|| ("signal".into(), attribute("name")));
+            }
+            "property" => {
+                entry
+                    .properties
+                    .insert(attribute("name"), (attribute("type"), attribute("access")));
+            }
+            "arg" => match &member {
+                Some((kind, name)) if kind == "method" => {
+                    let direction = match attribute("direction").as_str() {
+                        "" => "in".to_owned(),
+                        other => other.to_owned(),
+                    };
+                    entry.methods.entry(name.clone()).or_default().push((
+                        attribute("name"),
+                        attribute("type"),
+                        direction,
+                    ));
+                }
+                Some((_, name)) => {
+                    entry
+                        .signals
+                        .entry(name.clone())
+                        .or_default()
+                        .push((attribute("name"), attribute("type")));
+                }
+                None => {}
+            },
+            _ => {}
+        }
+    }
+    found
+}
+
+async fn introspect(connection: &zbus::Connection, path: &str) -> String {
+    let reply = connection
+        .call_method(
+            Some(BUS_NAME),
+            path,
+            Some("org.freedesktop.DBus.Introspectable"),
+            "Introspect",
+            &(),
+        )
+        .await
+        .expect("Introspect answers");
+    reply.body().deserialize().expect("a string")
+}
+
+/// Our introspection declares what Debian's libvirt-dbus interface files
+/// declare, signature for signature: all of org.libvirt.Network (plus the
+/// BridgeName property), and the network part of org.libvirt.Connect.
+#[tokio::test(flavor = "current_thread")]
+async fn introspection_matches_libvirt_dbus_interface_files() {
+    let Ok(network_file) = std::fs::read_to_string(format!("{INTERFACES}/org.libvirt.Network.xml"))
+    else {
+        eprintln!("SKIPPED: {INTERFACES} has no libvirt-dbus files (scripts/setup installs libvirt-dbus)");
+        return;
+    };
+    let connect_file =
+        std::fs::read_to_string(format!("{INTERFACES}/org.libvirt.Connect.xml")).unwrap();
+    let setup = setup("introspect");
+    let connection = zbus::connection::Builder::address(setup.bus.as_str())
+        .build()
+        .await
+        .unwrap();
+
+    let ours = interfaces(&introspect(&connection, DEFAULT_PATH).await);
+    let mut network = ours["org.libvirt.Network"].clone();
+    assert_eq!(
+        network.properties.remove("BridgeName"),
+        Some(("s".into(), "read".into()))
+    );
+    assert_eq!(network, interfaces(&network_file)["org.libvirt.Network"]);
+
+    let ours = interfaces(&introspect(&connection, "/org/libvirt/Test").await);
+    let connect = &ours["org.libvirt.Connect"];
+    let declared = &interfaces(&connect_file)["org.libvirt.Connect"];
+    let network_members: BTreeSet<&String> = declared
+        .methods
+        .keys()
+        .filter(|name| name.contains("Network"))
+        .collect();
+    assert_eq!(network_members.len(), 5, "{network_members:?}");
+    for name in network_members {
+        assert_eq!(connect.methods.get(name), declared.methods.get(name), "{name}");
+    }
+    assert_eq!(connect.methods.len(), 5, "no method beyond networks");
+    assert_eq!(connect.properties, declared.properties);
+    assert_eq!(
+        connect.signals.get("NetworkEvent"),
+        declared.signals.get("NetworkEvent")
+    );
+    drop(setup);
+}
+
+/// Lifecycle events arrive as libvirt-dbus sends them, errors carry
+/// libvirt's name and message, and the libvirt-dbus test suite's calls
+/// (update with flags 0 on the active test network) behave.
+#[tokio::test(flavor = "current_thread")]
+async fn events_errors_and_updates_follow_libvirt_dbus() {
+    let setup = setup("events");
+    let connection = zbus::connection::Builder::address(setup.bus.as_str())
+        .build()
+        .await
+        .unwrap();
+    let rule = MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .interface("org.libvirt.Connect")
+        .member("NetworkEvent")
+        .build()
+        .unwrap();
+    let mut signals = MessageStream::for_match_rule(rule, &connection, None)
+        .await
+        .unwrap();
+    let connect = virtnet::dbus::client::ConnectProxy::builder(&connection)
+        .destination(BUS_NAME)
+        .path("/org/libvirt/Test")
+        .build()
+        .await
+        .unwrap();
+
+    let path = connect.network_define_xml(T1).await.unwrap();
+    assert_eq!(
+        path.as_str(),
+        "/org/libvirt/Test/network/_0c7b2f4a_5f55_4a3c_9d3c_3d2f1b0e9a11"
+    );
+    let network = virtnet::dbus::client::NetworkProxy::builder(&connection)
+        .destination(BUS_NAME)
+        .path(path.clone())
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .unwrap();
+    network.create().await.unwrap();
+    network.destroy().await.unwrap();
+    network.undefine().await.unwrap();
+    let mut events = Vec::new();
+    while events.len() < 4 {
+        let message = signals.next().await.unwrap().unwrap();
+        let (object, event): (OwnedObjectPath, i32) = message.body().deserialize().unwrap();
+        assert_eq!(object, path);
+        events.push(event);
+    }
+    assert_eq!(events, [0, 2, 3, 1], "DEFINED, STARTED, STOPPED, UNDEFINED");
+
+    let error = connect.network_lookup_by_name("t1").await.unwrap_err();
+    match error {
+        zbus::Error::MethodError(name, description, _) => {
+            assert_eq!(name.as_str(), "org.libvirt.Error");
+            assert_eq!(
+                description.as_deref(),
+                Some("Network not found: no network with matching name 't1'")
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let uuid_without_dashes = connect
+        .network_lookup_by_uuid("dd8fe8846c02601e7551cca97df1c5df")
+        .await
+        .unwrap();
+    assert_eq!(uuid_without_dashes.as_str(), DEFAULT_PATH);
+
+    let default = virtnet::dbus::client::NetworkProxy::builder(&connection)
+        .destination(BUS_NAME)
+        .path(DEFAULT_PATH)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .unwrap();
+    let host = "<host mac='00:16:3e:77:e2:ed' name='foo.example.com' ip='192.168.122.10'/>";
+    default.update(4, 4, 0, host, 0).await.unwrap();
+    assert!(default.get_xml_desc(0).await.unwrap().contains(host));
+    assert!(
+        !default.get_xml_desc(1).await.unwrap().contains(host),
+        "flags 0 on an active network change the live definition only"
+    );
+    default.set_autostart(true).await.unwrap();
+    assert!(default.autostart().await.unwrap());
+
+    let status = setup.daemon.terminate();
+    assert!(status.success(), "SIGTERM ends virtnetd cleanly: {status}");
+}
