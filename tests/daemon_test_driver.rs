@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
 use common::ScratchDir;
-use common::daemon::{Daemon, DaemonConfig, client, start_bus};
+use common::daemon::{Bus, Daemon, DaemonConfig, client, start_bus};
 use common::netns::Netns;
 use futures_util::StreamExt;
 use quick_xml::events::Event;
@@ -23,6 +23,7 @@ struct Setup {
     // Field order is drop order: the daemon and bus go before the namespace.
     daemon: Daemon,
     bus: String,
+    _bus_daemon: Bus,
     scratch: ScratchDir,
     _ns: Netns,
 }
@@ -30,7 +31,8 @@ struct Setup {
 fn setup(label: &str) -> Setup {
     let ns = Netns::new(label);
     let scratch = ScratchDir::new(label);
-    let bus = start_bus(&ns, &scratch.0, None);
+    let bus_daemon = start_bus(&ns, &scratch.0, None);
+    let bus = bus_daemon.address.clone();
     let daemon = Daemon::start(&DaemonConfig {
         ns: &ns,
         bus: &bus,
@@ -41,6 +43,7 @@ fn setup(label: &str) -> Setup {
     Setup {
         daemon,
         bus,
+        _bus_daemon: bus_daemon,
         scratch,
         _ns: ns,
     }
@@ -108,7 +111,15 @@ fn cli_prints_what_virsh_prints_on_the_test_driver() {
         vec!["net-dumpxml", "t2"],
         vec!["net-destroy", "t2"],
         vec!["net-list", "--all"],
-        vec!["net-update", "default", "add", "ip-dhcp-host", host, "--live", "--config"],
+        vec![
+            "net-update",
+            "default",
+            "add",
+            "ip-dhcp-host",
+            host,
+            "--live",
+            "--config",
+        ],
         vec!["net-dumpxml", "default"],
         vec!["net-info", "nosuch"],
     ];
@@ -248,7 +259,9 @@ async fn introspect(connection: &zbus::Connection, path: &str) -> String {
 async fn introspection_matches_libvirt_dbus_interface_files() {
     let Ok(network_file) = std::fs::read_to_string(format!("{INTERFACES}/org.libvirt.Network.xml"))
     else {
-        eprintln!("SKIPPED: {INTERFACES} has no libvirt-dbus files (scripts/setup installs libvirt-dbus)");
+        eprintln!(
+            "SKIPPED: {INTERFACES} has no libvirt-dbus files (scripts/setup installs libvirt-dbus)"
+        );
         return;
     };
     let connect_file =
@@ -277,7 +290,11 @@ async fn introspection_matches_libvirt_dbus_interface_files() {
         .collect();
     assert_eq!(network_members.len(), 5, "{network_members:?}");
     for name in network_members {
-        assert_eq!(connect.methods.get(name), declared.methods.get(name), "{name}");
+        assert_eq!(
+            connect.methods.get(name),
+            declared.methods.get(name),
+            "{name}"
+        );
     }
     assert_eq!(connect.methods.len(), 5, "no method beyond networks");
     assert_eq!(connect.properties, declared.properties);

@@ -9,22 +9,12 @@ use std::io::Read;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;
 
+use common::guest::{dhcp, pings, udhcpc_script, wait_forwarding, walk};
 use common::netns::{Netns, plug_guest, veth};
 use common::{ScratchDir, project_dir};
 use virtnet::apply::{self, Environment, StartError};
 use virtnet::definition::NetworkDef;
 use virtnet::state::RunningNetwork;
-
-const UDHCPC_SCRIPT: &str = r#"#!/bin/sh
-case "$1" in
-bound|renew)
-    ip addr flush dev "$interface"
-    ip addr add "$ip/$mask" dev "$interface"
-    [ -n "$router" ] && ip route replace default via "${router%% *}" dev "$interface"
-    ;;
-esac
-exit 0
-"#;
 
 /// A host namespace with an uplink to an `outside` namespace, and the
 /// files virtnet works with.
@@ -52,12 +42,7 @@ impl Lab {
             dnsmasq: "dnsmasq".into(),
             tc: "tc".into(),
         };
-        let script = scratch.0.join("udhcpc.script");
-        std::fs::write(&script, UDHCPC_SCRIPT).unwrap();
-        std::process::Command::new("chmod")
-            .args(["755", script.to_str().unwrap()])
-            .status()
-            .unwrap();
+        let script = udhcpc_script(&scratch.0);
         Self {
             host,
             outside,
@@ -126,73 +111,14 @@ impl Lab {
             &self.host.name[self.host.name.len() - 4..]
         );
         let guest = plug_guest(&self.host, bridge, &label, &port, mac);
-        self.wait_forwarding(&port);
+        wait_forwarding(&self.host, &port);
         guest
-    }
-
-    /// With STP on (libvirt's default) a new port learns for a while
-    /// before it forwards.
-    fn wait_forwarding(&self, port: &str) {
-        for _ in 0..200 {
-            let state = self.host.exec_ok(&["bridge", "link", "show", "dev", port]);
-            if state.contains("state forwarding") {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("port {port} never forwarded");
     }
 
     /// Runs real DHCP in the guest; returns the address it was given.
     fn dhcp(&self, guest: &Netns) -> Ipv4Addr {
-        guest.exec_ok(&[
-            "busybox",
-            "udhcpc",
-            "-i",
-            "eth0",
-            "-n",
-            "-q",
-            "-t",
-            "30",
-            "-T",
-            "1",
-            "-s",
-            self.script.to_str().unwrap(),
-        ]);
-        ipv4_of(guest)
+        dhcp(guest, &self.script)
     }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<String> {
-    let mut found = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                found.extend(walk(&path));
-            } else {
-                found.push(path.display().to_string());
-            }
-        }
-    }
-    found
-}
-
-fn ipv4_of(ns: &Netns) -> Ipv4Addr {
-    let output = ns.exec_ok(&["ip", "-4", "-o", "addr", "show", "dev", "eth0"]);
-    output
-        .split_whitespace()
-        .skip_while(|word| *word != "inet")
-        .nth(1)
-        .and_then(|cidr| cidr.split('/').next())
-        .and_then(|address| address.parse().ok())
-        .unwrap_or_else(|| panic!("no IPv4 address in {output}"))
-}
-
-fn pings(ns: &Netns, address: &str) -> bool {
-    ns.exec(&["busybox", "ping", "-c", "1", "-W", "2", address])
-        .status
-        .success()
 }
 
 /// Opens a TCP connection from `guest` to `outside` and returns the peer

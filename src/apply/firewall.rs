@@ -589,7 +589,11 @@ fn element_key(key: &Value) -> String {
     match key {
         Value::String(text) => text.clone(),
         Value::Object(object) => match object.get("concat").and_then(Value::as_array) {
-            Some(parts) => parts.iter().map(element_key).collect::<Vec<_>>().join(" . "),
+            Some(parts) => parts
+                .iter()
+                .map(element_key)
+                .collect::<Vec<_>>()
+                .join(" . "),
             None => key.to_string(),
         },
         other => other.to_string(),
@@ -625,10 +629,10 @@ pub async fn remove_leftovers(plan: &FirewallPlan) -> Result<(), FirewallError> 
     let inventory = Inventory::read().await;
     let mut batch = Transaction::default();
     for element in elements(plan) {
-        if inventory
-            .elements
-            .contains(&(element.name.to_string(), element_key(&planned_key(&element))))
-        {
+        if inventory.elements.contains(&(
+            element.name.to_string(),
+            element_key(&planned_key(&element)),
+        )) {
             batch.delete(NfListObject::Element(element));
         }
     }
@@ -655,7 +659,10 @@ pub async fn replace(old: &FirewallPlan, new: &FirewallPlan) -> Result<(), Firew
         .map(|element| (element.name.to_string(), element_key(&planned_key(element))))
         .collect();
     for element in elements(old) {
-        let key = (element.name.to_string(), element_key(&planned_key(&element)));
+        let key = (
+            element.name.to_string(),
+            element_key(&planned_key(&element)),
+        );
         if !kept_elements.contains(&key) {
             batch.delete(NfListObject::Element(element));
         }

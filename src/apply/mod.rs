@@ -48,7 +48,11 @@ impl Environment {
 
     /// Where the dnsmasq of `network` on `bridge` keeps its files: the hosts
     /// files are named after the network, as its configuration says.
-    pub(crate) fn dnsmasq_files(&self, network: &NetworkName, bridge: &str) -> (DnsmasqFiles, DnsmasqPaths) {
+    pub(crate) fn dnsmasq_files(
+        &self,
+        network: &NetworkName,
+        bridge: &str,
+    ) -> (DnsmasqFiles, DnsmasqPaths) {
         let run = self.run_dir.join("dnsmasq");
         let state = self.state_dir.join("dnsmasq");
         let pid = run.join(format!("{bridge}.pid"));

@@ -210,10 +210,13 @@ impl Netlink {
         Ok(messages
             .iter()
             .filter_map(|message| {
-                let address = message.attributes.iter().find_map(|attribute| match attribute {
-                    AddressAttribute::Address(address) => Some(*address),
-                    _ => None,
-                })?;
+                let address = message
+                    .attributes
+                    .iter()
+                    .find_map(|attribute| match attribute {
+                        AddressAttribute::Address(address) => Some(*address),
+                        _ => None,
+                    })?;
                 Some((message.header.index, address, message.header.prefix_len))
             })
             .collect())

@@ -25,14 +25,15 @@ pub struct HostSnapshot {
 impl HostSnapshot {
     pub async fn read() -> Result<Self, StartError> {
         let netlink = Netlink::connect()?;
-        let (links, addresses, firewall) = tokio::join!(
-            netlink.link_indexes(),
-            netlink.addresses(),
-            Inventory::read()
-        );
+        // One dump at a time: the kernel refuses a second on the same socket.
+        let dumps = async {
+            Ok::<_, StartError>((netlink.link_indexes().await?, netlink.addresses().await?))
+        };
+        let (dumps, firewall) = tokio::join!(dumps, Inventory::read());
+        let (links, addresses) = dumps?;
         Ok(Self {
-            links: links?,
-            addresses: addresses?,
+            links,
+            addresses,
             firewall,
         })
     }
@@ -185,7 +186,9 @@ pub async fn refresh(
     refreshed.dnsmasq = match (&running.dnsmasq, &plan.dnsmasq) {
         (Some(instance), Some(new))
             if instance.is_running()
-                && std::fs::read_to_string(&instance.paths.config).ok().as_ref()
+                && std::fs::read_to_string(&instance.paths.config)
+                    .ok()
+                    .as_ref()
                     == Some(&new.config) =>
         {
             instance.reload_hosts(new)?;

@@ -225,14 +225,10 @@ impl Client {
             (None, true) => Bus::Session,
             (None, false) => Bus::System,
         };
-        let connection = bus
-            .builder()
-            .build()
-            .await
-            .map_err(|error| Failure {
-                context: Some("failed to connect to virtnetd".into()),
-                message: bus_error(error),
-            })?;
+        let connection = bus.builder().build().await.map_err(|error| Failure {
+            context: Some("failed to connect to virtnetd".into()),
+            message: bus_error(error),
+        })?;
         let mut client = Self {
             connection,
             bus_name: args.bus_name.clone(),
@@ -394,7 +390,12 @@ async fn run(cli: Cli) -> Result<String, Failure> {
                 .network_define_xml(&xml)
                 .await
                 .context(context)?;
-            let name = client.network_at(path).await?.name().await.context(context)?;
+            let name = client
+                .network_at(path)
+                .await?
+                .name()
+                .await
+                .context(context)?;
             Ok(format!("Network {name} defined from {file}\n\n"))
         }
         Command::NetCreate { file } => {
@@ -406,7 +407,12 @@ async fn run(cli: Cli) -> Result<String, Failure> {
                 .network_create_xml(&xml)
                 .await
                 .context(context)?;
-            let name = client.network_at(path).await?.name().await.context(context)?;
+            let name = client
+                .network_at(path)
+                .await?
+                .name()
+                .await
+                .context(context)?;
             Ok(format!("Network {name} created from {file}\n\n"))
         }
         Command::NetStart { network } => {
@@ -450,11 +456,7 @@ async fn run(cli: Cli) -> Result<String, Failure> {
         Command::NetInfo { network } => {
             let proxy = client.network(&network).await?;
             let path = proxy.inner().path().to_owned().into();
-            let info = client
-                .properties(&[path])
-                .await?
-                .pop()
-                .unwrap_or_default();
+            let info = client.properties(&[path]).await?.pop().unwrap_or_default();
             let mut out = String::new();
             for (label, value) in [
                 ("Name:", info.name.as_str()),
@@ -560,19 +562,27 @@ async fn run(cli: Cli) -> Result<String, Failure> {
                 .await
                 .context(|| format!("Failed to get leases info for {network}"))?;
             leases.sort_by(|a, b| (&a.3, &a.5).cmp(&(&b.3, &b.5)));
-            let dash = |text: String| if text.is_empty() { "-".to_owned() } else { text };
+            let dash = |text: String| {
+                if text.is_empty() {
+                    "-".to_owned()
+                } else {
+                    text
+                }
+            };
             let rows: Vec<Vec<String>> = leases
                 .into_iter()
-                .map(|(_, expiry, kind, mac, _, address, prefix, hostname, client_id)| {
-                    vec![
-                        local_time(expiry),
-                        dash(mac),
-                        if kind == 0 { "ipv4" } else { "ipv6" }.to_owned(),
-                        format!("{address}/{prefix}"),
-                        dash(hostname),
-                        dash(client_id),
-                    ]
-                })
+                .map(
+                    |(_, expiry, kind, mac, _, address, prefix, hostname, client_id)| {
+                        vec![
+                            local_time(expiry),
+                            dash(mac),
+                            if kind == 0 { "ipv4" } else { "ipv6" }.to_owned(),
+                            format!("{address}/{prefix}"),
+                            dash(hostname),
+                            dash(client_id),
+                        ]
+                    },
+                )
                 .collect();
             Ok(table::render(
                 &[
@@ -628,7 +638,11 @@ async fn list(client: &Client, args: &ListArgs) -> Result<String, Failure> {
     if args.name || args.uuid {
         let mut out = String::new();
         for network in &networks {
-            out.push_str(if args.name { &network.name } else { &network.uuid });
+            out.push_str(if args.name {
+                &network.name
+            } else {
+                &network.uuid
+            });
             out.push('\n');
         }
         out.push('\n');
@@ -667,7 +681,9 @@ async fn edit(client: &Client, network: &str) -> Result<String, Failure> {
     let _ = std::fs::remove_file(&path);
     let edited = edited?;
     if edited == xml {
-        return Ok(format!("Network {network} XML configuration not changed.\n\n"));
+        return Ok(format!(
+            "Network {network} XML configuration not changed.\n\n"
+        ));
     }
     client
         .connect()

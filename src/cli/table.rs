@@ -5,7 +5,10 @@
 /// The table as text, with virsh's trailing blank line.
 pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
     let columns = headers.len();
-    let mut widths: Vec<usize> = headers.iter().map(|header| header.chars().count()).collect();
+    let mut widths: Vec<usize> = headers
+        .iter()
+        .map(|header| header.chars().count())
+        .collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());

@@ -20,7 +20,17 @@ pub trait Connect {
 
 /// One lease: interface, expiry, type (0 IPv4, 1 IPv6), MAC, IAID,
 /// address, prefix, hostname, client id.
-pub type LeaseTuple = (String, i64, i32, String, String, String, u32, String, String);
+pub type LeaseTuple = (
+    String,
+    i64,
+    i32,
+    String,
+    String,
+    String,
+    u32,
+    String,
+    String,
+);
 
 #[proxy(interface = "org.libvirt.Network")]
 pub trait Network {

@@ -73,7 +73,19 @@ impl Network {
         &self,
         mac: &str,
         flags: u32,
-    ) -> Result<Vec<(String, i64, i32, String, String, String, u32, String, String)>> {
+    ) -> Result<
+        Vec<(
+            String,
+            i64,
+            i32,
+            String,
+            String,
+            String,
+            u32,
+            String,
+            String,
+        )>,
+    > {
         let _ = flags;
         let mac = Some(mac).filter(|mac| !mac.is_empty());
         let leases = self.service.leases(&self.uuid, mac).await?;

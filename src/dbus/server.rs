@@ -27,7 +27,12 @@ pub struct Connect {
 }
 
 /// The connect path's objects, for methods that create networks.
-async fn ensure_network(server: &ObjectServer, service: &Arc<Service>, connect: &str, uuid: Uuid) -> Result<OwnedObjectPath> {
+async fn ensure_network(
+    server: &ObjectServer,
+    service: &Arc<Service>,
+    connect: &str,
+    uuid: Uuid,
+) -> Result<OwnedObjectPath> {
     let path = network_path(connect, &uuid);
     let object = Network {
         service: service.clone(),
@@ -134,7 +139,11 @@ fn version_number() -> u64 {
 /// Serves `service` on `connection` at `connect_path`: the connect object,
 /// an object per network, and a task that follows the service's events
 /// (adding and removing network objects, emitting `NetworkEvent`).
-pub async fn serve(service: Arc<Service>, connection: &Connection, connect_path: &str) -> zbus::Result<()> {
+pub async fn serve(
+    service: Arc<Service>,
+    connection: &Connection,
+    connect_path: &str,
+) -> zbus::Result<()> {
     let server = connection.object_server();
     server
         .at(

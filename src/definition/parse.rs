@@ -74,13 +74,13 @@ fn check_shape_with(
 fn check_singletons(parent: &Element, names: &[&str]) -> Result<()> {
     let mut seen = [false; 16];
     for child in parent.elements().filter(|child| child.namespace.is_none()) {
-        if let Some(index) = names.iter().position(|name| *name == child.name) {
-            if std::mem::replace(&mut seen[index], true) {
-                return Err(invalid(format!(
-                    "element <{}> may appear only once in <{}>",
-                    child.name, parent.name
-                )));
-            }
+        if let Some(index) = names.iter().position(|name| *name == child.name)
+            && std::mem::replace(&mut seen[index], true)
+        {
+            return Err(invalid(format!(
+                "element <{}> may appear only once in <{}>",
+                child.name, parent.name
+            )));
         }
     }
     Ok(())

@@ -34,7 +34,12 @@ impl Kernel {
         netlink.link_names().await.map_err(ServiceError::Host)
     }
 
-    fn save_status(&self, def: &NetworkDef, phase: Phase, running: Option<&RunningNetwork>) -> Result<()> {
+    fn save_status(
+        &self,
+        def: &NetworkDef,
+        phase: Phase,
+        running: Option<&RunningNetwork>,
+    ) -> Result<()> {
         let status = NetworkStatus {
             phase,
             definition: def.to_xml(FormatFlags { inactive: false }),
@@ -69,7 +74,11 @@ impl Kernel {
     }
 
     /// Applies an updated live definition to the running network.
-    pub async fn refresh(&self, def: &NetworkDef, running: &RunningNetwork) -> Result<RunningNetwork> {
+    pub async fn refresh(
+        &self,
+        def: &NetworkDef,
+        running: &RunningNetwork,
+    ) -> Result<RunningNetwork> {
         let refreshed = recover::refresh(def, running, &self.env).await?;
         self.save_status(def, Phase::Running, Some(&refreshed))?;
         Ok(refreshed)
@@ -121,7 +130,12 @@ impl Kernel {
         Ok((stored, adopted))
     }
 
-    async fn recover(&self, def: NetworkDef, status: NetworkStatus, host: &HostSnapshot) -> Option<Adopted> {
+    async fn recover(
+        &self,
+        def: NetworkDef,
+        status: NetworkStatus,
+        host: &HostSnapshot,
+    ) -> Option<Adopted> {
         let name = def.name.to_string();
         let known_bridge = status
             .running
@@ -134,7 +148,11 @@ impl Kernel {
                     if repaired.is_empty() {
                         tracing::info!(network = name, "network taken over, intact");
                     } else {
-                        tracing::warn!(network = name, "network taken over; re-created {}", repaired.join(", "));
+                        tracing::warn!(
+                            network = name,
+                            "network taken over; re-created {}",
+                            repaired.join(", ")
+                        );
                         if let Err(error) = self.save_status(&def, Phase::Running, Some(&running)) {
                             tracing::error!(network = name, "{}", error_chain(&error));
                         }
@@ -142,17 +160,28 @@ impl Kernel {
                     return Some(Adopted { def, running });
                 }
                 Ok(Adoption::BridgeVanished) => {
-                    tracing::warn!(network = name, "the network's bridge is gone; marking it inactive");
+                    tracing::warn!(
+                        network = name,
+                        "the network's bridge is gone; marking it inactive"
+                    );
                 }
                 Err(error) => {
-                    tracing::error!(network = name, "cannot take the network over, stopping it: {}", error_chain(&error));
+                    tracing::error!(
+                        network = name,
+                        "cannot take the network over, stopping it: {}",
+                        error_chain(&error)
+                    );
                 }
             }
         } else {
-            tracing::warn!(network = name, "finishing an interrupted {}", match status.phase {
-                Phase::Starting => "start (undoing it)",
-                _ => "stop",
-            });
+            tracing::warn!(
+                network = name,
+                "finishing an interrupted {}",
+                match status.phase {
+                    Phase::Starting => "start (undoing it)",
+                    _ => "stop",
+                }
+            );
         }
         for error in recover::clean_up(&def, &self.env, known_bridge).await {
             tracing::error!(network = name, "{error}");

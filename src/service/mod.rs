@@ -17,7 +17,7 @@ use tokio::sync::broadcast;
 
 use crate::apply::Environment;
 use crate::definition::{
-    BridgeName, ForwardMode, FormatFlags, MacAddr, NetworkDef, UpdateCommand, UpdateSection, Uuid,
+    BridgeName, FormatFlags, ForwardMode, MacAddr, NetworkDef, UpdateCommand, UpdateSection, Uuid,
 };
 use crate::state::RunningNetwork;
 use crate::state::store::Store;
@@ -131,7 +131,10 @@ struct State {
 
 impl State {
     fn current(&self) -> Option<&NetworkDef> {
-        self.live.as_ref().map(|live| &live.def).or(self.config.as_ref())
+        self.live
+            .as_ref()
+            .map(|live| &live.def)
+            .or(self.config.as_ref())
     }
 }
 
@@ -255,7 +258,14 @@ impl Service {
                             autostart: stored.autostart,
                             ..State::default()
                         };
-                        (state.config.as_ref().map(|d| d.name.to_string()).unwrap_or_default(), state)
+                        (
+                            state
+                                .config
+                                .as_ref()
+                                .map(|d| d.name.to_string())
+                                .unwrap_or_default(),
+                            state,
+                        )
                     })
                     .collect();
                 for found in adopted {
@@ -311,7 +321,9 @@ impl Service {
         if let Ok(mut guard) = entry.state.try_lock() {
             *guard = state;
         }
-        self.registry().slots.insert(slot.summary.name.clone(), slot);
+        self.registry()
+            .slots
+            .insert(slot.summary.name.clone(), slot);
     }
 
     /// Records the network's new state in the registry (or removes it).
@@ -397,7 +409,12 @@ impl Service {
     }
 
     /// Names the bridge (libvirt's networkSetBridgeName) and its MAC.
-    fn assign_bridge(&self, registry: &Registry, def: &mut NetworkDef, links: &[String]) -> Result<()> {
+    fn assign_bridge(
+        &self,
+        registry: &Registry,
+        def: &mut NetworkDef,
+        links: &[String],
+    ) -> Result<()> {
         if matches!(self.driver, Driver::Test) || !ForwardMode::has_own_bridge(def.forward_mode()) {
             return Ok(());
         }
@@ -444,12 +461,18 @@ impl Service {
 
     /// Registers a definition: a new entry, or the existing one of that
     /// uuid. Returns the entry and whether it is new.
-    fn claim(&self, def: &mut NetworkDef, links: &[String], live: bool) -> Result<(Arc<Entry>, bool)> {
+    fn claim(
+        &self,
+        def: &mut NetworkDef,
+        links: &[String],
+        live: bool,
+    ) -> Result<(Arc<Entry>, bool)> {
         let mut registry = self.registry();
         registry.check_assignable(def, live)?;
         self.assign_bridge(&registry, def, links)?;
         if let Some(slot) = registry.slots.get_mut(def.name.as_str()) {
-            slot.bridges.extend(def.bridge.name.as_ref().map(ToString::to_string));
+            slot.bridges
+                .extend(def.bridge.name.as_ref().map(ToString::to_string));
             return Ok((slot.entry.clone(), false));
         }
         let entry = Arc::new(Entry {
@@ -559,7 +582,12 @@ impl Service {
         let Some(mut def) = state.config.clone() else {
             return Err(ServiceError::NoSuchUuid(uuid.to_string()));
         };
-        if def.bridge.name.as_ref().is_none_or(|name| name.is_template()) {
+        if def
+            .bridge
+            .name
+            .as_ref()
+            .is_none_or(|name| name.is_template())
+        {
             // A definition from an older file may still lack its names.
             let links = match &self.driver {
                 Driver::Kernel(kernel) => kernel.host_links().await?,
@@ -672,7 +700,9 @@ impl Service {
             ));
         }
         if flags & update_flags::LIVE != 0 && state.live.is_none() {
-            return Err(ServiceError::OperationInvalid("network is not running".into()));
+            return Err(ServiceError::OperationInvalid(
+                "network is not running".into(),
+            ));
         }
         let config = match (&state.config, flags & update_flags::CONFIG != 0) {
             (Some(config), true) => {
@@ -691,8 +721,13 @@ impl Service {
             _ => None,
         };
         if let Some(def) = live {
-            let running = match (&self.driver, state.live.as_ref().and_then(|l| l.running.as_ref())) {
-                (Driver::Kernel(kernel), Some(running)) => Some(kernel.refresh(&def, running).await?),
+            let running = match (
+                &self.driver,
+                state.live.as_ref().and_then(|l| l.running.as_ref()),
+            ) {
+                (Driver::Kernel(kernel), Some(running)) => {
+                    Some(kernel.refresh(&def, running).await?)
+                }
                 _ => None,
             };
             state.live = Some(Live { def, running });
@@ -723,7 +758,9 @@ impl Service {
             .unwrap_or_default();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX));
+            .map_or(0, |elapsed| {
+                i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+            });
         let wanted = mac.map(str::to_ascii_lowercase);
         Ok(running
             .leases(now)

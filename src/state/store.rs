@@ -273,7 +273,12 @@ mod tests {
         store.delete_config("keen").unwrap();
         let (networks, errors) = store.load_networks();
         assert!(networks.is_empty() && errors.is_empty());
-        assert_eq!(std::fs::read_dir(dir.join("etc/autostart")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.join("etc/autostart"))
+                .unwrap()
+                .count(),
+            0
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -8,16 +8,23 @@ use std::time::{Duration, Instant};
 
 use super::netns::Netns;
 
-/// A dbus-daemon running in `ns`, with the session policy (everyone may
-/// do everything) or the configuration file given.
-pub fn start_bus(ns: &Netns, dir: &Path, config: Option<&Path>) -> String {
+/// A dbus-daemon running in a test's namespace; killed and reaped when
+/// dropped.
+pub struct Bus {
+    pub address: String,
+    child: Child,
+}
+
+/// Starts a dbus-daemon in `ns`, with the session policy (everyone may do
+/// everything) or the configuration file given.
+pub fn start_bus(ns: &Netns, dir: &Path, config: Option<&Path>) -> Bus {
     let socket = dir.join("bus");
     let address = format!("unix:path={}", socket.display());
     let config_arg = match config {
         Some(path) => format!("--config-file={}", path.display()),
         None => "--session".to_owned(),
     };
-    Command::new("ip")
+    let child = Command::new("ip")
         .args(["netns", "exec", &ns.name, "dbus-daemon", &config_arg])
         .arg(format!("--address={address}"))
         .args(["--nofork", "--nopidfile"])
@@ -25,8 +32,16 @@ pub fn start_bus(ns: &Netns, dir: &Path, config: Option<&Path>) -> String {
         .stderr(Stdio::null())
         .spawn()
         .expect("dbus-daemon starts");
+    let bus = Bus { address, child };
     wait_for(|| socket.exists(), "the private bus socket");
-    address
+    bus
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn wait_for(mut ready: impl FnMut() -> bool, what: &str) {
@@ -88,11 +103,20 @@ impl Daemon {
             child: Some(child),
             log: config.log.clone(),
         };
-        wait_for(
-            || client(config.bus, config.bus_name, &["net-list", "--all"]).status.success(),
-            "virtnetd to answer",
-        );
-        daemon
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let output = client(config.bus, config.bus_name, &["net-list", "--all"]);
+            if output.status.success() {
+                return daemon;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "virtnetd did not answer: {}\nits log:\n{}",
+                String::from_utf8_lossy(&output.stderr),
+                daemon.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     pub fn pid(&self) -> u32 {

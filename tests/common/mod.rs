@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 pub mod daemon;
+pub mod guest;
 pub mod netns;
 
 pub fn project_dir() -> &'static Path {

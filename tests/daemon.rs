@@ -1,0 +1,388 @@
+//! virtnetd with the kernel driver, driven through the `virtnet` CLI on a
+//! private bus, everything inside namespaces made for the test: `host`
+//! runs the bus, the daemon and the networks; `outside` is a machine beyond
+//! the host's uplink; guests are namespaces plugged into bridges.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use common::daemon::{Bus, Daemon, DaemonConfig, client, start_bus};
+use common::guest::{dhcp, pings, udhcpc_script, wait_forwarding, walk};
+use common::netns::{Netns, plug_guest, veth};
+use common::{ScratchDir, project_dir};
+
+const BUS_NAME: &str = "org.virtnet";
+
+struct Lab {
+    daemon: Option<Daemon>,
+    bus: String,
+    _bus_daemon: Bus,
+    dirs: PathBuf,
+    scratch: ScratchDir,
+    /// Kept for the lab's lifetime: the machine beyond the uplink.
+    _outside: Netns,
+    host: Netns,
+}
+
+impl Lab {
+    fn new(label: &str) -> Self {
+        let host = Netns::new(&format!("{label}h"));
+        let outside = Netns::new(&format!("{label}o"));
+        veth(&host, "uplink", &outside, "eth0");
+        host.ip(&["addr", "add", "10.255.0.1/24", "dev", "uplink"]);
+        outside.ip(&["addr", "add", "10.255.0.2/24", "dev", "eth0"]);
+        host.ip(&["route", "add", "default", "via", "10.255.0.2"]);
+        let scratch = ScratchDir::new(label);
+        let bus_daemon = start_bus(&host, &scratch.0, None);
+        let dirs = scratch.0.join("virtnet");
+        let mut lab = Self {
+            daemon: None,
+            bus: bus_daemon.address.clone(),
+            _bus_daemon: bus_daemon,
+            dirs,
+            scratch,
+            _outside: outside,
+            host,
+        };
+        lab.start_daemon();
+        lab
+    }
+
+    fn start_daemon(&mut self) {
+        self.daemon = Some(Daemon::start(&DaemonConfig {
+            ns: &self.host,
+            bus: &self.bus,
+            bus_name: BUS_NAME,
+            dirs: Some(&self.dirs),
+            log: self.scratch.0.join("virtnetd.log"),
+        }));
+    }
+
+    fn daemon(&mut self) -> Daemon {
+        self.daemon.take().expect("the daemon runs")
+    }
+
+    /// Runs virtnet; panics with its output (and the daemon's log) unless
+    /// it succeeds. Returns standard output.
+    fn cli(&self, args: &[&str]) -> String {
+        let output = client(&self.bus, BUS_NAME, args);
+        assert!(
+            output.status.success(),
+            "virtnet {args:?} failed:\n{}{}\ndaemon log:\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    fn cli_fails(&self, args: &[&str]) -> Output {
+        let output = client(&self.bus, BUS_NAME, args);
+        assert!(!output.status.success(), "virtnet {args:?} succeeded");
+        output
+    }
+
+    fn wait_until(&self, ready: impl Fn(&Self) -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !ready(self) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out; daemon log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.scratch.0.join("virtnetd.log")).unwrap_or_default()
+    }
+
+    /// Links, rules and virtnet's files: to compare before and after.
+    fn snapshot(&self) -> String {
+        // Without -d: bridge timers change while nothing else does.
+        let links = self.host.exec_ok(&["ip", "-o", "link"]);
+        // DAD marks fresh link-local addresses "tentative" for a while.
+        let addresses = self
+            .host
+            .exec_ok(&["ip", "-o", "addr"])
+            .replace(" tentative", "");
+        let rules = self.host.exec_ok(&["nft", "list", "ruleset"]);
+        let mut files = walk(&self.dirs);
+        files.sort();
+        format!("links:\n{links}\naddresses:\n{addresses}\nrules:\n{rules}\nfiles: {files:?}\n")
+    }
+
+    /// A guest plugged into `bridge`, and the name of its port there.
+    fn guest(&self, bridge: &str, label: &str) -> (Netns, String) {
+        let port = format!("vp{label}-{}", &self.host.name[self.host.name.len() - 4..]);
+        let guest = plug_guest(&self.host, bridge, label, &port, None);
+        wait_forwarding(&self.host, &port);
+        (guest, port)
+    }
+}
+
+fn sample(name: &str) -> String {
+    project_dir()
+        .join("xml-samples")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn mac_of(ns: &Netns) -> String {
+    let output = ns.exec_ok(&["cat", "/sys/class/net/eth0/address"]);
+    output.trim().to_owned()
+}
+
+/// Pings `target` from `guest` every 5 ms, `count` times, in the background.
+fn ping_flood(guest: &Netns, target: &str, count: u32) -> std::process::Child {
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &guest.name,
+            "busybox",
+            "ping",
+            "-q",
+            "-i",
+            "0.005",
+        ])
+        .args(["-c", &count.to_string(), target])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ping runs")
+}
+
+fn received(summary: &str) -> (u32, u32) {
+    let line = summary
+        .lines()
+        .find(|line| line.contains("packets transmitted"))
+        .unwrap_or_else(|| panic!("no ping summary in {summary}"));
+    let numbers: Vec<u32> = line
+        .split_whitespace()
+        .filter_map(|word| word.parse().ok())
+        .collect();
+    (numbers[0], numbers[1])
+}
+
+/// The seed workflow of a user, through the CLI only: define keennet,
+/// autostart, start, list, dumpxml; a guest gets a lease that
+/// net-dhcp-leases shows; the daemon is killed and restarted under a
+/// running ping (not one lost, nothing re-created); autostart brings the
+/// network back at daemon start; destroy and undefine leave the host as
+/// it was.
+#[test]
+fn seed_workflow_through_the_cli() {
+    let mut lab = Lab::new("seed");
+    let before = lab.snapshot();
+    let keennet = sample("keennet.xml");
+
+    assert_eq!(
+        lab.cli(&["net-define", &keennet]),
+        format!("Network keennet defined from {keennet}\n\n")
+    );
+    assert_eq!(
+        lab.cli(&["net-autostart", "keennet"]),
+        "Network keennet marked as autostarted\n\n"
+    );
+    assert_eq!(
+        lab.cli(&["net-start", "keennet"]),
+        "Network keennet started\n\n"
+    );
+    assert_eq!(
+        lab.cli(&["net-list"]),
+        " Name      State    Autostart   Persistent\n\
+         --------------------------------------------\n \
+         keennet   active   yes         yes\n\n"
+    );
+    let xml = lab.cli(&["net-dumpxml", "keennet"]);
+    assert!(
+        xml.contains("<bridge name='keenbr0' stp='on' delay='0'/>"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<mac address='52:54:00:"),
+        "a MAC is chosen once: {xml}"
+    );
+    assert_eq!(
+        lab.cli(&["net-dumpxml", "--inactive", "keennet"]),
+        xml,
+        "the MAC is part of the persistent definition too"
+    );
+    let error = lab.cli_fails(&["net-start", "keennet"]);
+    assert_eq!(
+        String::from_utf8_lossy(&error.stderr),
+        "error: Failed to start network keennet\n\
+         error: Requested operation is not valid: network is already active\n"
+    );
+
+    let script = udhcpc_script(&lab.scratch.0);
+    let (guest, port) = lab.guest("keenbr0", "g1");
+    let address = dhcp(&guest, &script);
+    assert_eq!(address.octets()[..3], [192, 168, 132], "lease in the range");
+    assert!(pings(&guest, "10.255.0.2"), "the guest reaches the outside");
+    let leases = lab.cli(&["net-dhcp-leases", "keennet"]);
+    let mac = mac_of(&guest);
+    assert!(
+        leases.contains(&format!("{mac}   ipv4       {address}/24")),
+        "{leases}"
+    );
+    assert!(leases.starts_with(" Expiry Time "), "{leases}");
+
+    // Restart without disruption: a guest pinging through NAT every 5 ms
+    // while the daemon is killed and started again.
+    let running = lab.snapshot();
+    let dnsmasq_pids = lab
+        .host
+        .exec_ok(&["sh", "-c", "cat /proc/[0-9]*/comm | grep -c dnsmasq"]);
+    let ping = ping_flood(&guest, "10.255.0.2", 600);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    lab.daemon().kill();
+    lab.start_daemon();
+    let output = ping.wait_with_output().expect("ping ends");
+    let (sent, got) = received(&String::from_utf8_lossy(&output.stdout));
+    assert_eq!((sent, got), (600, 600), "no ping lost across the restart");
+    assert_eq!(lab.snapshot(), running, "nothing re-created at adoption");
+    assert!(
+        lab.log().contains("network taken over, intact"),
+        "{}",
+        lab.log()
+    );
+    assert_eq!(
+        lab.host
+            .exec_ok(&["sh", "-c", "cat /proc/[0-9]*/comm | grep -c dnsmasq"]),
+        dnsmasq_pids
+    );
+    assert!(lab.cli(&["net-dhcp-leases", "keennet"]).contains(&mac));
+
+    // Autostart: stopped, the network comes back with the daemon.
+    lab.cli(&["net-destroy", "keennet"]);
+    assert!(lab.daemon().terminate().success());
+    lab.start_daemon();
+    // The daemon answers first, then starts the autostart networks.
+    lab.wait_until(|lab| lab.cli(&["net-list"]).contains(" keennet   active   yes"));
+    // The guest's port went with the old bridge, as a tap would.
+    lab.host.ip(&["link", "set", &port, "master", "keenbr0"]);
+    wait_forwarding(&lab.host, &port);
+    assert!(
+        pings(&guest, "192.168.132.1"),
+        "the restarted network works"
+    );
+
+    lab.cli(&["net-destroy", "keennet"]);
+    assert_eq!(
+        lab.cli(&["net-undefine", "keennet"]),
+        "Network keennet has been undefined\n\n"
+    );
+    drop(guest);
+    assert_eq!(lab.snapshot(), before, "nothing left behind");
+    assert_eq!(lab.host.pids().len(), 2, "only the bus and virtnetd run");
+}
+
+/// A daemon killed between "start began" and "start finished" (its status
+/// says so) finds the leftovers at its next start and removes them; a
+/// network whose bridge vanished while the daemon was away is marked
+/// inactive and cleaned up.
+#[test]
+fn interrupted_work_is_finished_at_daemon_start() {
+    let mut lab = Lab::new("crash");
+    let before = lab.snapshot();
+    lab.cli(&["net-define", &sample("keennet.xml")]);
+    lab.cli(&["net-start", "keennet"]);
+    let status = lab.dirs.join("run/networks/keennet.json");
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&status).unwrap()).unwrap();
+    lab.daemon().kill();
+    // As if killed in the middle of the start.
+    record["phase"] = "starting".into();
+    record["running"] = serde_json::Value::Null;
+    std::fs::write(&status, record.to_string()).unwrap();
+    lab.start_daemon();
+    assert!(
+        lab.cli(&["net-list", "--all"])
+            .contains(" keennet   inactive")
+    );
+    assert!(
+        lab.log().contains("finishing an interrupted start"),
+        "{}",
+        lab.log()
+    );
+
+    lab.cli(&["net-start", "keennet"]);
+    lab.daemon().kill();
+    lab.host.ip(&["link", "del", "keenbr0"]);
+    lab.start_daemon();
+    assert!(
+        lab.cli(&["net-list", "--all"])
+            .contains(" keennet   inactive")
+    );
+    assert!(lab.log().contains("bridge is gone"), "{}", lab.log());
+
+    lab.cli(&["net-undefine", "keennet"]);
+    assert_eq!(lab.snapshot(), before, "nothing left behind");
+}
+
+/// Definitions survive the daemon; a redefinition without its uuid is
+/// refused as libvirt refuses it; templates get free bridge names at
+/// define time; transient networks vanish when destroyed.
+#[test]
+fn definitions_persist_with_libvirt_rules() {
+    let mut lab = Lab::new("defs");
+    let dir = lab.scratch.0.clone();
+    let write = |name: &str, text: &str| -> String {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let first = write(
+        "a.xml",
+        "<network><name>a</name><ip address='10.70.0.1' prefix='24'/></network>",
+    );
+    let second = write(
+        "b.xml",
+        "<network><name>b</name><bridge name='vtb%d'/><ip address='10.71.0.1' prefix='24'/></network>",
+    );
+    lab.cli(&["net-define", &first]);
+    lab.cli(&["net-define", &second]);
+    let error = lab.cli_fails(&["net-define", &first]);
+    let stderr = String::from_utf8_lossy(&error.stderr);
+    assert!(
+        stderr.contains("error: operation failed: network 'a' already exists with uuid "),
+        "{stderr}"
+    );
+    let a = lab.cli(&["net-dumpxml", "a"]);
+    assert!(
+        a.contains("<bridge name='virbr0' stp='on' delay='0'/>"),
+        "{a}"
+    );
+    assert!(
+        lab.cli(&["net-dumpxml", "b"])
+            .contains("<bridge name='vtb0'")
+    );
+
+    assert!(lab.daemon().terminate().success());
+    lab.start_daemon();
+    assert_eq!(lab.cli(&["net-list", "--all", "--name"]), "a\nb\n\n");
+    assert_eq!(lab.cli(&["net-dumpxml", "a"]), a, "kept as defined");
+
+    let transient = write(
+        "t.xml",
+        "<network><name>t</name><bridge name='vtt0'/><ip address='10.72.0.1' prefix='24'/></network>",
+    );
+    lab.cli(&["net-create", &transient]);
+    assert!(
+        lab.cli(&["net-list", "--transient"])
+            .contains(" t      active   no          no")
+    );
+    lab.cli(&["net-destroy", "t"]);
+    let gone = lab.cli_fails(&["net-info", "t"]);
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("no network with matching name 't'"));
+
+    lab.cli(&["net-undefine", "a"]);
+    lab.cli(&["net-undefine", "b"]);
+    assert!(walk(&lab.dirs.join("etc")).is_empty(), "no definition left");
+}
