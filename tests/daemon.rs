@@ -117,8 +117,12 @@ impl Lab {
 
     /// A guest plugged into `bridge`, and the name of its port there.
     fn guest(&self, bridge: &str, label: &str) -> (Netns, String) {
+        self.guest_with_mac(bridge, label, None)
+    }
+
+    fn guest_with_mac(&self, bridge: &str, label: &str, mac: Option<&str>) -> (Netns, String) {
         let port = format!("vp{label}-{}", &self.host.name[self.host.name.len() - 4..]);
-        let guest = plug_guest(&self.host, bridge, label, &port, None);
+        let guest = plug_guest(&self.host, bridge, label, &port, mac);
         wait_forwarding(&self.host, &port);
         (guest, port)
     }
@@ -385,4 +389,153 @@ fn definitions_persist_with_libvirt_rules() {
     lab.cli(&["net-undefine", "a"]);
     lab.cli(&["net-undefine", "b"]);
     assert!(walk(&lab.dirs.join("etc")).is_empty(), "no definition left");
+}
+
+/// Someone flushes the whole ruleset: the daemon notices and puts its
+/// rules back by itself (and `virtnet reload-firewall` does it on demand),
+/// leaving other tables alone.
+#[test]
+fn firewall_comes_back_after_a_flush() {
+    let lab = Lab::new("flush");
+    lab.cli(&["net-define", &sample("keennet.xml")]);
+    lab.cli(&["net-start", "keennet"]);
+    let script = udhcpc_script(&lab.scratch.0);
+    let (guest, _) = lab.guest("keenbr0", "g1");
+    dhcp(&guest, &script);
+    assert!(pings(&guest, "10.255.0.2"));
+    let rules = lab
+        .host
+        .exec_ok(&["nft", "list", "table", "inet", "virtnet"]);
+
+    lab.host.exec_ok(&["nft", "flush", "ruleset"]);
+    lab.wait_until(|lab| {
+        lab.host
+            .exec(&["nft", "list", "table", "inet", "virtnet"])
+            .stdout
+            == rules.as_bytes()
+    });
+    assert!(pings(&guest, "10.255.0.2"), "NAT works again");
+    assert!(lab.log().contains("restored them"), "{}", lab.log());
+
+    lab.host.exec_ok(&["nft", "add", "table", "ip", "theirs"]);
+    lab.host
+        .exec_ok(&["nft", "flush", "chain", "inet", "virtnet", "nat_keenbr0"]);
+    let answer = lab.cli(&["reload-firewall"]);
+    assert!(answer.starts_with("Firewall rules "), "{answer}");
+    lab.wait_until(|lab| {
+        lab.host
+            .exec(&["nft", "list", "table", "inet", "virtnet"])
+            .stdout
+            == rules.as_bytes()
+    });
+    assert_eq!(
+        lab.cli(&["reload-firewall"]),
+        "Firewall rules already in place\n\n"
+    );
+    assert!(
+        lab.host
+            .exec(&["nft", "list", "table", "ip", "theirs"])
+            .status
+            .success()
+    );
+
+    lab.cli(&["net-destroy", "keennet"]);
+    lab.cli(&["net-undefine", "keennet"]);
+    lab.host
+        .exec_ok(&["nft", "delete", "table", "ip", "theirs"]);
+    assert_eq!(lab.host.exec_ok(&["nft", "list", "ruleset"]), "");
+}
+
+fn dnsmasq_pid(lab: &Lab) -> String {
+    std::fs::read_to_string(lab.dirs.join("run/dnsmasq/keenbr0.pid")).expect("dnsmasq pid file")
+}
+
+/// net-update on a running network: a static DHCP host and a DNS name
+/// reach the network's dnsmasq at once (it re-reads its hosts files, same
+/// process), a new range restarts it; --config alone leaves the live
+/// network as it is.
+#[test]
+fn live_updates_reach_dnsmasq() {
+    let lab = Lab::new("update");
+    lab.cli(&["net-define", &sample("keennet.xml")]);
+    lab.cli(&["net-start", "keennet"]);
+    let pid = dnsmasq_pid(&lab);
+    let host = "<host mac='52:54:00:aa:bb:01' name='fixed' ip='192.168.132.77'/>";
+    assert_eq!(
+        lab.cli(&[
+            "net-update",
+            "keennet",
+            "add",
+            "ip-dhcp-host",
+            host,
+            "--live",
+            "--config"
+        ]),
+        "Updated network keennet persistent config and live state\n"
+    );
+    lab.cli(&[
+        "net-update",
+        "keennet",
+        "add",
+        "dns-host",
+        "<host ip='192.168.132.5'><hostname>printer</hostname></host>",
+    ]);
+    assert_eq!(dnsmasq_pid(&lab), pid, "hosts re-read, same dnsmasq");
+    let script = udhcpc_script(&lab.scratch.0);
+    let (guest, _) = lab.guest_with_mac("keenbr0", "g1", Some("52:54:00:aa:bb:01"));
+    assert_eq!(dhcp(&guest, &script).to_string(), "192.168.132.77");
+    let answer = guest.exec_ok(&["busybox", "nslookup", "printer", "192.168.132.1"]);
+    assert!(answer.contains("192.168.132.5"), "{answer}");
+    assert!(
+        lab.cli(&["net-dumpxml", "--inactive", "keennet"])
+            .contains(host)
+    );
+    assert!(
+        !lab.cli(&["net-dumpxml", "--inactive", "keennet"])
+            .contains("printer"),
+        "the default for a running network is the live definition only"
+    );
+
+    lab.cli(&[
+        "net-update",
+        "keennet",
+        "add",
+        "ip-dhcp-range",
+        "<range start='192.168.132.100' end='192.168.132.110'/>",
+        "--config",
+    ]);
+    assert_eq!(
+        dnsmasq_pid(&lab),
+        pid,
+        "--config leaves the running network alone"
+    );
+    lab.cli(&[
+        "net-update",
+        "keennet",
+        "add",
+        "ip-dhcp-range",
+        "<range start='192.168.132.200' end='192.168.132.210'/>",
+        "--live",
+    ]);
+    assert_ne!(dnsmasq_pid(&lab), pid, "a new range restarts dnsmasq");
+    let config = std::fs::read_to_string(lab.dirs.join("run/dnsmasq/keenbr0.conf")).unwrap();
+    assert!(
+        config.contains("dhcp-range=192.168.132.200,192.168.132.210"),
+        "{config}"
+    );
+
+    let refused = lab.cli_fails(&[
+        "net-update",
+        "keennet",
+        "add",
+        "bridge",
+        "<bridge name='x'/>",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("can't update 'bridge' section"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    lab.cli(&["net-destroy", "keennet"]);
+    lab.cli(&["net-undefine", "keennet"]);
 }

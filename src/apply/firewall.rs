@@ -676,6 +676,84 @@ pub async fn replace(old: &FirewallPlan, new: &FirewallPlan) -> Result<(), Firew
     apply(&batch, &format!("updating bridge {}", new.bridge)).await
 }
 
+/// Notices when someone removes objects of virtnet's table (`nft flush
+/// ruleset`, `nft delete table inet virtnet`, a rule deleted by hand), from
+/// nftables' netlink notifications: no process of its own, no polling.
+pub struct TableWatch {
+    socket: netlink_sys::TokioSocket,
+}
+
+impl TableWatch {
+    /// Subscribes in the namespace of the calling thread.
+    pub fn open() -> std::io::Result<Self> {
+        use netlink_sys::AsyncSocket;
+        const NFNLGRP_NFTABLES: u32 = 7;
+        let mut socket = netlink_sys::TokioSocket::new(netlink_sys::protocols::NETLINK_NETFILTER)?;
+        socket.socket_mut().bind_auto()?;
+        socket.socket_ref().add_membership(NFNLGRP_NFTABLES)?;
+        Ok(Self { socket })
+    }
+
+    /// Returns once a batch of notifications removed something of
+    /// virtnet's table.
+    pub async fn removal(&mut self) -> std::io::Result<()> {
+        use netlink_sys::AsyncSocketExt;
+        loop {
+            let (buffer, _) = self.socket.recv_from_full().await?;
+            if removes_from_our_table(&buffer) {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Whether netlink messages in `buffer` delete a table, chain, rule, set or
+/// set element of virtnet's table (family inet).
+fn removes_from_our_table(buffer: &[u8]) -> bool {
+    const NFNL_SUBSYS_NFTABLES: u16 = 10;
+    /// NFT_MSG_DELTABLE, DELCHAIN, DELRULE, DELSET, DELSETELEM.
+    const DELETIONS: [u16; 5] = [2, 5, 8, 11, 14];
+    const NFPROTO_INET: u8 = 1;
+    /// NFTA_TABLE_NAME, NFTA_CHAIN_TABLE, NFTA_RULE_TABLE, NFTA_SET_TABLE,
+    /// NFTA_SET_ELEM_LIST_TABLE all have this number.
+    const TABLE_ATTRIBUTE: u16 = 1;
+    let u16_at = |bytes: &[u8], at: usize| {
+        bytes
+            .get(at..at + 2)
+            .map(|b| u16::from_ne_bytes([b[0], b[1]]))
+    };
+    let mut rest = buffer;
+    while rest.len() >= 16 {
+        let length = u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        if length < 16 || length > rest.len() {
+            return false;
+        }
+        let message = &rest[..length];
+        let kind = u16_at(message, 4).unwrap_or(0);
+        let deletion = kind >> 8 == NFNL_SUBSYS_NFTABLES && DELETIONS.contains(&(kind & 0xff));
+        // nfgenmsg (family, version, resource id), then attributes.
+        if deletion && message.get(16) == Some(&NFPROTO_INET) {
+            let mut attributes = message.get(20..).unwrap_or_default();
+            while let (Some(size), Some(number)) = (u16_at(attributes, 0), u16_at(attributes, 2)) {
+                let size = usize::from(size);
+                if size < 4 || size > attributes.len() {
+                    break;
+                }
+                if number & 0x3fff == TABLE_ATTRIBUTE {
+                    let name = &attributes[4..size];
+                    let name = name.split(|byte| *byte == 0).next().unwrap_or_default();
+                    if name == TABLE.as_bytes() {
+                        return true;
+                    }
+                }
+                attributes = attributes.get((size + 3) & !3..).unwrap_or_default();
+            }
+        }
+        rest = rest.get((length + 3) & !3..).unwrap_or_default();
+    }
+    false
+}
+
 /// How many chains of networks the table holds (`None` when it is absent).
 async fn network_chains() -> Option<usize> {
     // nft refuses to list a table that does not exist.
@@ -735,6 +813,51 @@ async fn nft(arguments: &[&str], input: &str, what: &str) -> Result<String, Fire
 mod tests {
     use super::*;
     use crate::definition::NetworkDef;
+
+    /// A netlink message as the kernel sends it for `delete table`.
+    fn deletion(kind: u16, family: u8, table: &str) -> Vec<u8> {
+        let mut name = table.as_bytes().to_vec();
+        name.push(0);
+        let attribute_length = 4 + name.len();
+        let mut attribute = (attribute_length as u16).to_ne_bytes().to_vec();
+        attribute.extend(1u16.to_ne_bytes());
+        attribute.extend(&name);
+        attribute.resize((attribute_length + 3) & !3, 0);
+        let length = 16 + 4 + attribute.len();
+        let mut message = (length as u32).to_ne_bytes().to_vec();
+        message.extend(kind.to_ne_bytes());
+        message.extend([0u8; 10]);
+        message.extend([family, 0, 0, 0]);
+        message.extend(attribute);
+        message
+    }
+
+    #[test]
+    fn table_watch_sees_only_removals_from_our_table() {
+        let delete_table = (10 << 8) | 2;
+        let delete_rule = (10 << 8) | 8;
+        let new_rule = (10 << 8) | 6;
+        assert!(removes_from_our_table(&deletion(
+            delete_table,
+            1,
+            "virtnet"
+        )));
+        assert!(removes_from_our_table(&deletion(delete_rule, 1, "virtnet")));
+        assert!(!removes_from_our_table(&deletion(new_rule, 1, "virtnet")));
+        assert!(!removes_from_our_table(&deletion(
+            delete_table,
+            2,
+            "virtnet"
+        )));
+        assert!(!removes_from_our_table(&deletion(delete_table, 1, "other")));
+        let mut batch = deletion(delete_table, 1, "other");
+        batch.extend(deletion(delete_table, 1, "virtnet"));
+        assert!(removes_from_our_table(&batch), "the second message counts");
+        assert!(
+            !removes_from_our_table(&batch[..7]),
+            "a torn buffer is ignored"
+        );
+    }
 
     #[test]
     fn transactions_declare_verdict_maps_and_touch_one_network() {

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use futures_util::future::join_all;
 use virtnet::cli::table;
-use virtnet::dbus::client::{ConnectProxy, NetworkProxy};
+use virtnet::dbus::client::{ConnectProxy, NetworkProxy, VirtnetConnectProxy};
 use virtnet::dbus::{self, Bus};
 use virtnet::definition::{FormatFlags, NetworkDef, UpdateCommand, UpdateSection, error_chain};
 use virtnet::service::{list_flags, update_flags};
@@ -104,6 +104,8 @@ enum Command {
     },
     /// Edit a network's persistent XML with $EDITOR, then redefine it.
     NetEdit { network: String },
+    /// Put back virtnet's firewall rules where something removed them.
+    ReloadFirewall,
     /// Parse a network XML file and print it in canonical form (as
     /// `virsh net-dumpxml --inactive` would after net-define).
     XmlFormat {
@@ -597,6 +599,23 @@ async fn run(cli: Cli) -> Result<String, Failure> {
             ))
         }
         Command::NetEdit { network } => edit(&client, &network).await,
+        Command::ReloadFirewall => {
+            let restored = VirtnetConnectProxy::builder(&client.connection)
+                .destination(client.bus_name.clone())
+                .path(client.connect_path.clone())
+                .cache_properties(zbus::proxy::CacheProperties::No)
+                .build()
+                .await
+                .context(|| "failed to connect to virtnetd".into())?
+                .reload_firewall()
+                .await
+                .context(|| "Failed to reload the firewall".into())?;
+            Ok(if restored {
+                "Firewall rules restored\n\n".to_owned()
+            } else {
+                "Firewall rules already in place\n\n".to_owned()
+            })
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use clap::{Parser, ValueEnum};
 use virtnet::apply::Environment;
+use virtnet::apply::firewall::TableWatch;
 use virtnet::dbus::{self, Bus};
 use virtnet::definition::error_chain;
 use virtnet::service::{Driver, Service};
@@ -87,11 +88,41 @@ async fn run(cli: Cli) -> Result<(), String> {
         .await
         .map_err(|error| format!("cannot own the name {}: {error}", cli.bus_name))?;
     tracing::info!(name = cli.bus_name, path = connect_path, "serving");
+    if matches!(cli.driver, DriverKind::Kernel) {
+        tokio::spawn(guard_firewall(service.clone()));
+    }
     service.autostart().await;
     wait_for_termination().await;
     // Networks stay up, as with libvirtd: the next start takes them over.
     tracing::info!("stopping; networks stay as they are");
     Ok(())
+}
+
+/// Restores the rules of running networks whenever someone removes them
+/// (`nft flush ruleset`, a firewall manager reloading).
+async fn guard_firewall(service: Arc<Service>) {
+    let mut watch = match TableWatch::open() {
+        Ok(watch) => watch,
+        Err(error) => {
+            tracing::error!(
+                "cannot follow nftables changes, rules removed by others stay removed: {error}"
+            );
+            return;
+        }
+    };
+    loop {
+        if let Err(error) = watch.removal().await {
+            tracing::error!("lost track of nftables changes: {error}");
+            return;
+        }
+        // A flush comes as a burst of notifications: let it end first.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        match service.reload_firewall().await {
+            Ok(true) => tracing::warn!("virtnet's nftables rules were removed; restored them"),
+            Ok(false) => {}
+            Err(error) => tracing::error!("cannot restore nftables rules: {}", error_chain(&error)),
+        }
+    }
 }
 
 async fn wait_for_termination() {

@@ -76,3 +76,8 @@ pub trait Network {
         flags: u32,
     ) -> zbus::Result<()>;
 }
+
+#[proxy(interface = "org.virtnet.Connect")]
+pub trait VirtnetConnect {
+    fn reload_firewall(&self) -> zbus::Result<bool>;
+}

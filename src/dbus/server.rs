@@ -119,6 +119,22 @@ impl Connect {
     ) -> zbus::Result<()>;
 }
 
+/// `org.virtnet.Connect`: what virtnet adds beside libvirt's interfaces,
+/// at the same path.
+pub struct VirtnetConnect {
+    service: Arc<Service>,
+}
+
+#[interface(name = "org.virtnet.Connect")]
+impl VirtnetConnect {
+    /// Puts back whatever is missing of the rules of active networks (after
+    /// `nft flush ruleset`); returns whether anything was.
+    #[zbus(out_args("restored"))]
+    async fn reload_firewall(&self) -> Result<bool> {
+        Ok(self.service.reload_firewall().await?)
+    }
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|name| name.trim().to_owned())
@@ -151,6 +167,14 @@ pub async fn serve(
             Connect {
                 service: service.clone(),
                 path: connect_path.to_owned(),
+            },
+        )
+        .await?;
+    server
+        .at(
+            connect_path,
+            VirtnetConnect {
+                service: service.clone(),
             },
         )
         .await?;

@@ -4,6 +4,7 @@
 //! happen, so that a daemon killed half-way finishes or undoes it at its
 //! next start.
 
+use crate::apply::firewall;
 use crate::apply::netlink::Netlink;
 use crate::apply::recover::{self, Adoption, HostSnapshot};
 use crate::apply::{self, Environment};
@@ -94,6 +95,22 @@ impl Kernel {
 
     pub fn set_autostart(&self, name: &str, autostart: bool) -> Result<()> {
         Ok(self.store.set_autostart(name, autostart)?)
+    }
+
+    /// Puts back what is missing of the rules of running networks;
+    /// returns whether anything was.
+    pub async fn restore_rules(&self, running: &[RunningNetwork]) -> Result<bool> {
+        let inventory = firewall::Inventory::read().await;
+        let mut repaired = false;
+        for plan in running
+            .iter()
+            .filter_map(|network| network.firewall.as_ref())
+        {
+            repaired |= firewall::adopt(plan, &inventory)
+                .await
+                .map_err(apply::StartError::from)?;
+        }
+        Ok(repaired)
     }
 
     /// Reads the persistent networks, and takes over the networks an

@@ -742,6 +742,32 @@ impl Service {
         Ok(())
     }
 
+    /// Re-applies whatever is missing of the rules of active networks
+    /// (after `nft flush ruleset`, say); rules in place are left alone.
+    /// Returns whether anything had to be restored.
+    pub async fn reload_firewall(&self) -> Result<bool> {
+        let Driver::Kernel(kernel) = &self.driver else {
+            return Ok(false);
+        };
+        let entries: Vec<Arc<Entry>> = self
+            .registry()
+            .slots
+            .values()
+            .map(|slot| slot.entry.clone())
+            .collect();
+        // Each network's lock is held while its rules are checked, so no
+        // start or stop of it runs meanwhile.
+        let mut guards = Vec::new();
+        for entry in &entries {
+            guards.push(lock_state(entry).await);
+        }
+        let running: Vec<RunningNetwork> = guards
+            .iter()
+            .filter_map(|state| state.live.as_ref()?.running.clone())
+            .collect();
+        kernel.restore_rules(&running).await
+    }
+
     /// net-dhcp-leases: the leases still valid, optionally of one MAC.
     pub async fn leases(&self, uuid: &Uuid, mac: Option<&str>) -> Result<Vec<LeaseRecord>> {
         let (_, state) = self.lock(uuid).await?;
