@@ -29,14 +29,26 @@ struct Setup {
 }
 
 fn setup(label: &str) -> Setup {
+    setup_with(label, BUS_NAME, |_| None)
+}
+
+/// A namespace with a private bus (configured by `bus_config`, given the
+/// scratch directory; the session policy when it returns `None`) and
+/// virtnetd's test driver owning `bus_name` on it.
+fn setup_with(
+    label: &str,
+    bus_name: &str,
+    bus_config: impl FnOnce(&std::path::Path) -> Option<std::path::PathBuf>,
+) -> Setup {
     let ns = Netns::new(label);
     let scratch = ScratchDir::new(label);
-    let bus_daemon = start_bus(&ns, &scratch.0, None);
+    let config = bus_config(&scratch.0);
+    let bus_daemon = start_bus(&ns, &scratch.0, config.as_deref());
     let bus = bus_daemon.address.clone();
     let daemon = Daemon::start(&DaemonConfig {
         ns: &ns,
         bus: &bus,
-        bus_name: BUS_NAME,
+        bus_name,
         dirs: None,
         log: scratch.0.join("virtnetd.log"),
     });
@@ -391,4 +403,109 @@ async fn events_errors_and_updates_follow_libvirt_dbus() {
 
     let status = setup.daemon.terminate();
     assert!(status.success(), "SIGTERM ends virtnetd cleanly: {status}");
+}
+
+/// A bus configured as Debian's system bus, with virtnet's policy file
+/// from packaging/ included.
+fn system_like_bus(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    let policy = common::project_dir().join("packaging/dbus/org.virtnet.conf");
+    let config = format!(
+        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+  </policy>
+  <include>{}</include>
+</busconfig>
+"#,
+        dir.join("bus").display(),
+        policy.display()
+    );
+    let path = dir.join("system-like.conf");
+    std::fs::write(&path, config).unwrap();
+    Some(path)
+}
+
+/// With packaging/'s policy on a system-like bus, a user other than root
+/// reads (lists, looks up, dumps XML) but every change is refused with
+/// AccessDenied, and cannot own virtnet's name.
+#[test]
+fn policy_lets_other_users_read_only() {
+    let setup = setup_with("policy", "org.virtnet", system_like_bus);
+    let as_nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_virtnet"))
+            .args(["--bus-address", &setup.bus, "--bus-name", "org.virtnet"])
+            .args(args)
+            .output()
+            .expect("setpriv runs")
+    };
+    for read in [
+        &["net-list", "--all"][..],
+        &["net-info", "default"],
+        &["net-dumpxml", "default"],
+        &["net-dhcp-leases", "default"],
+    ] {
+        let output = as_nobody(read);
+        assert!(
+            output.status.success(),
+            "{read:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let definition = setup.scratch.0.join("t1.xml");
+    std::fs::write(&definition, T1).unwrap();
+    std::fs::set_permissions(
+        &setup.scratch.0,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    for change in [
+        &["net-destroy", "default"][..],
+        &["net-autostart", "default"],
+        &["net-undefine", "default"],
+        &["net-define", definition.to_str().unwrap()],
+        &["reload-firewall"],
+    ] {
+        let output = as_nobody(change);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{change:?} was allowed");
+        assert!(
+            stderr.contains("org.freedesktop.DBus.Error.AccessDenied"),
+            "{change:?}: {stderr}"
+        );
+    }
+    assert_eq!(
+        client(&setup.bus, "org.virtnet", &["net-list", "--name"]).stdout,
+        b"default\n\n",
+        "nothing changed"
+    );
+    let rival = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_virtnetd"))
+        .args(["--driver", "test", "--bus-address", &setup.bus])
+        .output()
+        .expect("setpriv runs");
+    assert!(!rival.status.success());
+    assert!(
+        String::from_utf8_lossy(&rival.stderr).contains("cannot own the name org.virtnet"),
+        "{}",
+        String::from_utf8_lossy(&rival.stderr)
+    );
 }

@@ -48,6 +48,14 @@ impl Environment {
 
     /// Where the dnsmasq of `network` on `bridge` keeps its files: the hosts
     /// files are named after the network, as its configuration says.
+    /// Removes what writes interrupted by a crash left among dnsmasq's files.
+    pub fn remove_temporaries(&self) -> std::io::Result<()> {
+        for dir in [&self.run_dir, &self.state_dir] {
+            crate::state::files::remove_temporaries(&dir.join("dnsmasq"))?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn dnsmasq_files(
         &self,
         network: &NetworkName,

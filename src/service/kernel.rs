@@ -119,6 +119,9 @@ impl Kernel {
     /// interrupted starts and stops, are cleaned up. Problems are logged.
     pub async fn load(&self) -> Result<(Vec<StoredNetwork>, Vec<Adopted>)> {
         self.store.prepare()?;
+        if let Err(error) = self.env.remove_temporaries() {
+            tracing::error!("cannot clean up dnsmasq's directories: {error}");
+        }
         let (stored, errors) = self.store.load_networks();
         for error in &errors {
             tracing::error!("{}", error_chain(error));

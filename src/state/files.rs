@@ -56,6 +56,25 @@ pub fn remove_durably(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Removes what writes interrupted by a crash left in `dir`: the
+/// temporary files [`write_atomically`] and [`symlink_atomically`] make.
+pub fn remove_temporaries(dir: &Path) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(error),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            remove_durably(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +93,8 @@ mod tests {
         assert_eq!(std::fs::read_link(&link).unwrap(), file);
         remove_durably(&link).unwrap();
         remove_durably(&link).unwrap();
+        std::fs::write(dir.join(".a.xml.1.2.tmp"), "half").unwrap();
+        remove_temporaries(&dir).unwrap();
         let mut names: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|entry| entry.unwrap().file_name())

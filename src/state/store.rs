@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::RunningNetwork;
-use super::files::{remove_durably, symlink_atomically, write_atomically};
+use super::files::{remove_durably, remove_temporaries, symlink_atomically, write_atomically};
 use crate::definition::{DefinitionError, FormatFlags, NetworkDef};
 
 #[derive(Debug, thiserror::Error)]
@@ -94,10 +94,12 @@ impl Store {
         }
     }
 
-    /// Creates the directories.
+    /// Creates the directories, and removes what writes interrupted by a
+    /// crash left there.
     pub fn prepare(&self) -> Result<(), StoreError> {
         for dir in [&self.config_dir, &self.autostart_dir, &self.status_dir] {
             std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+            remove_temporaries(dir).map_err(io("clean up", dir))?;
         }
         Ok(())
     }
