@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::dnsmasq::DnsmasqPlan;
-use crate::state::files::write_atomically;
+use crate::state::files::write_runtime;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DnsmasqError {
@@ -93,7 +93,7 @@ async fn launch(
         (&paths.addn_hosts, &plan.addn_hosts),
         (&paths.config, &plan.config),
     ] {
-        write_atomically(path, contents.as_bytes()).map_err(|source| DnsmasqError::Write {
+        write_runtime(path, contents.as_bytes()).map_err(|source| DnsmasqError::Write {
             path: path.clone(),
             source,
         })?;
@@ -141,7 +141,7 @@ impl DnsmasqInstance {
             (&self.paths.hosts, &plan.hosts_file),
             (&self.paths.addn_hosts, &plan.addn_hosts),
         ] {
-            write_atomically(path, contents.as_bytes()).map_err(|source| DnsmasqError::Write {
+            write_runtime(path, contents.as_bytes()).map_err(|source| DnsmasqError::Write {
                 path: path.clone(),
                 source,
             })?;

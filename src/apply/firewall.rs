@@ -536,27 +536,53 @@ impl Inventory {
     }
 
     fn parse(listing: &str) -> Self {
-        let document: Value = serde_json::from_str(listing).unwrap_or(Value::Null);
+        /// Only what the inventory needs: serde skips the rest (rule
+        /// expressions above all) without building it.
+        #[derive(serde::Deserialize)]
+        struct Listing {
+            nftables: Vec<Listed>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Listed {
+            chain: Option<Named>,
+            rule: Option<InChain>,
+            map: Option<Container>,
+            set: Option<Container>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Named {
+            name: String,
+        }
+        #[derive(serde::Deserialize)]
+        struct InChain {
+            chain: String,
+        }
+        #[derive(serde::Deserialize)]
+        struct Container {
+            name: String,
+            #[serde(default)]
+            elem: Vec<Value>,
+        }
         let mut inventory = Self::default();
-        let objects = document["nftables"].as_array().cloned().unwrap_or_default();
-        for object in &objects {
-            if let Some(name) = object.pointer("/chain/name").and_then(Value::as_str) {
-                inventory.chains.entry(name.to_owned()).or_default();
+        let Ok(listing) = serde_json::from_str::<Listing>(listing) else {
+            return inventory;
+        };
+        for object in listing.nftables {
+            if let Some(chain) = object.chain {
+                inventory.chains.entry(chain.name).or_default();
             }
-            if let Some(chain) = object.pointer("/rule/chain").and_then(Value::as_str) {
-                *inventory.chains.entry(chain.to_owned()).or_default() += 1;
+            if let Some(rule) = object.rule {
+                *inventory.chains.entry(rule.chain).or_default() += 1;
             }
-            for kind in ["map", "set"] {
-                let Some(container) = object.get(kind) else {
-                    continue;
-                };
-                let name = container["name"].as_str().unwrap_or_default();
-                for element in container["elem"].as_array().into_iter().flatten() {
+            for (container, is_map) in [(object.map, true), (object.set, false)] {
+                for element in container.iter().flat_map(|c| &c.elem) {
                     // A map element is [key, value]; a set element is the key.
-                    let key = if kind == "map" { &element[0] } else { element };
-                    inventory
-                        .elements
-                        .insert((name.to_owned(), element_key(key)));
+                    let key = if is_map { &element[0] } else { element };
+                    let name = container
+                        .as_ref()
+                        .map(|c| c.name.clone())
+                        .unwrap_or_default();
+                    inventory.elements.insert((name, element_key(key)));
                 }
             }
         }
@@ -830,6 +856,41 @@ mod tests {
         message.extend([family, 0, 0, 0]);
         message.extend(attribute);
         message
+    }
+
+    #[test]
+    fn inventory_reads_chains_rules_and_elements_from_a_listing() {
+        let listing = r#"{"nftables": [
+            {"metainfo": {"version": "1.0.6"}},
+            {"table": {"family": "inet", "name": "virtnet", "handle": 1}},
+            {"map": {"family": "inet", "name": "from_bridge", "table": "virtnet", "type": "ifname",
+                     "handle": 2, "map": "verdict",
+                     "elem": [["vbr", {"jump": {"target": "from_vbr"}}]]}},
+            {"set": {"family": "inet", "name": "dns_on_bridge4", "table": "virtnet",
+                     "type": ["ipv4_addr", "ifname"], "handle": 3,
+                     "elem": [{"concat": ["10.9.0.1", "vbr"]}]}},
+            {"set": {"family": "inet", "name": "dns_addresses6", "table": "virtnet",
+                     "type": "ipv6_addr", "handle": 4}},
+            {"chain": {"family": "inet", "table": "virtnet", "name": "from_vbr", "handle": 5}},
+            {"rule": {"family": "inet", "table": "virtnet", "chain": "from_vbr", "handle": 6,
+                      "expr": [{"accept": null}]}},
+            {"rule": {"family": "inet", "table": "virtnet", "chain": "from_vbr", "handle": 7,
+                      "expr": [{"reject": null}]}}
+        ]}"#;
+        let inventory = Inventory::parse(listing);
+        assert_eq!(inventory.chains.get("from_vbr"), Some(&2));
+        assert!(
+            inventory
+                .elements
+                .contains(&("from_bridge".into(), "vbr".into()))
+        );
+        assert!(
+            inventory
+                .elements
+                .contains(&("dns_on_bridge4".into(), "10.9.0.1 . vbr".into()))
+        );
+        assert_eq!(inventory.elements.len(), 2);
+        assert!(Inventory::parse("not json").chains.is_empty());
     }
 
     #[test]

@@ -240,27 +240,34 @@ impl Client {
         Ok(client)
     }
 
-    /// The daemon serves the kernel driver's path or the test driver's.
+    /// The daemon serves the kernel driver's path or the test driver's:
+    /// one property read tells which (introspecting their parent would
+    /// describe every network object).
     async fn find_connect_path(&self) -> Result<String, Failure> {
-        let reply = self
+        let probe = self
             .connection
             .call_method(
                 Some(self.bus_name.as_str()),
-                "/org/libvirt",
-                Some("org.freedesktop.DBus.Introspectable"),
-                "Introspect",
-                &(),
+                dbus::KERNEL_CONNECT_PATH,
+                Some("org.freedesktop.DBus.Properties"),
+                "Get",
+                &("org.libvirt.Connect", "Version"),
             )
-            .await
-            .context(|| "failed to connect to virtnetd".into())?;
-        let xml: String = reply
-            .body()
-            .deserialize()
-            .context(|| "failed to connect to virtnetd".into())?;
-        if xml.contains("<node name=\"Test\"") {
+            .await;
+        let Err(error) = probe else {
+            return Ok(dbus::KERNEL_CONNECT_PATH.into());
+        };
+        let message = bus_error(error);
+        if ["UnknownObject", "UnknownInterface"]
+            .iter()
+            .any(|name| message.starts_with(&format!("org.freedesktop.DBus.Error.{name}")))
+        {
             Ok(dbus::TEST_CONNECT_PATH.into())
         } else {
-            Ok(dbus::KERNEL_CONNECT_PATH.into())
+            Err(Failure {
+                context: Some("failed to connect to virtnetd".into()),
+                message,
+            })
         }
     }
 

@@ -22,18 +22,30 @@ fn sync_parent(path: &Path) -> std::io::Result<()> {
 }
 
 /// Writes `contents` to `path`: temporary file, fsync, rename, fsync of the
-/// directory.
+/// directory. Survives a crash of the machine.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    replace(path, contents, true)?;
+    sync_parent(path)
+}
+
+/// Writes `contents` to `path` through a temporary file and a rename, with
+/// no fsync: atomic if the process dies, for runtime files that do not
+/// outlive a reboot of the machine anyway (network status, dnsmasq's).
+pub fn write_runtime(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    replace(path, contents, false)
+}
+
+fn replace(path: &Path, contents: &[u8], sync: bool) -> std::io::Result<()> {
     let temporary = temporary_beside(path);
     let written = std::fs::File::create(&temporary).and_then(|mut file| {
         file.write_all(contents)?;
-        file.sync_all()
+        if sync { file.sync_all() } else { Ok(()) }
     });
     if let Err(error) = written.and_then(|()| std::fs::rename(&temporary, path)) {
         let _ = std::fs::remove_file(&temporary);
         return Err(error);
     }
-    sync_parent(path)
+    Ok(())
 }
 
 /// Makes `link` a symbolic link to `target`, replacing any link there.
@@ -47,11 +59,20 @@ pub fn symlink_atomically(target: &Path, link: &Path) -> std::io::Result<()> {
     sync_parent(link)
 }
 
-/// Removes `path`; a file already gone is not an error.
+/// Removes `path` and syncs its directory; a file already gone is not an
+/// error.
 pub fn remove_durably(path: &Path) -> std::io::Result<()> {
+    if remove(path)? {
+        sync_parent(path)?;
+    }
+    Ok(())
+}
+
+/// Removes `path`; returns whether it was there.
+pub fn remove(path: &Path) -> std::io::Result<bool> {
     match std::fs::remove_file(path) {
-        Ok(()) => sync_parent(path),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(error) => Err(error),
     }
 }
@@ -85,7 +106,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("a.xml");
         write_atomically(&file, b"one").unwrap();
-        write_atomically(&file, b"two").unwrap();
+        write_runtime(&file, b"two").unwrap();
         assert_eq!(std::fs::read(&file).unwrap(), b"two");
         let link = dir.join("a.link");
         symlink_atomically(&file, &link).unwrap();

@@ -1,14 +1,18 @@
 //! Definitions and status on disk, in libvirt's layout: `NAME.xml` per
 //! persistent network and `autostart/NAME.xml` links in the configuration
 //! directory, and one status file per active network in the runtime
-//! directory. Every change is atomic (see [`files`](super::files)).
+//! directory. Every change is atomic (see [`files`](super::files));
+//! definitions are also synced to disk, status files (which a reboot makes
+//! moot, as it takes the networks down) are not.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::RunningNetwork;
-use super::files::{remove_durably, remove_temporaries, symlink_atomically, write_atomically};
+use super::files::{
+    remove, remove_durably, remove_temporaries, symlink_atomically, write_atomically, write_runtime,
+};
 use crate::definition::{DefinitionError, FormatFlags, NetworkDef};
 
 #[derive(Debug, thiserror::Error)]
@@ -195,12 +199,12 @@ impl Store {
             path: path.clone(),
             source,
         })?;
-        write_atomically(&path, &json).map_err(io("write", &path))
+        write_runtime(&path, &json).map_err(io("write", &path))
     }
 
     pub fn delete_status(&self, name: &str) -> Result<(), StoreError> {
         let path = self.status_path(name);
-        remove_durably(&path).map_err(io("remove", &path))
+        remove(&path).map(drop).map_err(io("remove", &path))
     }
 }
 

@@ -1,0 +1,219 @@
+//! Benchmark of virtnetd through the `virtnet` CLI (one process per call,
+//! as virsh), beside libvirt 9.0's figures on this kind of machine
+//! (../shared/reference/libvirt-9.0-baseline.md). Runs as root in
+//! namespaces of its own with a private bus; prints a markdown table.
+//!
+//!     cargo bench --bench daemon
+
+#[path = "../common/mod.rs"]
+#[allow(dead_code)]
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::ScratchDir;
+use common::daemon::{Daemon, DaemonConfig, client, start_bus};
+use common::guest::{dhcp, udhcpc_script};
+use common::netns::{Netns, plug_guest, veth};
+
+const BUS_NAME: &str = "org.virtnet";
+const RUNNING: usize = 200;
+const DEFINED: usize = 1000;
+
+fn network(index: usize) -> String {
+    let (high, low) = (index / 250, index % 250);
+    format!(
+        "<network><name>bench{index}</name><forward/><bridge name='vbn{index}' stp='off'/>\
+         <ip address='10.{}.{low}.1' prefix='24'><dhcp>\
+         <range start='10.{0}.{low}.2' end='10.{0}.{low}.254'/></dhcp></ip></network>",
+        100 + high
+    )
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn ms(duration: Duration) -> String {
+    format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
+}
+
+struct Bench {
+    daemon: Option<Daemon>,
+    bus: String,
+    scratch: ScratchDir,
+    _bus_daemon: common::daemon::Bus,
+    _outside: Netns,
+    host: Netns,
+}
+
+impl Bench {
+    fn cli(&self, args: &[&str]) -> Duration {
+        let started = Instant::now();
+        let output = client(&self.bus, BUS_NAME, args);
+        let elapsed = started.elapsed();
+        assert!(
+            output.status.success(),
+            "virtnet {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        elapsed
+    }
+
+    fn start_daemon(&mut self) -> Duration {
+        let started = Instant::now();
+        self.daemon = Some(Daemon::start(&DaemonConfig {
+            ns: &self.host,
+            bus: &self.bus,
+            bus_name: BUS_NAME,
+            dirs: Some(&self.scratch.0.join("virtnet")),
+            log: self.scratch.0.join("virtnetd.log"),
+        }));
+        started.elapsed()
+    }
+
+    fn definition(&self, index: usize) -> String {
+        let path = self.scratch.0.join(format!("bench{index}.xml"));
+        std::fs::write(&path, network(index)).unwrap();
+        path.display().to_string()
+    }
+
+    fn rss_kb(&self) -> u64 {
+        let pid = self.daemon.as_ref().map_or(0, Daemon::pid);
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// What a restart must leave exactly as it was.
+    fn host_state(&self) -> String {
+        let rules = self.host.exec_ok(&["nft", "list", "ruleset"]);
+        let mut pids = self.host.pids();
+        let daemon = self.daemon.as_ref().map_or(0, Daemon::pid).to_string();
+        pids.retain(|pid| *pid != daemon);
+        pids.sort();
+        format!("{rules}\n{pids:?}")
+    }
+}
+
+fn main() {
+    let host = Netns::new("bdh");
+    let outside = Netns::new("bdo");
+    veth(&host, "uplink", &outside, "eth0");
+    host.ip(&["addr", "add", "10.255.0.1/24", "dev", "uplink"]);
+    outside.ip(&["addr", "add", "10.255.0.2/24", "dev", "eth0"]);
+    host.ip(&["route", "add", "default", "via", "10.255.0.2"]);
+    let scratch = ScratchDir::new("bench-daemon");
+    let bus_daemon = start_bus(&host, &scratch.0, None);
+    let mut bench = Bench {
+        daemon: None,
+        bus: bus_daemon.address.clone(),
+        scratch,
+        _bus_daemon: bus_daemon,
+        _outside: outside,
+        host,
+    };
+    bench.start_daemon();
+
+    // One network through the CLI, 15 times.
+    let file = bench.definition(0);
+    let (mut ups, mut downs) = (Vec::new(), Vec::new());
+    for _ in 0..15 {
+        ups.push(bench.cli(&["net-define", &file]) + bench.cli(&["net-start", "bench0"]));
+        downs.push(bench.cli(&["net-destroy", "bench0"]) + bench.cli(&["net-undefine", "bench0"]));
+    }
+
+    eprintln!("starting {RUNNING} networks…");
+    for index in 0..RUNNING {
+        let file = bench.definition(index);
+        bench.cli(&["net-define", &file]);
+        bench.cli(&["net-start", &format!("bench{index}")]);
+    }
+    let lists: Vec<Duration> = (0..10).map(|_| bench.cli(&["net-list", "--all"])).collect();
+
+    // Restarts with 200 running networks: until the API answers, and
+    // whether anything was touched.
+    let before = bench.host_state();
+    let mut restarts = Vec::new();
+    for _ in 0..3 {
+        let daemon = bench.daemon.take().expect("running");
+        assert!(daemon.terminate().success());
+        restarts.push(bench.start_daemon());
+    }
+    let untouched = bench.host_state() == before;
+
+    // A guest on the oldest network pings the outside every 2 ms through
+    // NAT while the daemon is killed and started again.
+    let script = udhcpc_script(&bench.scratch.0);
+    let guest = plug_guest(&bench.host, "vbn0", "bdg", "vbdg0", None);
+    dhcp(&guest, &script);
+    let ping = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &guest.name,
+            "busybox",
+            "ping",
+            "-q",
+            "-i",
+            "0.002",
+        ])
+        .args(["-c", "1500", "10.255.0.2"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("ping runs");
+    std::thread::sleep(Duration::from_millis(500));
+    bench.daemon.take().expect("running").kill();
+    bench.start_daemon();
+    let output = ping.wait_with_output().expect("ping ends");
+    let summary = String::from_utf8_lossy(&output.stdout);
+    let lost = summary
+        .lines()
+        .find(|line| line.contains("packets transmitted"))
+        .map(|line| {
+            let numbers: Vec<u32> = line
+                .split_whitespace()
+                .filter_map(|word| word.parse().ok())
+                .collect();
+            format!("{} of {} lost", numbers[0] - numbers[1], numbers[0])
+        })
+        .unwrap_or_else(|| format!("no summary: {summary}"));
+
+    eprintln!("defining {} more networks…", DEFINED - RUNNING);
+    for index in RUNNING..DEFINED {
+        let file = bench.definition(index);
+        bench.cli(&["net-define", &file]);
+    }
+    let rss = bench.rss_kb();
+
+    println!("| what | libvirt 9.0 here | goal | virtnet |");
+    println!("|---|---|---|---|");
+    println!(
+        "| daemon restart with {RUNNING} running networks until the API answers (3 runs) | 78 s | < 1 s, nothing re-applied | {} (max {}); host {} |",
+        ms(median(restarts.clone())),
+        ms(restarts.iter().copied().max().unwrap_or_default()),
+        if untouched { "untouched" } else { "CHANGED" }
+    );
+    println!(
+        "| guest traffic during `kill -9` + start (ping every 2 ms) | ≈ 2 % lost | 0 lost | {lost} |"
+    );
+    println!(
+        "| `net-list --all` with {RUNNING} networks, CLI process included (median of 10) | 78 ms | ≤ 15 ms | {} |",
+        ms(median(lists))
+    );
+    println!(
+        "| define+start / destroy+undefine through the CLI (median of 15) | 92 / 396 ms | ≤ 20 / ≤ 20 ms | {} / {} |",
+        ms(median(ups)),
+        ms(median(downs))
+    );
+    println!(
+        "| daemon RSS, {DEFINED} defined, {RUNNING} running | 30–36 MB | < 20 MB | {:.1} MB |",
+        rss as f64 / 1024.0
+    );
+    drop(guest);
+}
