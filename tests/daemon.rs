@@ -96,6 +96,21 @@ impl Lab {
         }
     }
 
+    /// The host comes back to `before` (a stopped network's rules and
+    /// bridge go in the background, within milliseconds).
+    fn assert_settles_to(&self, before: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.snapshot() != before && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(
+            self.snapshot(),
+            before,
+            "nothing left behind; daemon log:\n{}",
+            self.log()
+        );
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(self.scratch.0.join("virtnetd.log")).unwrap_or_default()
     }
@@ -281,7 +296,7 @@ fn seed_workflow_through_the_cli() {
         "Network keennet has been undefined\n\n"
     );
     drop(guest);
-    assert_eq!(lab.snapshot(), before, "nothing left behind");
+    lab.assert_settles_to(&before);
     assert_eq!(lab.host.pids().len(), 2, "only the bus and virtnetd run");
 }
 
@@ -325,7 +340,7 @@ fn interrupted_work_is_finished_at_daemon_start() {
     assert!(lab.log().contains("bridge is gone"), "{}", lab.log());
 
     lab.cli(&["net-undefine", "keennet"]);
-    assert_eq!(lab.snapshot(), before, "nothing left behind");
+    lab.assert_settles_to(&before);
 }
 
 /// Definitions survive the daemon; a redefinition without its uuid is
@@ -569,9 +584,20 @@ fn count_dnsmasq(lab: &Lab) -> usize {
         .count()
 }
 
-/// Everything the daemon says agrees with the host: an active network has
-/// its bridge, rules and dnsmasq; an inactive one has none of them.
+/// Everything the daemon says agrees with the host, once background
+/// teardowns have finished: an active network has its bridge, rules and
+/// dnsmasq; an inactive one has none of them.
 fn assert_consistent(lab: &Lab) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::panic::catch_unwind(|| check_consistent(lab)).is_err()
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    check_consistent(lab);
+}
+
+fn check_consistent(lab: &Lab) {
     let names = lab.cli(&["net-list", "--all", "--name"]);
     let active = lab.cli(&["net-list", "--name"]);
     let active: Vec<&str> = active.lines().filter(|line| !line.is_empty()).collect();
@@ -640,7 +666,7 @@ fn fifty_concurrent_clients() {
         }
     });
     assert_eq!(lab.cli(&["net-list", "--all", "--name"]), "\n");
-    assert_eq!(lab.snapshot(), before, "nothing left behind");
+    lab.assert_settles_to(&before);
     assert_eq!(count_dnsmasq(&lab), 0);
 }
 
@@ -701,11 +727,6 @@ fn killed_at_random_points_the_daemon_recovers() {
         "{}",
         lab.log()
     );
-    assert_eq!(
-        lab.snapshot(),
-        before,
-        "nothing leaked; daemon log:\n{}",
-        lab.log()
-    );
+    lab.assert_settles_to(&before);
     assert_eq!(count_dnsmasq(&lab), 0);
 }

@@ -173,8 +173,8 @@ impl DnsmasqInstance {
                 if waited >= Duration::from_secs(5) {
                     return Err(DnsmasqError::StillRunning { pid });
                 }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                waited += Duration::from_millis(5);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                waited += Duration::from_millis(1);
             }
         }
         for path in self.paths.owned() {

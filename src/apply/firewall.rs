@@ -488,13 +488,32 @@ pub async fn start(plan: &FirewallPlan) -> Result<(), FirewallError> {
 pub async fn stop(plan: &FirewallPlan) -> Result<(), FirewallError> {
     let mut states = STATES.lock().await;
     let state = states.entry(current_namespace()).or_default();
-    apply(
-        &stop_batch(plan),
-        &format!("stopping bridge {}", plan.bridge),
-    )
-    .await?;
+    let what = format!("stopping bridge {}", plan.bridge);
+    let mut batch = stop_batch(plan);
     state.bridges.remove(&plan.bridge);
-    remove_table_if_unused(state).await
+    // The last network this process knows of: the table goes in the same
+    // transaction when the listing confirms nobody else's chains are in it
+    // (nftables deletions each wait for a grace period: one is cheaper).
+    let last = state.bridges.is_empty()
+        && network_chains()
+            .await
+            .is_some_and(|chains| chains == chains_of(plan));
+    if last {
+        batch.delete(NfListObject::Table(table()));
+    }
+    if let Err(error) = apply(&batch, &what).await {
+        state.bridges.insert(plan.bridge.clone());
+        return Err(error);
+    }
+    if last {
+        state.declared = false;
+    }
+    Ok(())
+}
+
+/// How many chains a network has in the table.
+fn chains_of(plan: &FirewallPlan) -> usize {
+    chains(plan).len()
 }
 
 /// Forgets the network and removes the table if no network is left in it.

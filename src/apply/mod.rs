@@ -275,13 +275,16 @@ async fn start_bridged(
     Ok(())
 }
 
-/// Removes what a (partial) start made, in reverse order.
+/// Removes what a (partial) start made. The three removals do not depend
+/// on each other, and each waits in the kernel for an RCU grace period (tens
+/// of milliseconds for a link or an nftables deletion), so they run side by
+/// side: the rules match the bridge by name, and dnsmasq is stopping.
 async fn undo(
     netlink: &Netlink,
     started: &Started,
     rules: Option<&crate::plan::firewall::FirewallPlan>,
 ) -> Vec<String> {
-    let (dns, rules) = tokio::join!(
+    let (dns, rules, link) = tokio::join!(
         async {
             match &started.dnsmasq {
                 Some(instance) => instance.stop().await.map_err(|e| error_chain(&e)),
@@ -294,17 +297,50 @@ async fn undo(
                 None => Ok(()),
             }
         },
+        async {
+            match &started.bridge {
+                Some(bridge) => netlink
+                    .delete_link(bridge.ifindex)
+                    .await
+                    .map_err(|e| error_chain(&e)),
+                None => Ok(()),
+            }
+        },
     );
-    let mut errors: Vec<String> = [dns, rules].into_iter().filter_map(Result::err).collect();
-    if let Some(bridge) = &started.bridge
-        && let Err(error) = netlink.delete_link(bridge.ifindex).await
+    [dns, rules, link]
+        .into_iter()
+        .filter_map(Result::err)
+        .collect()
+}
+
+/// Takes a running network out of service at once: its dnsmasq stops and
+/// its bridge goes down, so guests lose it. What remains (rules, the link,
+/// files) is for [`stop`], which may follow later: removing them waits on
+/// the kernel for tens of milliseconds.
+pub async fn shut_down(running: &RunningNetwork) -> Result<(), StopError> {
+    let mut errors = Vec::new();
+    if let Some(instance) = &running.dnsmasq
+        && let Err(error) = instance.stop().await
     {
         errors.push(error_chain(&error));
     }
-    errors
+    if let Some(bridge) = &running.bridge {
+        let down = async { Netlink::connect()?.set_down(bridge.ifindex).await };
+        if let Err(error) = down.await {
+            errors.push(error_chain(&error));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(StopError {
+            network: running.name.clone(),
+            errors,
+        })
+    }
 }
 
-/// Stops a running network: everything [`start`] made goes, in reverse.
+/// Stops a running network: everything [`start`] made goes.
 pub async fn stop(running: &RunningNetwork) -> Result<(), StopError> {
     let mut errors = Vec::new();
     match Netlink::connect() {

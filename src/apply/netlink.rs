@@ -154,6 +154,16 @@ impl Netlink {
             .map_err(failed(format!("bring up link {index}")))
     }
 
+    pub async fn set_down(&self, index: u32) -> Result<()> {
+        let message = LinkUnspec::new_with_index(index).down().build();
+        self.handle
+            .link()
+            .set(message)
+            .execute()
+            .await
+            .map_err(failed(format!("bring down link {index}")))
+    }
+
     /// Adds an address; IPv6 addresses skip duplicate address detection so
     /// dnsmasq can bind to them at once (the bridge has no other port yet).
     pub async fn add_address(&self, index: u32, address: IpAddr, prefix: u8) -> Result<()> {

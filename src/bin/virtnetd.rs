@@ -93,6 +93,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
     service.autostart().await;
     wait_for_termination().await;
+    service.settle().await;
     // Networks stay up, as with libvirtd: the next start takes them over.
     tracing::info!("stopping; networks stay as they are");
     Ok(())

@@ -3,6 +3,17 @@
 //! kernel change is preceded by a status record of what is about to
 //! happen, so that a daemon killed half-way finishes or undoes it at its
 //! next start.
+//!
+//! A stop takes the network out of service at once (dnsmasq stopped,
+//! bridge down) and removes its rules and bridge in the background: those
+//! removals wait on the kernel for RCU grace periods, tens of milliseconds
+//! each. Anything that needs the network's name or bridge again waits for
+//! its teardown to finish first.
+
+use std::collections::HashMap;
+
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
 
 use crate::apply::firewall;
 use crate::apply::netlink::Netlink;
@@ -14,9 +25,14 @@ use crate::state::store::{NetworkStatus, Phase, Store, StoredNetwork};
 
 use super::error::{Result, ServiceError};
 
+type Teardown = Shared<BoxFuture<'static, ()>>;
+
 pub struct Kernel {
     env: Environment,
     store: Store,
+    /// Teardowns running in the background, by network name, with the
+    /// bridge each frees.
+    teardowns: std::sync::Mutex<HashMap<String, (Option<String>, Teardown)>>,
 }
 
 /// A network found active at daemon start, taken over.
@@ -27,7 +43,56 @@ pub struct Adopted {
 
 impl Kernel {
     pub fn new(env: Environment, store: Store) -> Self {
-        Self { env, store }
+        Self {
+            env,
+            store,
+            teardowns: std::sync::Mutex::default(),
+        }
+    }
+
+    fn teardowns(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Option<String>, Teardown)>> {
+        // Each change is one insert or retain: a poisoned map is whole.
+        self.teardowns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Bridges of networks other than `network` whose removal has not
+    /// finished yet.
+    pub fn bridges_being_removed(&self, network: &str) -> Vec<String> {
+        self.teardowns()
+            .iter()
+            .filter(|(name, (_, teardown))| name.as_str() != network && teardown.peek().is_none())
+            .filter_map(|(_, (bridge, _))| bridge.clone())
+            .collect()
+    }
+
+    /// Waits for the teardowns of network `name`, or of `bridge`, to finish.
+    async fn settle(&self, name: &str, bridge: Option<&str>) {
+        let pending: Vec<Teardown> = self
+            .teardowns()
+            .iter()
+            .filter(|(network, (freed, _))| {
+                network.as_str() == name || (bridge.is_some() && freed.as_deref() == bridge)
+            })
+            .map(|(_, (_, teardown))| teardown.clone())
+            .collect();
+        for teardown in pending {
+            teardown.await;
+        }
+        self.teardowns()
+            .retain(|_, (_, teardown)| teardown.peek().is_none());
+    }
+
+    /// Waits for every teardown in the background to finish.
+    pub async fn settle_all(&self) {
+        let pending: Vec<Teardown> = self
+            .teardowns()
+            .values()
+            .map(|(_, teardown)| teardown.clone())
+            .collect();
+        futures_util::future::join_all(pending).await;
+        self.teardowns().clear();
     }
 
     pub async fn host_links(&self) -> Result<Vec<String>> {
@@ -50,6 +115,8 @@ impl Kernel {
     }
 
     pub async fn start(&self, def: &NetworkDef, reserved: &[String]) -> Result<RunningNetwork> {
+        let bridge = def.bridge.name.as_ref().map(ToString::to_string);
+        self.settle(def.name.as_str(), bridge.as_deref()).await;
         self.save_status(def, Phase::Starting, None)?;
         match apply::start(def, &self.env, reserved).await {
             Ok(running) => match self.save_status(def, Phase::Running, Some(&running)) {
@@ -68,10 +135,34 @@ impl Kernel {
         }
     }
 
+    /// Takes the network out of service now; its rules and bridge go in
+    /// the background (the status file, kept until then, lets a restarted
+    /// daemon finish the job if this one dies first).
     pub async fn stop(&self, def: &NetworkDef, running: &RunningNetwork) -> Result<()> {
         self.save_status(def, Phase::Stopping, Some(running))?;
-        apply::stop(running).await?;
-        Ok(self.store.delete_status(def.name.as_str())?)
+        let shut_down = apply::shut_down(running).await;
+        let name = def.name.to_string();
+        let store = self.store.clone();
+        let task_running = running.clone();
+        let task_name = name.clone();
+        let task = tokio::spawn(async move {
+            match apply::stop(&task_running).await {
+                Ok(()) => {
+                    if let Err(error) = store.delete_status(&task_name) {
+                        tracing::error!(network = task_name, "{}", error_chain(&error));
+                    }
+                }
+                Err(error) => tracing::error!(network = task_name, "{}", error_chain(&error)),
+            }
+        });
+        let teardown = async move {
+            let _ = task.await;
+        }
+        .boxed()
+        .shared();
+        let bridge = running.bridge.as_ref().map(|bridge| bridge.name.clone());
+        self.teardowns().insert(name, (bridge, teardown));
+        Ok(shut_down?)
     }
 
     /// Applies an updated live definition to the running network.

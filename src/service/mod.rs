@@ -100,7 +100,7 @@ pub struct LeaseRecord {
 /// Where networks are realized and kept.
 pub enum Driver {
     /// On the host's kernel, with definitions and status on disk.
-    Kernel(Kernel),
+    Kernel(Box<Kernel>),
     /// In memory only, like libvirt's `test:///default`: touches no kernel
     /// and no file; starts with libvirt's test network `default`.
     Test,
@@ -108,7 +108,7 @@ pub enum Driver {
 
 impl Driver {
     pub fn kernel(env: Environment, store: Store) -> Self {
-        Self::Kernel(Kernel::new(env, store))
+        Self::Kernel(Box::new(Kernel::new(env, store)))
     }
 }
 
@@ -418,7 +418,10 @@ impl Service {
         if matches!(self.driver, Driver::Test) || !ForwardMode::has_own_bridge(def.forward_mode()) {
             return Ok(());
         }
-        let taken = registry.bridges_except(def.name.as_str());
+        let mut taken = registry.bridges_except(def.name.as_str());
+        if let Driver::Kernel(kernel) = &self.driver {
+            taken.extend(kernel.bridges_being_removed(def.name.as_str()));
+        }
         let template = match &def.bridge.name {
             Some(name) if !name.is_template() => {
                 if taken.iter().any(|other| other == name.as_str()) {
@@ -740,6 +743,14 @@ impl Service {
         }
         self.publish(&entry, &mut state);
         Ok(())
+    }
+
+    /// Waits for the teardowns of stopped networks still running in the
+    /// background (before the daemon exits, say).
+    pub async fn settle(&self) {
+        if let Driver::Kernel(kernel) = &self.driver {
+            kernel.settle_all().await;
+        }
     }
 
     /// Re-applies whatever is missing of the rules of active networks

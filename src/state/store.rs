@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::RunningNetwork;
 use super::files::{
-    remove, remove_durably, remove_temporaries, symlink_atomically, write_atomically, write_runtime,
+    remove, remove_temporaries, symlink_atomically, write_atomically, write_runtime,
 };
 use crate::definition::{DefinitionError, FormatFlags, NetworkDef};
 
@@ -137,7 +137,7 @@ impl Store {
         for link in xml_files(&self.autostart_dir, "xml", &mut errors) {
             // `exists` follows the link: false for a dangling one.
             if !link.exists()
-                && let Err(error) = remove_durably(&link)
+                && let Err(error) = remove(&link)
             {
                 errors.push(io("remove", &link)(error));
             }
@@ -158,9 +158,9 @@ impl Store {
     /// so that no link is ever left pointing nowhere).
     pub fn delete_config(&self, name: &str) -> Result<(), StoreError> {
         let link = self.autostart_path(name);
-        remove_durably(&link).map_err(io("remove", &link))?;
+        remove(&link).map_err(io("remove", &link))?;
         let path = self.config_path(name);
-        remove_durably(&path).map_err(io("remove", &path))
+        remove(&path).map(drop).map_err(io("remove", &path))
     }
 
     pub fn set_autostart(&self, name: &str, autostart: bool) -> Result<(), StoreError> {
@@ -168,7 +168,7 @@ impl Store {
         if autostart {
             symlink_atomically(&self.config_path(name), &link).map_err(io("create", &link))
         } else {
-            remove_durably(&link).map_err(io("remove", &link))
+            remove(&link).map(drop).map_err(io("remove", &link))
         }
     }
 

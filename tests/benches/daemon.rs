@@ -6,7 +6,6 @@
 //!     cargo bench --bench daemon
 
 #[path = "../common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::process::{Command, Stdio};
