@@ -26,6 +26,8 @@ pub enum NetlinkError {
     },
     #[error("netlink: invalid route {0}")]
     Route(String),
+    #[error("netlink: the thread deleting a link failed: {0}")]
+    Thread(String),
 }
 
 type Result<T> = std::result::Result<T, NetlinkError>;
@@ -232,13 +234,28 @@ impl Netlink {
             .collect())
     }
 
+    /// Deletes a link. The kernel does it inside the request's send, which
+    /// waits for an RCU grace period (tens of milliseconds): that wait
+    /// happens on a blocking thread of its own (same network namespace, as
+    /// threads inherit it), not on the runtime's.
     pub async fn delete_link(&self, index: u32) -> Result<()> {
-        self.handle
-            .link()
-            .del(index)
-            .execute()
-            .await
-            .map_err(failed(format!("delete link {index}")))
+        let deleted = tokio::task::spawn_blocking(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()
+                .map_err(NetlinkError::Connect)?;
+            runtime.block_on(async {
+                Self::connect()?
+                    .handle
+                    .link()
+                    .del(index)
+                    .execute()
+                    .await
+                    .map_err(failed(format!("delete link {index}")))
+            })
+        })
+        .await;
+        deleted.unwrap_or_else(|error| Err(NetlinkError::Thread(error.to_string())))
     }
 
     /// Unicast routes of the main table, both families.
