@@ -1,8 +1,10 @@
 //! virtnet: libvirt's virtual network driver, reimplemented.
 //!
 //! The code follows the pipeline a network goes through:
-//! XML ([`xml`]) → validated definition ([`definition`]) → plan → apply to
-//! the kernel → state on disk.
+//! XML ([`xml`]) → validated definition ([`definition`]) → plan ([`plan`])
+//! → apply to the kernel ([`apply`]) → state on disk ([`state`]). On top:
+//! the networks and their verbs ([`service`]), served over D-Bus
+//! ([`dbus`]) by `virtnetd` and used by `virtnet` ([`cli`]).
 
 pub mod apply;
 pub mod cli;
