@@ -251,6 +251,15 @@ fn seed_workflow_through_the_cli() {
         "{leases}"
     );
     assert!(leases.starts_with(" Expiry Time "), "{leases}");
+    // libvirt's lease status file, for libvirt's NSS module and others.
+    let status = std::fs::read_to_string(lab.dirs.join("lib/dnsmasq/keenbr0.status")).unwrap();
+    let recorded: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(recorded[0]["mac-address"], mac.as_str(), "{status}");
+    assert_eq!(recorded[0]["ip-address"], address.to_string(), "{status}");
+    assert!(
+        status.starts_with("[\n    {\n"),
+        "four-space JSON: {status}"
+    );
 
     // Restart without disruption: a guest pinging through NAT every 5 ms
     // while the daemon is killed and started again.

@@ -509,3 +509,63 @@ fn policy_lets_other_users_read_only() {
         String::from_utf8_lossy(&rival.stderr)
     );
 }
+
+/// net-edit: the persistent XML through $EDITOR, redefined when changed;
+/// an unchanged file changes nothing, a broken one is refused and the
+/// definition stays.
+#[test]
+fn net_edit_redefines_what_the_editor_changed() {
+    use std::os::unix::fs::PermissionsExt;
+    let setup = setup("edit");
+    let editor = |name: &str, script: &str| {
+        let path = setup.scratch.0.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    };
+    let edit = |editor: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_virtnet"))
+            .args(["--bus-address", &setup.bus, "--bus-name", BUS_NAME])
+            .args(["net-edit", "default"])
+            .env("EDITOR", editor)
+            .output()
+            .expect("virtnet runs")
+    };
+    let narrow = editor(
+        "narrow",
+        "sed -i 's/192.168.122.254/192.168.122.100/' \"$1\"",
+    );
+    let output = edit(&narrow);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "Network default XML configuration edited.\n\n",
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let inactive = client(
+        &setup.bus,
+        BUS_NAME,
+        &["net-dumpxml", "--inactive", "default"],
+    );
+    assert!(String::from_utf8_lossy(&inactive.stdout).contains("end='192.168.122.100'"));
+
+    let output = edit(&editor("keep", "exit 0"));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "Network default XML configuration not changed.\n\n"
+    );
+
+    let output = edit(&editor("break", "sed -i 's/<network>/<netwrk>/' \"$1\""));
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("error: Failed to define network"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let after = client(
+        &setup.bus,
+        BUS_NAME,
+        &["net-dumpxml", "--inactive", "default"],
+    );
+    assert_eq!(after.stdout, inactive.stdout, "the definition stays");
+}

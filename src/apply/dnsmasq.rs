@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::plan::dnsmasq::DnsmasqPlan;
 use crate::state::files::write_runtime;
+use crate::state::leases::{Lease, from_status_json, parse_dnsmasq, to_status_json};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DnsmasqError {
@@ -50,14 +51,40 @@ pub struct DnsmasqPaths {
 
 impl DnsmasqPaths {
     /// Files the network owns, all removed when it stops.
-    fn owned(&self) -> [&Path; 5] {
+    fn owned(&self) -> [PathBuf; 6] {
         [
-            &self.config,
-            &self.pid,
-            &self.hosts,
-            &self.addn_hosts,
-            &self.leases,
+            self.config.clone(),
+            self.pid.clone(),
+            self.hosts.clone(),
+            self.addn_hosts.clone(),
+            self.leases.clone(),
+            self.lease_status(),
         ]
+    }
+
+    /// The leases in libvirt's status format (`BRIDGE.status`, beside
+    /// dnsmasq's `BRIDGE.leases`), as libvirt's NSS module and
+    /// net-dhcp-leases read them.
+    pub fn lease_status(&self) -> PathBuf {
+        self.leases.with_extension("status")
+    }
+
+    /// Brings the status file in line with dnsmasq's lease file when that
+    /// changed since; returns the leases it holds.
+    pub fn sync_lease_status(&self) -> std::io::Result<Vec<Lease>> {
+        let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        let status = self.lease_status();
+        let Some(leases_changed) = modified(&self.leases) else {
+            return Ok(Vec::new());
+        };
+        if modified(&status).is_some_and(|written| written >= leases_changed)
+            && let Ok(leases) = from_status_json(&std::fs::read_to_string(&status)?)
+        {
+            return Ok(leases);
+        }
+        let leases = parse_dnsmasq(&std::fs::read_to_string(&self.leases)?);
+        write_runtime(&status, to_status_json(&leases).as_bytes())?;
+        Ok(leases)
     }
 }
 
@@ -77,7 +104,7 @@ pub async fn start(
     if started.is_err() {
         // Nothing of a failed start may stay behind.
         for path in paths.owned() {
-            let _ = std::fs::remove_file(path);
+            let _ = std::fs::remove_file(&path);
         }
     }
     started
@@ -178,7 +205,7 @@ impl DnsmasqInstance {
             }
         }
         for path in self.paths.owned() {
-            let _ = std::fs::remove_file(path);
+            let _ = std::fs::remove_file(&path);
         }
         Ok(())
     }

@@ -90,6 +90,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     tracing::info!(name = cli.bus_name, path = connect_path, "serving");
     if matches!(cli.driver, DriverKind::Kernel) {
         tokio::spawn(guard_firewall(service.clone()));
+        tokio::spawn(follow_leases(service.clone()));
     }
     service.autostart().await;
     wait_for_termination().await;
@@ -123,6 +124,15 @@ async fn guard_firewall(service: Arc<Service>) {
             Ok(false) => {}
             Err(error) => tracing::error!("cannot restore nftables rules: {}", error_chain(&error)),
         }
+    }
+}
+
+/// Keeps the lease status files in step with dnsmasq's lease files.
+async fn follow_leases(service: Arc<Service>) {
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(2));
+    loop {
+        ticks.tick().await;
+        service.sync_lease_status().await;
     }
 }
 

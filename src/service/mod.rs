@@ -753,6 +753,30 @@ impl Service {
         }
     }
 
+    /// Brings the lease status file of every active network in line with
+    /// its dnsmasq's leases, for those who read these files (libvirt's NSS
+    /// module among them).
+    pub async fn sync_lease_status(&self) {
+        let entries: Vec<Arc<Entry>> = self
+            .registry()
+            .slots
+            .values()
+            .map(|slot| slot.entry.clone())
+            .collect();
+        for entry in entries {
+            let state = lock_state(&entry).await;
+            let dnsmasq = state
+                .live
+                .as_ref()
+                .and_then(|live| live.running.as_ref()?.dnsmasq.as_ref());
+            if let Some(dnsmasq) = dnsmasq
+                && let Err(error) = dnsmasq.paths.sync_lease_status()
+            {
+                tracing::warn!(network = entry.name, "cannot record DHCP leases: {error}");
+            }
+        }
+    }
+
     /// Re-applies whatever is missing of the rules of active networks
     /// (after `nft flush ruleset`, say); rules in place are left alone.
     /// Returns whether anything had to be restored.

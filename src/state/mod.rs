@@ -36,15 +36,21 @@ pub struct RunningNetwork {
 
 impl RunningNetwork {
     /// The DHCP leases still valid at `now` (seconds since the epoch), from
-    /// the lease file of the network's dnsmasq.
+    /// the network's lease status file, first brought in line with its
+    /// dnsmasq's lease file.
     pub fn leases(&self, now: i64) -> Vec<leases::Lease> {
         let Some(dnsmasq) = &self.dnsmasq else {
             return Vec::new();
         };
-        let text = std::fs::read_to_string(&dnsmasq.paths.leases).unwrap_or_default();
-        leases::parse_dnsmasq(&text)
-            .into_iter()
-            .filter(|lease| lease.is_active(now))
-            .collect()
+        match dnsmasq.paths.sync_lease_status() {
+            Ok(leases) => leases
+                .into_iter()
+                .filter(|lease| lease.is_active(now))
+                .collect(),
+            Err(error) => {
+                tracing::warn!(network = self.name, "cannot read DHCP leases: {error}");
+                Vec::new()
+            }
+        }
     }
 }

@@ -119,6 +119,38 @@ fn main() {
     };
     bench.start_daemon();
 
+    // The test driver as a drop-in for libvirt-dbus's test harness: from
+    // launch until its name is owned, and from SIGTERM until it exits.
+    let (mut owned, mut exits) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        let launched = Instant::now();
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &bench.host.name])
+            .arg(env!("CARGO_BIN_EXE_virtnetd"))
+            .args(["--driver", "test", "--bus-name", "org.libvirt"])
+            .args(["--bus-address", &bench.bus])
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("virtnetd starts");
+        while !client(&bench.bus, "org.libvirt", &["net-list"])
+            .status
+            .success()
+        {
+            assert!(
+                launched.elapsed() < Duration::from_secs(10),
+                "never answered"
+            );
+        }
+        owned.push(launched.elapsed());
+        let pid = libc::pid_t::try_from(child.id()).expect("pid fits");
+        let terminated = Instant::now();
+        // SAFETY: kill(2) on the pid of the child spawned just above, not
+        // yet reaped.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        child.wait().expect("virtnetd exits");
+        exits.push(terminated.elapsed());
+    }
+
     // A new network each time, up and down through the CLI (the same one
     // again at once would wait for its teardown, still running).
     // Back to back, the kernel is still removing the previous network's
@@ -226,6 +258,11 @@ fn main() {
     println!(
         "| define+start of a network, 0.2 s after the previous teardown (median of 15) | 92 ms | ≤ 20 ms | {} |",
         ms(median(lone_ups))
+    );
+    println!(
+        "| `--driver test --bus-name org.libvirt`: launch until it answers (a CLI call included) / SIGTERM until exit (median of 5) | — | ≤ 500 ms / prompt | {} / {} |",
+        ms(median(owned)),
+        ms(median(exits))
     );
     println!(
         "| daemon RSS, {DEFINED} defined, {RUNNING} running | 30–36 MB | < 20 MB | {:.1} MB |",
