@@ -79,6 +79,19 @@ impl Lab {
         format!("links:\n{links}\nrules:\n{rules}\npids: {pids:?}\nfiles: {files:?}\n")
     }
 
+    /// The host is as it was `before`. Guest namespaces dropped just before
+    /// take their veth ends with them asynchronously (the kernel cleans a
+    /// namespace up in a work queue), so this waits a little for them.
+    fn assert_back_to(&self, before: &str) {
+        for _ in 0..100 {
+            if self.snapshot() == before {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(before, self.snapshot(), "stop leaves the host as it was");
+    }
+
     /// State of the host and a guest, for failure messages.
     fn diagnose(&self, guest: &Netns) -> String {
         let show = |ns: &Netns, args: &[&str]| {
@@ -206,7 +219,7 @@ fn nat_keennet_guest_gets_a_lease_and_is_masqueraded() {
 
     drop(guest);
     lab.stop(&running);
-    assert_eq!(before, lab.snapshot(), "stop leaves the host as it was");
+    lab.assert_back_to(&before);
 }
 
 #[test]
@@ -229,7 +242,7 @@ fn route_mode_forwards_the_guests_own_address() {
     );
     drop(guest);
     lab.stop(&running);
-    assert_eq!(before, lab.snapshot());
+    lab.assert_back_to(&before);
 }
 
 #[test]
@@ -250,7 +263,7 @@ fn open_mode_adds_no_rules_at_all() {
     assert_eq!(source_seen_outside(&lab, &guest), address);
     drop(guest);
     lab.stop(&running);
-    assert_eq!(before, lab.snapshot());
+    lab.assert_back_to(&before);
 }
 
 #[test]
@@ -273,7 +286,7 @@ fn host_only_guest_reaches_the_host_but_not_beyond() {
     );
     drop(guest);
     lab.stop(&running);
-    assert_eq!(before, lab.snapshot());
+    lab.assert_back_to(&before);
 }
 
 #[test]
@@ -298,7 +311,7 @@ fn internal_network_connects_guests_and_nothing_else() {
     assert!(!pings(&first, "10.255.0.1"), "the host is not reachable");
     drop((first, second));
     lab.stop(&running);
-    assert_eq!(before, lab.snapshot());
+    lab.assert_back_to(&before);
 }
 
 #[test]
@@ -331,7 +344,7 @@ fn default_and_keennet_cannot_reach_each_other() {
         "stopping one network leaves the other's rules"
     );
     lab.stop(&default);
-    assert_eq!(before, lab.snapshot());
+    lab.assert_back_to(&before);
 }
 
 #[test]
@@ -382,7 +395,7 @@ fn dns_answers_for_dns_hosts_and_static_dhcp_hosts() {
     );
     drop(guest);
     lab.stop(&running);
-    assert_eq!(before, lab.snapshot());
+    lab.assert_back_to(&before);
 }
 
 #[test]
@@ -436,7 +449,7 @@ fn dual_stack_guest_gets_an_ipv6_address_from_router_advertisements() {
     );
     drop(guest);
     lab.stop(&running);
-    assert_eq!(before, lab.snapshot());
+    lab.assert_back_to(&before);
 }
 
 #[test]
@@ -559,5 +572,5 @@ fn bridge_names_come_from_templates() {
         lab.stop(running);
     }
     lab.host.ip(&["link", "del", "lab0"]);
-    assert_eq!(before, lab.snapshot());
+    lab.assert_back_to(&before);
 }
