@@ -462,22 +462,26 @@ async fn declare_skeleton(state: &mut TableState) -> Result<(), FirewallError> {
 
 /// Installs a network's rules in one transaction.
 ///
-/// The shared skeleton is declared in a transaction of its own when this
-/// process has not declared it yet, or when the network's transaction
-/// fails because someone removed it (`nft flush ruleset`). Keeping it out of
-/// every network's transaction keeps those small.
+/// The shared skeleton comes first in that same transaction when this
+/// process has not declared it yet (one nft run, not two). Declared, it
+/// stays out of networks' transactions, keeping those small; when a
+/// network's transaction fails because someone removed the skeleton
+/// (`nft flush ruleset`), it is declared again and the network retried.
 pub async fn start(plan: &FirewallPlan) -> Result<(), FirewallError> {
     let mut states = STATES.lock().await;
     let state = states.entry(current_namespace()).or_default();
-    if !state.declared {
-        declare_skeleton(state).await?;
-    }
     let what = format!("starting bridge {}", plan.bridge);
-    let transaction = start_batch(plan);
-    if apply(&transaction, &what).await.is_err() {
-        declare_skeleton(state).await?;
-        apply(&transaction, &what).await?;
+    let network = start_batch(plan);
+    let mut first = Transaction::default();
+    if !state.declared {
+        add_skeleton(&mut first);
     }
+    first.commands.extend(network.commands.iter().cloned());
+    if apply(&first, &what).await.is_err() {
+        declare_skeleton(state).await?;
+        apply(&network, &what).await?;
+    }
+    state.declared = true;
     state.bridges.insert(plan.bridge.clone());
     Ok(())
 }
