@@ -281,6 +281,16 @@ impl Client {
             .context(|| "failed to connect to virtnetd".into())
     }
 
+    async fn virtnet(&self) -> Result<VirtnetConnectProxy<'static>, Failure> {
+        VirtnetConnectProxy::builder(&self.connection)
+            .destination(self.bus_name.clone())
+            .path(self.connect_path.clone())
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .context(|| "failed to connect to virtnetd".into())
+    }
+
     async fn network_at(&self, path: OwnedObjectPath) -> Result<NetworkProxy<'static>, Failure> {
         NetworkProxy::builder(&self.connection)
             .destination(self.bus_name.clone())
@@ -607,13 +617,9 @@ async fn run(cli: Cli) -> Result<String, Failure> {
         }
         Command::NetEdit { network } => edit(&client, &network).await,
         Command::ReloadFirewall => {
-            let restored = VirtnetConnectProxy::builder(&client.connection)
-                .destination(client.bus_name.clone())
-                .path(client.connect_path.clone())
-                .cache_properties(zbus::proxy::CacheProperties::No)
-                .build()
-                .await
-                .context(|| "failed to connect to virtnetd".into())?
+            let restored = client
+                .virtnet()
+                .await?
                 .reload_firewall()
                 .await
                 .context(|| "Failed to reload the firewall".into())?;
@@ -653,13 +659,24 @@ async fn list(client: &Client, args: &ListArgs) -> Result<String, Failure> {
             flags |= flag;
         }
     }
-    let paths = client
-        .connect()
+    let mut networks: Vec<Properties> = client
+        .virtnet()
         .await?
-        .list_networks(flags)
+        .list_network_summaries(flags)
         .await
-        .context(|| "Failed to list networks".into())?;
-    let mut networks = client.properties(&paths).await?;
+        .context(|| "Failed to list networks".into())?
+        .into_iter()
+        .map(
+            |(name, uuid, active, persistent, autostart, bridge)| Properties {
+                name,
+                uuid,
+                active,
+                autostart,
+                persistent,
+                bridge,
+            },
+        )
+        .collect();
     networks.sort_by_key(|network| network.name.to_lowercase());
     if args.name || args.uuid {
         let mut out = String::new();

@@ -77,7 +77,13 @@ pub trait Network {
     ) -> zbus::Result<()>;
 }
 
+/// A network as `net-list` shows it: name, UUID, active, persistent,
+/// autostart, bridge.
+pub type NetworkSummary = (String, String, bool, bool, bool, String);
+
 #[proxy(interface = "org.virtnet.Connect")]
 pub trait VirtnetConnect {
+    fn list_network_summaries(&self, flags: u32) -> zbus::Result<Vec<NetworkSummary>>;
+
     fn reload_firewall(&self) -> zbus::Result<bool>;
 }

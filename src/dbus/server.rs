@@ -127,6 +127,30 @@ pub struct VirtnetConnect {
 
 #[interface(name = "org.virtnet.Connect")]
 impl VirtnetConnect {
+    /// What `net-list` shows, in one call (libvirt-dbus needs a call per
+    /// network): name, UUID, active, persistent, autostart, bridge; the
+    /// flags are ListNetworks'.
+    #[zbus(out_args("networks"))]
+    fn list_network_summaries(
+        &self,
+        flags: u32,
+    ) -> Vec<(String, String, bool, bool, bool, String)> {
+        self.service
+            .list(flags)
+            .into_iter()
+            .map(|summary| {
+                (
+                    summary.name,
+                    summary.uuid.to_string(),
+                    summary.active,
+                    summary.persistent,
+                    summary.autostart,
+                    summary.bridge.unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
     /// Puts back whatever is missing of the rules of active networks (after
     /// `nft flush ruleset`); returns whether anything was.
     #[zbus(out_args("restored"))]
