@@ -251,6 +251,15 @@ fn seed_workflow_through_the_cli() {
         "{leases}"
     );
     assert!(leases.starts_with(" Expiry Time "), "{leases}");
+    assert_eq!(
+        lab.cli(&["net-dhcp-leases", "keennet", "--mac", &mac]),
+        leases
+    );
+    assert!(
+        !lab.cli(&["net-dhcp-leases", "keennet", "--mac", "52:54:00:00:00:01"])
+            .contains("ipv4"),
+        "--mac filters"
+    );
     // libvirt's lease status file, for libvirt's NSS module and others.
     let status = std::fs::read_to_string(lab.dirs.join("lib/dnsmasq/keenbr0.status")).unwrap();
     let recorded: serde_json::Value = serde_json::from_str(&status).unwrap();
@@ -738,4 +747,45 @@ fn killed_at_random_points_the_daemon_recovers() {
     );
     lab.assert_settles_to(&before);
     assert_eq!(count_dnsmasq(&lab), 0);
+}
+
+/// At daemon start every autostart network that is not running starts; one
+/// that cannot (its subnet is taken by the host's uplink by then) is logged
+/// and does not hold up the others.
+#[test]
+fn autostart_goes_on_past_a_failing_network() {
+    let mut lab = Lab::new("auto");
+    let write = |name: &str, text: &str| -> String {
+        let path = lab.scratch.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let doomed = write(
+        "doomed.xml",
+        "<network><name>doomed</name><bridge name='vtdoom'/><ip address='10.254.0.1' prefix='24'/></network>",
+    );
+    lab.cli(&["net-define", &doomed]);
+    lab.cli(&["net-define", &sample("keennet.xml")]);
+    lab.cli(&["net-autostart", "doomed"]);
+    lab.cli(&["net-autostart", "keennet"]);
+    assert!(lab.daemon().terminate().success());
+    // Meanwhile the host starts using doomed's subnet.
+    lab.host
+        .ip(&["addr", "add", "10.254.0.9/24", "dev", "uplink"]);
+    lab.start_daemon();
+    lab.wait_until(|lab| lab.cli(&["net-list"]).contains(" keennet   active"));
+    assert!(
+        lab.cli(&["net-list", "--all"])
+            .contains(" doomed    inactive")
+    );
+    lab.wait_until(|lab| lab.log().contains("cannot autostart network"));
+    assert!(
+        lab.log()
+            .contains("Network is already in use by interface uplink"),
+        "{}",
+        lab.log()
+    );
+    lab.cli(&["net-destroy", "keennet"]);
+    lab.cli(&["net-undefine", "keennet"]);
+    lab.cli(&["net-undefine", "doomed"]);
 }

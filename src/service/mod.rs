@@ -286,20 +286,21 @@ impl Service {
     /// Starts the autostart networks that are not running. A network that
     /// fails to start is logged and does not hold up the others.
     pub async fn autostart(&self) {
-        let autostart: Vec<Uuid> = self
+        let autostart: Vec<(Uuid, String)> = self
             .registry()
             .slots
             .values()
             .filter(|slot| slot.summary.autostart && !slot.summary.active)
-            .map(|slot| slot.summary.uuid)
+            .map(|slot| (slot.summary.uuid, slot.summary.name.clone()))
             .collect();
-        for uuid in autostart {
-            if let Err(error) = self.start(&uuid).await {
-                tracing::error!(
-                    %uuid,
+        for (uuid, name) in autostart {
+            match self.start(&uuid).await {
+                Ok(()) => tracing::info!(network = name, "autostarted"),
+                Err(error) => tracing::error!(
+                    network = name,
                     "cannot autostart network: {}",
                     crate::definition::error_chain(&error)
-                );
+                ),
             }
         }
     }
