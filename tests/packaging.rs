@@ -65,3 +65,131 @@ fn unit_activation_and_policy_agree_on_the_bus_name() {
     assert!(policy.contains(&format!("<allow own=\"{name}\"/>")));
     assert!(packaging("systemd/virtnet.tmpfiles.conf").contains("d /run/virtnet 0755 root root -"));
 }
+
+/// Purges the package when dropped, so a failing test leaves nothing.
+struct Installed;
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        let _ = Command::new("dpkg").args(["--purge", "virtnet"]).output();
+    }
+}
+
+fn installed() -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", "virtnet"])
+        .output()
+        .is_ok_and(|output| {
+            String::from_utf8_lossy(&output.stdout).contains("install ok installed")
+        })
+}
+
+/// The Debian package built from this tree installs every file it lists,
+/// its programs run, and `dpkg --purge` takes every file away again.
+#[test]
+fn debian_package_installs_runs_and_purges_cleanly() {
+    if Command::new("dpkg-deb").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: dpkg-deb is not installed (not a Debian machine)");
+        return;
+    }
+    if installed() {
+        eprintln!(
+            "SKIPPED: a virtnet package is installed on this machine already; not touching it"
+        );
+        return;
+    }
+    let scratch = ScratchDir::new("deb");
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_virtnetd"))
+        .parent()
+        .unwrap();
+    let built = Command::new(project_dir().join("scripts/package-deb"))
+        .arg("--bin-dir")
+        .arg(bin_dir)
+        .arg("--out")
+        .arg(&scratch.0)
+        .output()
+        .expect("package-deb runs");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let package = String::from_utf8_lossy(&built.stdout).trim().to_owned();
+    let listing = Command::new("dpkg-deb")
+        .args(["-c", &package])
+        .output()
+        .unwrap();
+    let files: Vec<String> = String::from_utf8_lossy(&listing.stdout)
+        .lines()
+        .filter(|line| line.starts_with('-'))
+        .filter_map(|line| line.split_whitespace().last())
+        .map(|path| path.trim_start_matches('.').to_owned())
+        .collect();
+    for expected in [
+        "/usr/sbin/virtnetd",
+        "/usr/bin/virtnet",
+        "/usr/lib/systemd/system/virtnetd.service",
+        "/usr/share/dbus-1/system.d/org.virtnet.conf",
+        "/usr/share/dbus-1/system-services/org.virtnet.service",
+        "/usr/share/man/man1/virtnet.1.gz",
+        "/usr/share/man/man8/virtnetd.8.gz",
+        "/usr/share/bash-completion/completions/virtnet",
+        "/usr/share/zsh/vendor-completions/_virtnetd",
+        "/usr/share/fish/vendor_completions.d/virtnet.fish",
+        "/usr/share/virtnet/samples/keennet.xml",
+        "/usr/share/virtnet/schemas/network.rng",
+    ] {
+        assert!(
+            files.iter().any(|file| file == expected),
+            "{expected} not in {files:?}"
+        );
+    }
+
+    let _guard = Installed;
+    let install = Command::new("dpkg")
+        .arg("-i")
+        .arg(&package)
+        .output()
+        .unwrap();
+    assert!(
+        install.status.success(),
+        "dpkg -i: {}",
+        String::from_utf8_lossy(&install.stderr)
+    );
+    assert!(installed());
+    for file in &files {
+        assert!(
+            std::path::Path::new(file).is_file(),
+            "{file} was not installed"
+        );
+    }
+    let version = Command::new("/usr/sbin/virtnetd")
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout),
+        format!("virtnetd {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let man = Command::new("zcat")
+        .arg("/usr/share/man/man8/virtnetd.8.gz")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&man.stdout).contains("\\-\\-bus\\-name"));
+
+    let purge = Command::new("dpkg")
+        .args(["--purge", "virtnet"])
+        .output()
+        .unwrap();
+    assert!(
+        purge.status.success(),
+        "{}",
+        String::from_utf8_lossy(&purge.stderr)
+    );
+    assert!(!installed());
+    let left: Vec<&String> = files
+        .iter()
+        .filter(|file| std::path::Path::new(file).exists())
+        .collect();
+    assert!(left.is_empty(), "left after purge: {left:?}");
+}

@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
 use futures_util::future::join_all;
+use virtnet::cli::args::virtnet::{BusArgs, Cli, Command, ListArgs};
 use virtnet::cli::table;
 use virtnet::dbus::client::{ConnectProxy, NetworkProxy, VirtnetConnectProxy};
 use virtnet::dbus::{self, Bus};
@@ -15,137 +16,6 @@ use virtnet::definition::{FormatFlags, NetworkDef, UpdateCommand, UpdateSection,
 use virtnet::service::{list_flags, update_flags};
 use virtnet::xml::tree::{MAX_DOCUMENT_BYTES, decode_document};
 use zbus::{Connection, OwnedObjectPath, OwnedVariant};
-
-#[derive(Parser)]
-#[command(name = "virtnet", version, about = "Manage virtnet virtual networks")]
-struct Cli {
-    #[command(flatten)]
-    bus: BusArgs,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Args)]
-struct BusArgs {
-    /// Use the system bus (the default).
-    #[arg(long, global = true, conflicts_with_all = ["session", "bus_address"])]
-    system: bool,
-    /// Use the session bus.
-    #[arg(long, global = true, conflicts_with = "bus_address")]
-    session: bool,
-    /// Use the bus at this address.
-    #[arg(long, global = true, value_name = "ADDR", env = "VIRTNET_BUS_ADDRESS")]
-    bus_address: Option<String>,
-    /// The daemon's bus name.
-    #[arg(long, global = true, value_name = "NAME", default_value = dbus::DEFAULT_BUS_NAME)]
-    bus_name: String,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Define a persistent network from an XML file.
-    NetDefine { file: String },
-    /// Create and start a transient network from an XML file.
-    NetCreate { file: String },
-    /// Start an inactive network.
-    NetStart { network: String },
-    /// Stop a network (a transient one is gone afterwards).
-    NetDestroy { network: String },
-    /// Undefine a persistent network.
-    NetUndefine { network: String },
-    /// Start a network when virtnetd starts.
-    NetAutostart {
-        network: String,
-        #[arg(long)]
-        disable: bool,
-    },
-    /// List networks.
-    NetList(ListArgs),
-    /// Show a network's information.
-    NetInfo { network: String },
-    /// Print a network's XML.
-    NetDumpxml {
-        network: String,
-        /// The persistent definition instead of the live one.
-        #[arg(long)]
-        inactive: bool,
-    },
-    /// Print a network's UUID.
-    NetUuid { network: String },
-    /// Print a network's name.
-    NetName { uuid: String },
-    /// Update part of a network's definition.
-    NetUpdate {
-        network: String,
-        /// add, add-first, add-last, delete or modify.
-        command: String,
-        /// ip-dhcp-host, ip-dhcp-range, dns-host, dns-txt, dns-srv,
-        /// forward-interface, portgroup, ...
-        section: String,
-        /// The XML element, or a file holding it.
-        xml: String,
-        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
-        parent_index: i32,
-        /// Change the persistent definition.
-        #[arg(long)]
-        config: bool,
-        /// Change the running network.
-        #[arg(long)]
-        live: bool,
-        /// Change the running network if active, else the persistent one.
-        #[arg(long, conflicts_with_all = ["config", "live"])]
-        current: bool,
-    },
-    /// List a network's DHCP leases.
-    NetDhcpLeases {
-        network: String,
-        #[arg(long)]
-        mac: Option<String>,
-    },
-    /// Edit a network's persistent XML with $EDITOR, then redefine it.
-    NetEdit { network: String },
-    /// Put back virtnet's firewall rules where something removed them.
-    ReloadFirewall,
-    /// Parse a network XML file and print it in canonical form (as
-    /// `virsh net-dumpxml --inactive` would after net-define).
-    XmlFormat {
-        /// The XML file, or `-` for standard input.
-        file: String,
-        /// Print the persistent configuration only.
-        #[arg(long)]
-        inactive: bool,
-    },
-    /// Check a network XML file as net-define would; prints "valid".
-    XmlValidate {
-        /// The XML file, or `-` for standard input.
-        file: String,
-    },
-}
-
-#[derive(Args)]
-struct ListArgs {
-    #[arg(long)]
-    all: bool,
-    #[arg(long)]
-    inactive: bool,
-    #[arg(long)]
-    persistent: bool,
-    #[arg(long)]
-    transient: bool,
-    #[arg(long)]
-    autostart: bool,
-    #[arg(long)]
-    no_autostart: bool,
-    /// Names only.
-    #[arg(long)]
-    name: bool,
-    /// UUIDs only.
-    #[arg(long)]
-    uuid: bool,
-    /// The table (the default).
-    #[arg(long)]
-    table: bool,
-}
 
 /// A failed command: virsh prints what it was doing, then why.
 struct Failure {
@@ -389,6 +259,12 @@ async fn run(cli: Cli) -> Result<String, Failure> {
             let def = parse_file(&file).map_err(Failure::new)?;
             return Ok(def.to_xml(FormatFlags { inactive }));
         }
+        Command::GenerateDocs { dir } => {
+            virtnet::cli::docs::generate(&dir).map_err(|error| {
+                Failure::new(format!("cannot write into {}: {error}", dir.display()))
+            })?;
+            return Ok(String::new());
+        }
         Command::XmlValidate { file } => {
             let def = parse_file(&file).map_err(Failure::new)?;
             def.validate()
@@ -399,7 +275,9 @@ async fn run(cli: Cli) -> Result<String, Failure> {
     }
     let client = Client::open(&cli.bus).await?;
     match cli.command {
-        Command::XmlFormat { .. } | Command::XmlValidate { .. } => Ok(String::new()),
+        Command::XmlFormat { .. } | Command::XmlValidate { .. } | Command::GenerateDocs { .. } => {
+            Ok(String::new())
+        }
         Command::NetDefine { file } => {
             let context = || format!("Failed to define network from {file}");
             let xml = read_text(&file).map_err(Failure::new)?;
@@ -793,7 +671,7 @@ fn main() -> ExitCode {
     };
     let offline = matches!(
         cli.command,
-        Command::XmlFormat { .. } | Command::XmlValidate { .. }
+        Command::XmlFormat { .. } | Command::XmlValidate { .. } | Command::GenerateDocs { .. }
     );
     match runtime.block_on(run(cli)) {
         Ok(output) => match std::io::stdout().write_all(output.as_bytes()) {

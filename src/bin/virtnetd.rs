@@ -1,63 +1,17 @@
 //! `virtnetd`: the virtnet daemon. Serves the network service over D-Bus
 //! with libvirt-dbus's interfaces.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use virtnet::apply::Environment;
 use virtnet::apply::firewall::TableWatch;
-use virtnet::dbus::{self, Bus};
+use virtnet::cli::args::virtnetd::{Cli, DriverKind};
+use virtnet::dbus;
 use virtnet::definition::error_chain;
 use virtnet::service::{Driver, Service};
 use virtnet::state::store::Store;
-
-#[derive(Clone, Copy, ValueEnum)]
-enum DriverKind {
-    /// Networks on this host's kernel, definitions on disk.
-    Kernel,
-    /// In memory, like libvirt's test:///default (no kernel, no files).
-    Test,
-}
-
-#[derive(Parser)]
-#[command(name = "virtnetd", version, about = "The virtnet network daemon")]
-struct Cli {
-    /// Use the system bus (the default).
-    #[arg(long, conflicts_with_all = ["session", "bus_address"])]
-    system: bool,
-    /// Use the session bus.
-    #[arg(long, conflicts_with = "bus_address")]
-    session: bool,
-    /// Use the bus at this address (e.g. unix:path=/run/x/bus).
-    #[arg(long, value_name = "ADDR")]
-    bus_address: Option<String>,
-    /// The well-known name to own (`org.libvirt` for drop-in use).
-    #[arg(long, value_name = "NAME", default_value = dbus::DEFAULT_BUS_NAME)]
-    bus_name: String,
-    #[arg(long, value_enum, default_value = "kernel")]
-    driver: DriverKind,
-    /// Persistent network definitions (NAME.xml, autostart/).
-    #[arg(long, value_name = "DIR", default_value = "/etc/virtnet/networks")]
-    config_dir: PathBuf,
-    /// Persistent state (dnsmasq leases and hosts files).
-    #[arg(long, value_name = "DIR", default_value = "/var/lib/virtnet")]
-    state_dir: PathBuf,
-    /// Runtime state (network status, dnsmasq configuration and pids).
-    #[arg(long, value_name = "DIR", default_value = "/run/virtnet")]
-    run_dir: PathBuf,
-}
-
-impl Cli {
-    fn bus(&self) -> Bus {
-        match (&self.bus_address, self.session) {
-            (Some(address), _) => Bus::Address(address.clone()),
-            (None, true) => Bus::Session,
-            (None, false) => Bus::System,
-        }
-    }
-}
 
 async fn run(cli: Cli) -> Result<(), String> {
     let (driver, connect_path) = match cli.driver {
