@@ -193,3 +193,56 @@ fn debian_package_installs_runs_and_purges_cleanly() {
         .collect();
     assert!(left.is_empty(), "left after purge: {left:?}");
 }
+
+/// The RPM spec builds with rpmbuild, offline, from the project's sources
+/// and the vendored crates, and the package holds the same files as the
+/// Debian one and requires dnsmasq and nftables.
+#[test]
+fn rpm_builds_offline_from_vendored_sources() {
+    if Command::new("rpmbuild").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: rpmbuild is not installed (scripts/setup installs Debian's rpm)");
+        return;
+    }
+    let scratch = ScratchDir::new("rpm");
+    let built = Command::new(project_dir().join("scripts/package-rpm"))
+        .arg("--out")
+        .arg(&scratch.0)
+        .output()
+        .expect("package-rpm runs");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let package = String::from_utf8_lossy(&built.stdout).trim().to_owned();
+    let query = |what: &str| {
+        let output = Command::new("rpm")
+            .args(["-qp", what, &package])
+            .output()
+            .expect("rpm runs");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let files = query("--list");
+    for expected in [
+        "/usr/sbin/virtnetd",
+        "/usr/bin/virtnet",
+        "/usr/lib/systemd/system/virtnetd.service",
+        "/usr/share/dbus-1/system.d/org.virtnet.conf",
+        "/usr/share/man/man8/virtnetd.8",
+        "/usr/share/bash-completion/completions/virtnet",
+        "/usr/share/virtnet/samples/keennet.xml",
+        "/usr/share/virtnet/schemas/network.rng",
+    ] {
+        assert!(
+            files.lines().any(|file| file.starts_with(expected)),
+            "{expected} not in {files}"
+        );
+    }
+    let requires = query("--requires");
+    for dependency in ["dnsmasq", "nftables"] {
+        assert!(
+            requires.lines().any(|line| line == dependency),
+            "{requires}"
+        );
+    }
+}
