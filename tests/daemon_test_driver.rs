@@ -569,3 +569,66 @@ fn net_edit_redefines_what_the_editor_changed() {
     );
     assert_eq!(after.stdout, inactive.stdout, "the definition stays");
 }
+
+/// import: libvirt's persistent networks, as libvirt keeps them on disk
+/// (its header comment, assigned bridge and MAC, autostart links), defined
+/// in virtnet as they are; --dry-run changes nothing.
+#[test]
+fn import_takes_libvirt_definitions_as_they_are() {
+    let setup = setup("import");
+    let dir = setup.scratch.0.join("libvirt-networks");
+    std::fs::create_dir_all(dir.join("autostart")).unwrap();
+    let header = "<!--\nWARNING: THIS IS AN AUTO-GENERATED FILE. CHANGES TO IT ARE LIKELY TO BE\n\
+        OVERWRITTEN AND LOST. Changes to this xml configuration should be made using:\n  \
+        virsh net-edit lab\nor other application using the libvirt API.\n-->\n\n";
+    let lab = "<network>\n  <name>lab</name>\n  <uuid>7a3b1c52-0d5e-4f6a-9b8c-1d2e3f405162</uuid>\n  \
+        <forward mode='nat'/>\n  <bridge name='virbr7' stp='on' delay='0'/>\n  \
+        <mac address='52:54:00:12:34:56'/>\n  <ip address='192.168.150.1' netmask='255.255.255.0'>\n    \
+        <dhcp>\n      <range start='192.168.150.2' end='192.168.150.254'/>\n    </dhcp>\n  </ip>\n</network>\n";
+    std::fs::write(dir.join("lab.xml"), format!("{header}{lab}")).unwrap();
+    std::os::unix::fs::symlink(dir.join("lab.xml"), dir.join("autostart/lab.xml")).unwrap();
+    std::fs::write(
+        dir.join("quiet.xml"),
+        "<network><name>quiet</name><uuid>0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0</uuid>\
+         <bridge name='virbr8'/><ip address='10.8.0.1' prefix='24'/></network>",
+    )
+    .unwrap();
+    let dir_arg = dir.to_str().unwrap();
+
+    let dry = client(
+        &setup.bus,
+        BUS_NAME,
+        &["import", "--dir", dir_arg, "--dry-run"],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&dry.stdout),
+        "Would import network lab (uuid 7a3b1c52-0d5e-4f6a-9b8c-1d2e3f405162, bridge virbr7, mac 52:54:00:12:34:56, autostart)\n\
+         Would import network quiet (uuid 0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0, bridge virbr8, mac -)\n\n"
+    );
+    let list = || client(&setup.bus, BUS_NAME, &["net-list", "--all", "--name"]).stdout;
+    assert_eq!(list(), b"default\n\n", "a dry run defines nothing");
+
+    let imported = client(&setup.bus, BUS_NAME, &["import", "--dir", dir_arg]);
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    assert_eq!(list(), b"default\nlab\nquiet\n\n");
+    let xml = client(&setup.bus, BUS_NAME, &["net-dumpxml", "--inactive", "lab"]);
+    assert_eq!(String::from_utf8_lossy(&xml.stdout), format!("{lab}\n"));
+    let autostarted = client(
+        &setup.bus,
+        BUS_NAME,
+        &["net-list", "--all", "--autostart", "--name"],
+    );
+    assert_eq!(autostarted.stdout, b"lab\n\n");
+
+    let unknown = client(
+        &setup.bus,
+        BUS_NAME,
+        &["import", "--dir", dir_arg, "nosuch"],
+    );
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no network named 'nosuch'"));
+}

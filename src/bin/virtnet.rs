@@ -494,6 +494,11 @@ async fn run(cli: Cli) -> Result<String, Failure> {
             ))
         }
         Command::NetEdit { network } => edit(&client, &network).await,
+        Command::Import {
+            dir,
+            dry_run,
+            names,
+        } => import(&client, &dir, dry_run, &names).await,
         Command::ReloadFirewall => {
             let restored = client
                 .virtnet()
@@ -584,6 +589,111 @@ async fn list(client: &Client, args: &ListArgs) -> Result<String, Failure> {
         &["Name", "State", "Autostart", "Persistent"],
         &rows,
     ))
+}
+
+/// One of libvirt's persistent networks found on disk.
+struct Found {
+    def: NetworkDef,
+    xml: String,
+    autostart: bool,
+}
+
+/// libvirt's network definitions in `dir` (those named in `names`, or all).
+fn libvirt_networks(dir: &std::path::Path, names: &[String]) -> Result<Vec<Found>, Failure> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|error| Failure::new(format!("cannot read {}: {error}", dir.display())))?;
+    let mut paths: Vec<std::path::PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "xml"))
+        .collect();
+    paths.sort();
+    let mut found = Vec::new();
+    for path in paths {
+        let file = path.display().to_string();
+        let xml = read_text(&file).map_err(Failure::new)?;
+        let def = NetworkDef::parse(&xml).map_err(|error| Failure {
+            context: Some(format!("cannot import {file}")),
+            message: error_chain(&error),
+        })?;
+        if !names.is_empty() && !names.iter().any(|name| name == def.name.as_str()) {
+            continue;
+        }
+        let autostart = dir
+            .join("autostart")
+            .join(format!("{}.xml", def.name))
+            .exists();
+        found.push(Found {
+            def,
+            xml,
+            autostart,
+        });
+    }
+    if let Some(missing) = names.iter().find(|name| {
+        !found
+            .iter()
+            .any(|net| net.def.name.as_str() == name.as_str())
+    }) {
+        return Err(Failure::new(format!(
+            "no network named '{missing}' in {}",
+            dir.display()
+        )));
+    }
+    Ok(found)
+}
+
+/// import: libvirt's persistent networks defined in virtnet as they are.
+async fn import(
+    client: &Client,
+    dir: &std::path::Path,
+    dry_run: bool,
+    names: &[String],
+) -> Result<String, Failure> {
+    let networks = libvirt_networks(dir, names)?;
+    let mut out = String::new();
+    for network in &networks {
+        let def = &network.def;
+        let bridge = def
+            .bridge
+            .name
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), ToString::to_string);
+        let mac = def
+            .mac
+            .map_or_else(|| "-".to_owned(), |mac| mac.to_string());
+        out.push_str(&format!(
+            "{} network {} (uuid {}, bridge {bridge}, mac {mac}{})\n",
+            if dry_run { "Would import" } else { "Importing" },
+            def.name,
+            def.uuid,
+            if network.autostart { ", autostart" } else { "" }
+        ));
+        if dry_run {
+            continue;
+        }
+        let context = || format!("Failed to define network {}", def.name);
+        let path = client
+            .connect()
+            .await?
+            .network_define_xml(&network.xml)
+            .await
+            .context(context)?;
+        if network.autostart {
+            client
+                .network_at(path)
+                .await?
+                .set_autostart(true)
+                .await
+                .context(context)?;
+        }
+    }
+    if !dry_run && !networks.is_empty() {
+        out.push_str(
+            "\nNot started: stop libvirt's copy first (virsh net-destroy NAME), then virtnet net-start NAME.\n",
+        );
+    }
+    out.push('\n');
+    Ok(out)
 }
 
 /// net-edit: the persistent XML in $EDITOR (then $VISUAL, then vi),

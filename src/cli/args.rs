@@ -98,6 +98,20 @@ pub mod virtnet {
         NetEdit { network: String },
         /// Put back virtnet's firewall rules where something removed them.
         ReloadFirewall,
+        /// Define libvirt's persistent networks in virtnet, from the
+        /// directory libvirt keeps them in: same name, UUID, bridge, MAC and
+        /// addresses, and autostart as libvirt has it. Networks are not
+        /// started: stop libvirt's copy, then start virtnet's.
+        Import {
+            /// libvirt's network directory.
+            #[arg(long, default_value = "/etc/libvirt/qemu/networks")]
+            dir: std::path::PathBuf,
+            /// Print what would be imported, change nothing.
+            #[arg(long)]
+            dry_run: bool,
+            /// Only these networks (all by default).
+            names: Vec<String>,
+        },
         /// Write the man pages and shell completions into DIR (for packages).
         #[command(hide = true)]
         GenerateDocs { dir: std::path::PathBuf },
