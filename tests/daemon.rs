@@ -789,3 +789,69 @@ fn autostart_goes_on_past_a_failing_network() {
     lab.cli(&["net-undefine", "keennet"]);
     lab.cli(&["net-undefine", "doomed"]);
 }
+
+/// A live forward-interface update swaps the network's rules in one
+/// transaction (NAT restricted to the named uplink, or not), leaving
+/// dnsmasq alone; the guest keeps reaching the outside.
+#[test]
+fn live_forward_interface_update_replaces_the_rules() {
+    let lab = Lab::new("fwdif");
+    let path = lab.scratch.0.join("up.xml");
+    std::fs::write(
+        &path,
+        "<network><name>up</name><forward mode='nat' dev='uplink'/><bridge name='vtup' stp='off'/>\
+         <ip address='10.66.0.1' prefix='24'><dhcp><range start='10.66.0.10' end='10.66.0.20'/></dhcp></ip></network>",
+    )
+    .unwrap();
+    lab.cli(&["net-define", path.to_str().unwrap()]);
+    lab.cli(&["net-start", "up"]);
+    let rules = |lab: &Lab| {
+        lab.host
+            .exec_ok(&["nft", "list", "table", "inet", "virtnet"])
+    };
+    assert!(
+        rules(&lab).contains("oifname \"uplink\""),
+        "{}",
+        rules(&lab)
+    );
+    let pid = std::fs::read_to_string(lab.dirs.join("run/dnsmasq/vtup.pid")).unwrap();
+
+    lab.cli(&[
+        "net-update",
+        "up",
+        "delete",
+        "forward-interface",
+        "<interface dev='uplink'/>",
+    ]);
+    assert!(!rules(&lab).contains("\"uplink\""), "{}", rules(&lab));
+    assert!(
+        lab.cli(&["net-dumpxml", "up"])
+            .contains("<forward mode='nat'/>"),
+        "{}",
+        lab.cli(&["net-dumpxml", "up"])
+    );
+    lab.cli(&[
+        "net-update",
+        "up",
+        "add",
+        "forward-interface",
+        "<interface dev='uplink'/>",
+    ]);
+    assert!(
+        rules(&lab).contains("oifname \"uplink\""),
+        "{}",
+        rules(&lab)
+    );
+    assert_eq!(
+        std::fs::read_to_string(lab.dirs.join("run/dnsmasq/vtup.pid")).unwrap(),
+        pid,
+        "same dnsmasq"
+    );
+
+    let script = udhcpc_script(&lab.scratch.0);
+    let (guest, _) = lab.guest("vtup", "g1");
+    dhcp(&guest, &script);
+    assert!(pings(&guest, "10.255.0.2"), "NAT through the uplink");
+    lab.cli(&["net-destroy", "up"]);
+    lab.cli(&["net-undefine", "up"]);
+}
