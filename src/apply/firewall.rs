@@ -748,9 +748,13 @@ impl TableWatch {
     pub async fn removal(&mut self) -> std::io::Result<()> {
         use netlink_sys::AsyncSocketExt;
         loop {
-            let (buffer, _) = self.socket.recv_from_full().await?;
-            if removes_from_our_table(&buffer) {
-                return Ok(());
+            match self.socket.recv_from_full().await {
+                Ok((buffer, _)) if removes_from_our_table(&buffer) => return Ok(()),
+                Ok(_) => {}
+                // Notifications were lost (a burst overflowed the socket):
+                // anything may have changed, so it counts as a removal.
+                Err(error) if error.raw_os_error() == Some(libc::ENOBUFS) => return Ok(()),
+                Err(error) => return Err(error),
             }
         }
     }

@@ -68,8 +68,9 @@ async fn guard_firewall(service: Arc<Service>) {
     };
     loop {
         if let Err(error) = watch.removal().await {
-            tracing::error!("lost track of nftables changes: {error}");
-            return;
+            tracing::error!("cannot read nftables changes: {error}");
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            continue;
         }
         // A flush comes as a burst of notifications: let it end first.
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
