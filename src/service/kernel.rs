@@ -161,7 +161,11 @@ impl Kernel {
         .boxed()
         .shared();
         let bridge = running.bridge.as_ref().map(|bridge| bridge.name.clone());
-        self.teardowns().insert(name, (bridge, teardown));
+        let mut teardowns = self.teardowns();
+        // Finished ones are forgotten here, so the map stays small.
+        teardowns.retain(|_, (_, done)| done.peek().is_none());
+        teardowns.insert(name, (bridge, teardown));
+        drop(teardowns);
         Ok(shut_down?)
     }
 
