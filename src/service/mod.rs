@@ -400,8 +400,13 @@ impl Service {
     async fn prepare(&self, xml: &str) -> Result<(NetworkDef, Vec<String>)> {
         let def = NetworkDef::parse(xml)?;
         def.validate()?;
+        // Only a name still to choose needs the host's links (an explicit
+        // name is checked against them at start, as libvirt does).
+        let choosing = def.bridge.name.as_ref().is_none_or(BridgeName::is_template);
         let links = match &self.driver {
-            Driver::Kernel(kernel) if ForwardMode::has_own_bridge(def.forward_mode()) => {
+            Driver::Kernel(kernel)
+                if choosing && ForwardMode::has_own_bridge(def.forward_mode()) =>
+            {
                 kernel.host_links().await?
             }
             _ => Vec::new(),
