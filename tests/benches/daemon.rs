@@ -129,17 +129,24 @@ fn main() {
             .arg(env!("CARGO_BIN_EXE_virtnetd"))
             .args(["--driver", "test", "--bus-name", "org.libvirt"])
             .args(["--bus-address", &bench.bus])
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("virtnetd starts");
-        while !client(&bench.bus, "org.libvirt", &["net-list"])
-            .status
-            .success()
-        {
-            assert!(
-                launched.elapsed() < Duration::from_secs(10),
-                "never answered"
-            );
+        loop {
+            let answer = client(&bench.bus, "org.libvirt", &["net-list"]);
+            if answer.status.success() {
+                break;
+            }
+            if launched.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                let daemon = child.wait_with_output().expect("virtnetd ends");
+                panic!(
+                    "the test driver never answered: {}\nits log: {}",
+                    String::from_utf8_lossy(&answer.stderr),
+                    String::from_utf8_lossy(&daemon.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(2));
         }
         owned.push(launched.elapsed());
         let pid = libc::pid_t::try_from(child.id()).expect("pid fits");

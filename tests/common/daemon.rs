@@ -8,6 +8,22 @@ use std::time::{Duration, Instant};
 
 use super::netns::Netns;
 
+/// A bus without service activation, open to everyone; `LISTEN` stands
+/// for its address.
+const OPEN_BUS: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>LISTEN</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"#;
+
 /// A dbus-daemon running in a test's namespace; killed and reaped when
 /// dropped.
 pub struct Bus {
@@ -15,15 +31,20 @@ pub struct Bus {
     child: Child,
 }
 
-/// Starts a dbus-daemon in `ns`, with the session policy (everyone may do
-/// everything) or the configuration file given.
+/// Starts a dbus-daemon in `ns`, where everyone may do everything (and
+/// nothing is started on demand: the machine's session service files would
+/// start the real libvirt-dbus for `org.libvirt`), or with the
+/// configuration file given.
 pub fn start_bus(ns: &Netns, dir: &Path, config: Option<&Path>) -> Bus {
     let socket = dir.join("bus");
     let address = format!("unix:path={}", socket.display());
-    let config_arg = match config {
-        Some(path) => format!("--config-file={}", path.display()),
-        None => "--session".to_owned(),
-    };
+    let open_config = dir.join("bus.conf");
+    let config = config.unwrap_or_else(|| {
+        let text = OPEN_BUS.replace("LISTEN", &address);
+        std::fs::write(&open_config, text).expect("bus configuration");
+        &open_config
+    });
+    let config_arg = format!("--config-file={}", config.display());
     let child = Command::new("ip")
         .args(["netns", "exec", &ns.name, "dbus-daemon", &config_arg])
         .arg(format!("--address={address}"))
