@@ -305,26 +305,34 @@ impl Service {
         }
     }
 
+    /// Registers a network found at load.
     fn insert(&self, state: State) {
         let Some(def) = state.current() else {
             return;
         };
-        let entry = Arc::new(Entry {
-            name: def.name.to_string(),
-            uuid: def.uuid,
-            state: Arc::default(),
-        });
-        let slot = Slot {
-            summary: summarize(&entry, &state),
-            bridges: bridges_of(&state),
-            entry: entry.clone(),
+        let (name, uuid) = (def.name.to_string(), def.uuid);
+        let bridges = bridges_of(&state);
+        let summary = Summary {
+            name: name.clone(),
+            uuid,
+            active: state.live.is_some(),
+            persistent: state.config.is_some(),
+            autostart: state.autostart,
+            bridge: bridge_shown(&state),
         };
-        if let Ok(mut guard) = entry.state.try_lock() {
-            *guard = state;
-        }
-        self.registry()
-            .slots
-            .insert(slot.summary.name.clone(), slot);
+        let entry = Arc::new(Entry {
+            name: name.clone(),
+            uuid,
+            state: Arc::new(tokio::sync::Mutex::new(state)),
+        });
+        self.registry().slots.insert(
+            name,
+            Slot {
+                entry,
+                summary,
+                bridges,
+            },
+        );
     }
 
     /// Records the network's new state in the registry (or removes it).
@@ -874,11 +882,16 @@ fn summarize(entry: &Entry, state: &State) -> Summary {
         active: state.live.is_some(),
         persistent: state.config.is_some(),
         autostart: state.autostart,
-        bridge: state
-            .current()
-            .and_then(|def| def.bridge.name.as_ref())
-            .map(ToString::to_string),
+        bridge: bridge_shown(state),
     }
+}
+
+/// The bridge listings show: the live definition's, else the persistent one's.
+fn bridge_shown(state: &State) -> Option<String> {
+    state
+        .current()
+        .and_then(|def| def.bridge.name.as_ref())
+        .map(ToString::to_string)
 }
 
 fn bridges_of(state: &State) -> Vec<String> {
