@@ -310,28 +310,23 @@ async fn run(cli: Cli) -> Result<String, Failure> {
             Ok(format!("Network {name} created from {file}\n\n"))
         }
         Command::NetStart { network } => {
-            let proxy = client.network(&network).await?;
-            proxy
-                .create()
-                .await
-                .context(|| format!("Failed to start network {network}"))?;
-            Ok(format!("Network {network} started\n\n"))
+            let start = |proxy: NetworkProxy<'static>| async move { proxy.create().await };
+            network_verb(&client, &network, start, "start", "started").await
         }
         Command::NetDestroy { network } => {
-            let proxy = client.network(&network).await?;
-            proxy
-                .destroy()
-                .await
-                .context(|| format!("Failed to destroy network {network}"))?;
-            Ok(format!("Network {network} destroyed\n\n"))
+            let destroy = |proxy: NetworkProxy<'static>| async move { proxy.destroy().await };
+            network_verb(&client, &network, destroy, "destroy", "destroyed").await
         }
         Command::NetUndefine { network } => {
-            let proxy = client.network(&network).await?;
-            proxy
-                .undefine()
-                .await
-                .context(|| format!("Failed to undefine network {network}"))?;
-            Ok(format!("Network {network} has been undefined\n\n"))
+            let undefine = |proxy: NetworkProxy<'static>| async move { proxy.undefine().await };
+            network_verb(
+                &client,
+                &network,
+                undefine,
+                "undefine",
+                "has been undefined",
+            )
+            .await
         }
         Command::NetAutostart { network, disable } => {
             let proxy = client.network(&network).await?;
@@ -510,6 +505,26 @@ async fn run(cli: Cli) -> Result<String, Failure> {
             })
         }
     }
+}
+
+/// net-start, net-destroy, net-undefine: one call on the network, and
+/// virsh's messages for it.
+async fn network_verb<Call, Done>(
+    client: &Client,
+    network: &str,
+    call: Call,
+    verb: &str,
+    done: &str,
+) -> Result<String, Failure>
+where
+    Call: FnOnce(NetworkProxy<'static>) -> Done,
+    Done: Future<Output = zbus::Result<()>>,
+{
+    let proxy = client.network(network).await?;
+    call(proxy)
+        .await
+        .context(|| format!("Failed to {verb} network {network}"))?;
+    Ok(format!("Network {network} {done}\n\n"))
 }
 
 async fn list(client: &Client, args: &ListArgs) -> Result<String, Failure> {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use zbus::interface;
 
 use super::LibvirtError;
+use super::client::LeaseTuple;
 use crate::definition::Uuid;
 use crate::service::Service;
 
@@ -68,24 +69,7 @@ impl Network {
     }
 
     #[zbus(name = "GetDHCPLeases", out_args("leases"))]
-    #[allow(clippy::type_complexity)]
-    async fn get_dhcp_leases(
-        &self,
-        mac: &str,
-        flags: u32,
-    ) -> Result<
-        Vec<(
-            String,
-            i64,
-            i32,
-            String,
-            String,
-            String,
-            u32,
-            String,
-            String,
-        )>,
-    > {
+    async fn get_dhcp_leases(&self, mac: &str, flags: u32) -> Result<Vec<LeaseTuple>> {
         let _ = flags;
         let mac = Some(mac).filter(|mac| !mac.is_empty());
         let leases = self.service.leases(&self.uuid, mac).await?;

@@ -197,6 +197,15 @@ impl Registry {
     }
 }
 
+/// What [`Service::claim_locked`] gives: the definition, its network
+/// (new or not) and that network's lock.
+struct Claimed {
+    def: NetworkDef,
+    entry: Arc<Entry>,
+    created: bool,
+    state: tokio::sync::OwnedMutexGuard<State>,
+}
+
 pub struct Service {
     driver: Driver,
     registry: Mutex<Registry>,
@@ -515,6 +524,23 @@ impl Service {
         Ok((entry, true))
     }
 
+    /// A definition from XML, prepared and claimed, with its network
+    /// locked (define, and create with `live`).
+    async fn claim_locked(&self, xml: &str, live: bool) -> Result<Claimed> {
+        let (mut def, links) = self.prepare(xml).await?;
+        let (entry, created) = self.claim(&mut def, &links, live)?;
+        let state = lock_state(&entry).await;
+        if state.gone {
+            return Err(ServiceError::NoSuchUuid(def.uuid.to_string()));
+        }
+        Ok(Claimed {
+            def,
+            entry,
+            created,
+            state,
+        })
+    }
+
     /// Forgets an entry [`claim`](Self::claim) made when the operation
     /// that needed it failed.
     fn unclaim(&self, entry: &Arc<Entry>, state: &mut State) {
@@ -525,12 +551,12 @@ impl Service {
     /// net-define: a new persistent network, or the new persistent
     /// definition of an existing one (used from its next start when active).
     pub async fn define(&self, xml: &str) -> Result<Summary> {
-        let (mut def, links) = self.prepare(xml).await?;
-        let (entry, created) = self.claim(&mut def, &links, false)?;
-        let mut state = lock_state(&entry).await;
-        if state.gone {
-            return Err(ServiceError::NoSuchUuid(def.uuid.to_string()));
-        }
+        let Claimed {
+            def,
+            entry,
+            created,
+            mut state,
+        } = self.claim_locked(xml, false).await?;
         if let Driver::Kernel(kernel) = &self.driver
             && let Err(error) = kernel.save_config(&def)
         {
@@ -548,12 +574,12 @@ impl Service {
     /// net-create: starts a transient network (or an inactive persistent
     /// one with this definition, leaving its persistent one as it is).
     pub async fn create(&self, xml: &str) -> Result<Summary> {
-        let (mut def, links) = self.prepare(xml).await?;
-        let (entry, created) = self.claim(&mut def, &links, true)?;
-        let mut state = lock_state(&entry).await;
-        if state.gone {
-            return Err(ServiceError::NoSuchUuid(def.uuid.to_string()));
-        }
+        let Claimed {
+            def,
+            entry,
+            created,
+            mut state,
+        } = self.claim_locked(xml, true).await?;
         if state.live.is_some() {
             return Err(ServiceError::OperationInvalid(format!(
                 "network is already active as '{}'",
