@@ -6,11 +6,11 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use common::daemon::{Bus, Daemon, DaemonConfig, client, start_bus};
-use common::guest::{dhcp, pings, udhcpc_script, wait_forwarding, walk};
-use common::netns::{Netns, plug_guest, veth};
+use common::guest::{dhcp, ping_flood, ping_summary, pings, udhcpc_script, wait_forwarding, walk};
+use common::netns::{Netns, host_and_outside, plug_guest};
 use common::{ScratchDir, project_dir};
 
 const BUS_NAME: &str = "org.virtnet";
@@ -28,12 +28,7 @@ struct Lab {
 
 impl Lab {
     fn new(label: &str) -> Self {
-        let host = Netns::new(&format!("{label}h"));
-        let outside = Netns::new(&format!("{label}o"));
-        veth(&host, "uplink", &outside, "eth0");
-        host.ip(&["addr", "add", "10.255.0.1/24", "dev", "uplink"]);
-        outside.ip(&["addr", "add", "10.255.0.2/24", "dev", "eth0"]);
-        host.ip(&["route", "add", "default", "via", "10.255.0.2"]);
+        let (host, outside) = host_and_outside(label);
         let scratch = ScratchDir::new(label);
         let bus_daemon = start_bus(&host, &scratch.0, None);
         let dirs = scratch.0.join("virtnet");
@@ -156,38 +151,6 @@ fn mac_of(ns: &Netns) -> String {
     output.trim().to_owned()
 }
 
-/// Pings `target` from `guest` every 5 ms, `count` times, in the background.
-fn ping_flood(guest: &Netns, target: &str, count: u32) -> std::process::Child {
-    Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &guest.name,
-            "busybox",
-            "ping",
-            "-q",
-            "-i",
-            "0.005",
-        ])
-        .args(["-c", &count.to_string(), target])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ping runs")
-}
-
-fn received(summary: &str) -> (u32, u32) {
-    let line = summary
-        .lines()
-        .find(|line| line.contains("packets transmitted"))
-        .unwrap_or_else(|| panic!("no ping summary in {summary}"));
-    let numbers: Vec<u32> = line
-        .split_whitespace()
-        .filter_map(|word| word.parse().ok())
-        .collect();
-    (numbers[0], numbers[1])
-}
-
 /// The seed workflow of a user, through the CLI only: define keennet,
 /// autostart, start, list, dumpxml; a guest gets a lease that
 /// net-dhcp-leases shows; the daemon is killed and restarted under a
@@ -274,12 +237,13 @@ fn seed_workflow_through_the_cli() {
     // while the daemon is killed and started again.
     let running = lab.snapshot();
     let dnsmasq = std::fs::read_to_string(lab.dirs.join("run/dnsmasq/keenbr0.pid")).unwrap();
-    let ping = ping_flood(&guest, "10.255.0.2", 600);
+    let ping = ping_flood(&guest, "10.255.0.2", 600, "0.005");
     std::thread::sleep(std::time::Duration::from_millis(500));
     lab.daemon().kill();
     lab.start_daemon();
     let output = ping.wait_with_output().expect("ping ends");
-    let (sent, got) = received(&String::from_utf8_lossy(&output.stdout));
+    let (sent, got) =
+        ping_summary(&String::from_utf8_lossy(&output.stdout)).expect("ping prints a summary");
     assert_eq!((sent, got), (600, 600), "no ping lost across the restart");
     assert_eq!(lab.snapshot(), running, "nothing re-created at adoption");
     assert!(

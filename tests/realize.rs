@@ -10,7 +10,7 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;
 
 use common::guest::{dhcp, pings, udhcpc_script, wait_forwarding, walk};
-use common::netns::{Netns, plug_guest, veth};
+use common::netns::{Netns, host_and_outside, plug_guest, veth};
 use common::{ScratchDir, project_dir};
 use virtnet::apply::{self, Environment, StartError};
 use virtnet::definition::NetworkDef;
@@ -29,12 +29,7 @@ struct Lab {
 
 impl Lab {
     fn new(label: &str) -> Self {
-        let host = Netns::new(&format!("{label}h"));
-        let outside = Netns::new(&format!("{label}o"));
-        veth(&host, "uplink", &outside, "eth0");
-        host.ip(&["addr", "add", "10.255.0.1/24", "dev", "uplink"]);
-        outside.ip(&["addr", "add", "10.255.0.2/24", "dev", "eth0"]);
-        host.ip(&["route", "add", "default", "via", "10.255.0.2"]);
+        let (host, outside) = host_and_outside(label);
         let scratch = ScratchDir::new(label);
         let env = Environment {
             state_dir: scratch.0.join("state"),

@@ -330,6 +330,11 @@ pub async fn shut_down(running: &RunningNetwork) -> Result<(), StopError> {
             errors.push(error_chain(&error));
         }
     }
+    stopped(running, errors)
+}
+
+/// Ok when nothing went wrong while stopping `running`.
+fn stopped(running: &RunningNetwork, errors: Vec<String>) -> Result<(), StopError> {
     if errors.is_empty() {
         Ok(())
     } else {
@@ -354,14 +359,7 @@ pub async fn stop(running: &RunningNetwork) -> Result<(), StopError> {
         }
         Err(error) => errors.push(error_chain(&error)),
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(StopError {
-            network: running.name.clone(),
-            errors,
-        })
-    }
+    stopped(running, errors)
 }
 
 /// The bridge name: the definition's, if free, or the first free name its

@@ -141,34 +141,35 @@ impl Client {
         }
     }
 
-    async fn connect(&self) -> Result<ConnectProxy<'static>, Failure> {
-        ConnectProxy::builder(&self.connection)
-            .destination(self.bus_name.clone())
-            .path(self.connect_path.clone())
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()
-            .await
-            .context(|| "failed to connect to virtnetd".into())
-    }
-
-    async fn virtnet(&self) -> Result<VirtnetConnectProxy<'static>, Failure> {
-        VirtnetConnectProxy::builder(&self.connection)
-            .destination(self.bus_name.clone())
-            .path(self.connect_path.clone())
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()
-            .await
-            .context(|| "failed to connect to virtnetd".into())
-    }
-
-    async fn network_at(&self, path: OwnedObjectPath) -> Result<NetworkProxy<'static>, Failure> {
-        NetworkProxy::builder(&self.connection)
+    /// A proxy of the daemon's object at `path` (no property cache: the
+    /// interfaces emit no change signals).
+    async fn proxy<P>(&self, path: OwnedObjectPath) -> Result<P, Failure>
+    where
+        P: From<zbus::Proxy<'static>> + zbus::proxy::Defaults,
+    {
+        zbus::proxy::Builder::<P>::new(&self.connection)
             .destination(self.bus_name.clone())
             .path(path)
             .cache_properties(zbus::proxy::CacheProperties::No)
             .build()
             .await
             .context(|| "failed to connect to virtnetd".into())
+    }
+
+    fn connect_object(&self) -> OwnedObjectPath {
+        OwnedObjectPath::try_from(self.connect_path.clone()).unwrap_or_default()
+    }
+
+    async fn connect(&self) -> Result<ConnectProxy<'static>, Failure> {
+        self.proxy(self.connect_object()).await
+    }
+
+    async fn virtnet(&self) -> Result<VirtnetConnectProxy<'static>, Failure> {
+        self.proxy(self.connect_object()).await
+    }
+
+    async fn network_at(&self, path: OwnedObjectPath) -> Result<NetworkProxy<'static>, Failure> {
+        self.proxy(path).await
     }
 
     /// A network by UUID or name, as virsh looks networks up.

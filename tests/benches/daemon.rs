@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use common::ScratchDir;
 use common::daemon::{Daemon, DaemonConfig, client, start_bus};
-use common::guest::{dhcp, udhcpc_script};
-use common::netns::{Netns, plug_guest, veth};
+use common::guest::{dhcp, ping_flood, ping_summary, udhcpc_script};
+use common::netns::{Netns, host_and_outside, plug_guest};
 
 const BUS_NAME: &str = "org.virtnet";
 const RUNNING: usize = 200;
@@ -101,12 +101,7 @@ impl Bench {
 }
 
 fn main() {
-    let host = Netns::new("bdh");
-    let outside = Netns::new("bdo");
-    veth(&host, "uplink", &outside, "eth0");
-    host.ip(&["addr", "add", "10.255.0.1/24", "dev", "uplink"]);
-    outside.ip(&["addr", "add", "10.255.0.2/24", "dev", "eth0"]);
-    host.ip(&["route", "add", "default", "via", "10.255.0.2"]);
+    let (host, outside) = host_and_outside("bd");
     let scratch = ScratchDir::new("bench-daemon");
     let bus_daemon = start_bus(&host, &scratch.0, None);
     let mut bench = Bench {
@@ -203,37 +198,16 @@ fn main() {
     let script = udhcpc_script(&bench.scratch.0);
     let guest = plug_guest(&bench.host, "vbn0", "bdg", "vbdg0", None);
     dhcp(&guest, &script);
-    let ping = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &guest.name,
-            "busybox",
-            "ping",
-            "-q",
-            "-i",
-            "0.002",
-        ])
-        .args(["-c", "1500", "10.255.0.2"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("ping runs");
+    let ping = ping_flood(&guest, "10.255.0.2", 1500, "0.002");
     std::thread::sleep(Duration::from_millis(500));
     bench.daemon.take().expect("running").kill();
     bench.start_daemon();
     let output = ping.wait_with_output().expect("ping ends");
     let summary = String::from_utf8_lossy(&output.stdout);
-    let lost = summary
-        .lines()
-        .find(|line| line.contains("packets transmitted"))
-        .map(|line| {
-            let numbers: Vec<u32> = line
-                .split_whitespace()
-                .filter_map(|word| word.parse().ok())
-                .collect();
-            format!("{} of {} lost", numbers[0] - numbers[1], numbers[0])
-        })
-        .unwrap_or_else(|| format!("no summary: {summary}"));
+    let lost = ping_summary(&summary).map_or_else(
+        || format!("no summary: {summary}"),
+        |(sent, got)| format!("{} of {sent} lost", sent - got),
+    );
 
     eprintln!("defining {} more networks…", DEFINED - RUNNING);
     for index in RUNNING..DEFINED {

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use netns::{Netns, plug_guest, veth};
+use netns::{Netns, host_and_outside, plug_guest};
 use virtnet::apply::{self, Environment};
 use virtnet::definition::NetworkDef;
 use virtnet::state::RunningNetwork;
@@ -130,13 +130,8 @@ fn main() {
         .ok()
         .and_then(|value| value.parse().ok())
         .unwrap_or(1000);
-    let host = Netns::new("benchh");
-    let outside = Netns::new("bencho");
-    veth(&host, "uplink", &outside, "eth0");
-    host.ip(&["addr", "add", "10.255.0.1/24", "dev", "uplink"]);
-    outside.ip(&["addr", "add", "10.255.0.2/24", "dev", "eth0"]);
+    let (host, outside) = host_and_outside("bench");
     outside.ip(&["route", "add", "10.0.0.0/8", "via", "10.255.0.1"]);
-    host.ip(&["route", "add", "default", "via", "10.255.0.2"]);
     let scratch =
         Scratch(std::env::temp_dir().join(format!("virtnet-bench-{}", std::process::id())));
     std::fs::create_dir_all(&scratch.0).unwrap();

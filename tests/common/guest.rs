@@ -74,6 +74,39 @@ pub fn pings(ns: &Netns, address: &str) -> bool {
         .success()
 }
 
+/// Pings `target` from `guest` every `interval` seconds, `count` times, in
+/// the background; its standard output is piped.
+pub fn ping_flood(guest: &Netns, target: &str, count: u32, interval: &str) -> std::process::Child {
+    std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &guest.name,
+            "busybox",
+            "ping",
+            "-q",
+            "-i",
+            interval,
+        ])
+        .args(["-c", &count.to_string(), target])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ping runs")
+}
+
+/// Packets sent and received, from ping's summary.
+pub fn ping_summary(output: &str) -> Option<(u32, u32)> {
+    let line = output
+        .lines()
+        .find(|line| line.contains("packets transmitted"))?;
+    let numbers: Vec<u32> = line
+        .split_whitespace()
+        .filter_map(|word| word.parse().ok())
+        .collect();
+    Some((*numbers.first()?, *numbers.get(1)?))
+}
+
 /// Every file under `dir`.
 pub fn walk(dir: &Path) -> Vec<String> {
     let mut found = Vec::new();

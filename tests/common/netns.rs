@@ -151,6 +151,19 @@ pub fn veth(host: &Netns, outer: &str, ns: &Netns, inner: &str) {
     ns.ip(&["link", "set", inner, "up"]);
 }
 
+/// A host namespace and an "outside" one beyond its uplink: the host is
+/// 10.255.0.1 on `uplink`, the outside machine 10.255.0.2, and the host's
+/// default route goes there.
+pub fn host_and_outside(label: &str) -> (Netns, Netns) {
+    let host = Netns::new(&format!("{label}h"));
+    let outside = Netns::new(&format!("{label}o"));
+    veth(&host, "uplink", &outside, "eth0");
+    host.ip(&["addr", "add", "10.255.0.1/24", "dev", "uplink"]);
+    outside.ip(&["addr", "add", "10.255.0.2/24", "dev", "eth0"]);
+    host.ip(&["route", "add", "default", "via", "10.255.0.2"]);
+    (host, outside)
+}
+
 /// A guest: a namespace `label` whose `eth0` is a veth port of `bridge` in
 /// `host` (the host side is named `port`), with `mac` when given.
 pub fn plug_guest(host: &Netns, bridge: &str, label: &str, port: &str, mac: Option<&str>) -> Netns {
