@@ -83,11 +83,10 @@ fn parse_file(file: &str) -> Result<NetworkDef, String> {
     NetworkDef::parse(&read_text(file)?).map_err(|error| error_chain(&error))
 }
 
-/// A connection to virtnetd and the connect path it serves.
+/// A connection to virtnetd.
 struct Client {
     connection: Connection,
     bus_name: String,
-    connect_path: String,
 }
 
 impl Client {
@@ -101,44 +100,10 @@ impl Client {
             context: Some("failed to connect to virtnetd".into()),
             message: bus_error(error),
         })?;
-        let mut client = Self {
+        Ok(Self {
             connection,
             bus_name: args.bus_name.clone(),
-            connect_path: String::new(),
-        };
-        client.connect_path = client.find_connect_path().await?;
-        Ok(client)
-    }
-
-    /// The daemon serves the kernel driver's path or the test driver's:
-    /// one property read tells which (introspecting their parent would
-    /// describe every network object).
-    async fn find_connect_path(&self) -> Result<String, Failure> {
-        let probe = self
-            .connection
-            .call_method(
-                Some(self.bus_name.as_str()),
-                dbus::KERNEL_CONNECT_PATH,
-                Some("org.freedesktop.DBus.Properties"),
-                "Get",
-                &("org.libvirt.Connect", "Version"),
-            )
-            .await;
-        let Err(error) = probe else {
-            return Ok(dbus::KERNEL_CONNECT_PATH.into());
-        };
-        let message = bus_error(error);
-        if ["UnknownObject", "UnknownInterface"]
-            .iter()
-            .any(|name| message.starts_with(&format!("org.freedesktop.DBus.Error.{name}")))
-        {
-            Ok(dbus::TEST_CONNECT_PATH.into())
-        } else {
-            Err(Failure {
-                context: Some("failed to connect to virtnetd".into()),
-                message,
-            })
-        }
+        })
     }
 
     /// A proxy of the daemon's object at `path` (no property cache: the
@@ -156,8 +121,10 @@ impl Client {
             .context(|| "failed to connect to virtnetd".into())
     }
 
+    /// virtnetd's connect object, at the path that does not depend on its
+    /// driver.
     fn connect_object(&self) -> OwnedObjectPath {
-        OwnedObjectPath::try_from(self.connect_path.clone()).unwrap_or_default()
+        OwnedObjectPath::try_from(dbus::VIRTNET_CONNECT_PATH).unwrap_or_default()
     }
 
     async fn connect(&self) -> Result<ConnectProxy<'static>, Failure> {

@@ -17,6 +17,9 @@ pub const DEFAULT_BUS_NAME: &str = "org.virtnet";
 pub const KERNEL_CONNECT_PATH: &str = "/org/libvirt/QEMU";
 /// The connect path of the test driver (libvirt-dbus's for `test:///default`).
 pub const TEST_CONNECT_PATH: &str = "/org/libvirt/Test";
+/// The same connect object at a path that does not depend on the driver,
+/// for virtnet's own clients. Its signals go out on the driver's path only.
+pub const VIRTNET_CONNECT_PATH: &str = "/org/virtnet";
 
 /// Errors as libvirt-dbus sends them: `org.libvirt.Error` with libvirt's
 /// message.

@@ -185,23 +185,27 @@ pub async fn serve(
     connect_path: &str,
 ) -> zbus::Result<()> {
     let server = connection.object_server();
-    server
-        .at(
-            connect_path,
-            Connect {
-                service: service.clone(),
-                path: connect_path.to_owned(),
-            },
-        )
-        .await?;
-    server
-        .at(
-            connect_path,
-            VirtnetConnect {
-                service: service.clone(),
-            },
-        )
-        .await?;
+    // The driver's path, as libvirt-dbus has it, and virtnet's own, which
+    // its clients use whatever the driver (no lookup of which it is).
+    for path in [connect_path, super::VIRTNET_CONNECT_PATH] {
+        server
+            .at(
+                path,
+                Connect {
+                    service: service.clone(),
+                    path: connect_path.to_owned(),
+                },
+            )
+            .await?;
+        server
+            .at(
+                path,
+                VirtnetConnect {
+                    service: service.clone(),
+                },
+            )
+            .await?;
+    }
     for summary in service.list(0) {
         ensure_network(server, &service, connect_path, summary.uuid)
             .await
