@@ -321,14 +321,7 @@ impl Service {
         };
         let (name, uuid) = (def.name.to_string(), def.uuid);
         let bridges = bridges_of(&state);
-        let summary = Summary {
-            name: name.clone(),
-            uuid,
-            active: state.live.is_some(),
-            persistent: state.config.is_some(),
-            autostart: state.autostart,
-            bridge: bridge_shown(&state),
-        };
+        let summary = summarize(&name, uuid, &state);
         let entry = Arc::new(Entry {
             name: name.clone(),
             uuid,
@@ -356,7 +349,7 @@ impl Service {
             entry.name.clone(),
             Slot {
                 entry: entry.clone(),
-                summary: summarize(entry, state),
+                summary: summarize(&entry.name, entry.uuid, state),
                 bridges: bridges_of(state),
             },
         );
@@ -392,6 +385,15 @@ impl Service {
             .by_uuid(uuid)
             .map(|slot| slot.summary.clone())
             .ok_or_else(|| ServiceError::NoSuchUuid(uuid.to_string()))
+    }
+
+    /// Every network, for work that visits them all.
+    fn entries(&self) -> Vec<Arc<Entry>> {
+        self.registry()
+            .slots
+            .values()
+            .map(|slot| slot.entry.clone())
+            .collect()
     }
 
     fn entry(&self, uuid: &Uuid) -> Result<Arc<Entry>> {
@@ -797,12 +799,7 @@ impl Service {
     /// its dnsmasq's leases, for those who read these files (libvirt's NSS
     /// module among them).
     pub async fn sync_lease_status(&self) {
-        let entries: Vec<Arc<Entry>> = self
-            .registry()
-            .slots
-            .values()
-            .map(|slot| slot.entry.clone())
-            .collect();
+        let entries = self.entries();
         for entry in entries {
             let state = lock_state(&entry).await;
             let dnsmasq = state
@@ -824,12 +821,7 @@ impl Service {
         let Driver::Kernel(kernel) = &self.driver else {
             return Ok(false);
         };
-        let entries: Vec<Arc<Entry>> = self
-            .registry()
-            .slots
-            .values()
-            .map(|slot| slot.entry.clone())
-            .collect();
+        let entries = self.entries();
         // Each network's lock is held while its rules are checked, so no
         // start or stop of it runs meanwhile.
         let mut guards = Vec::new();
@@ -901,23 +893,18 @@ async fn lock_state(entry: &Entry) -> tokio::sync::OwnedMutexGuard<State> {
     entry.state.clone().lock_owned().await
 }
 
-fn summarize(entry: &Entry, state: &State) -> Summary {
+fn summarize(name: &str, uuid: Uuid, state: &State) -> Summary {
     Summary {
-        name: entry.name.clone(),
-        uuid: entry.uuid,
+        name: name.to_owned(),
+        uuid,
         active: state.live.is_some(),
         persistent: state.config.is_some(),
         autostart: state.autostart,
-        bridge: bridge_shown(state),
+        bridge: state
+            .current()
+            .and_then(|def| def.bridge.name.as_ref())
+            .map(ToString::to_string),
     }
-}
-
-/// The bridge listings show: the live definition's, else the persistent one's.
-fn bridge_shown(state: &State) -> Option<String> {
-    state
-        .current()
-        .and_then(|def| def.bridge.name.as_ref())
-        .map(ToString::to_string)
 }
 
 fn bridges_of(state: &State) -> Vec<String> {
