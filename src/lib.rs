@@ -4,12 +4,15 @@
 //! XML ([`xml`]) → validated definition ([`definition`]) → plan ([`plan`])
 //! → apply to the kernel ([`apply`]) → state on disk ([`state`]). On top:
 //! the networks and their verbs ([`service`]), served over D-Bus
-//! ([`dbus`]) by `virtnetd` and used by `virtnet` ([`cli`]).
+//! ([`dbus`]) by `virtnetd` and used by `virtnet` ([`cli`]); beside
+//! libvirtd (`libvirtd`, with the `libvirt` feature).
 
 pub mod apply;
 pub mod cli;
 pub mod dbus;
 pub mod definition;
+#[cfg(feature = "libvirt")]
+pub mod libvirtd;
 pub mod plan;
 pub mod random;
 pub mod service;

@@ -113,6 +113,43 @@ impl Netlink {
             .collect())
     }
 
+    /// The links enslaved to bridge `bridge` (its ports), by index and name.
+    pub async fn ports(&self, bridge: u32) -> Result<Vec<(u32, String)>> {
+        let links: Vec<LinkMessage> = self
+            .handle
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(failed("list links"))?;
+        Ok(links
+            .iter()
+            .filter(|link| {
+                link.attributes
+                    .iter()
+                    .any(|attribute| matches!(attribute, LinkAttribute::Controller(index) if *index == bridge))
+            })
+            .filter_map(|link| {
+                link.attributes.iter().find_map(|attribute| match attribute {
+                    LinkAttribute::IfName(name) => Some((link.header.index, name.clone())),
+                    _ => None,
+                })
+            })
+            .collect())
+    }
+
+    /// Makes link `index` a port of bridge `bridge`.
+    pub async fn attach(&self, index: u32, bridge: u32) -> Result<()> {
+        let message = LinkUnspec::new_with_index(index).controller(bridge).build();
+        self.handle
+            .link()
+            .set(message)
+            .execute()
+            .await
+            .map_err(failed(format!("attach link {index} to bridge {bridge}")))
+    }
+
     pub async fn link_names(&self) -> Result<Vec<String>> {
         Ok(self.link_indexes().await?.into_values().collect())
     }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use futures_util::future::join_all;
-use virtnet::cli::args::virtnet::{BusArgs, Cli, Command, ListArgs};
+use virtnet::cli::args::virtnet::{BusArgs, Cli, Command, Import, ListArgs};
 use virtnet::cli::table;
 use virtnet::dbus::client::{ConnectProxy, NetworkProxy, VirtnetConnectProxy};
 use virtnet::dbus::{self, Bus};
@@ -454,11 +454,7 @@ async fn run(cli: Cli) -> Result<String, Failure> {
             ))
         }
         Command::NetEdit { network } => edit(&client, &network).await,
-        Command::Import {
-            dir,
-            dry_run,
-            names,
-        } => import(&client, &dir, dry_run, &names).await,
+        Command::Import(args) => import(&client, args).await,
         Command::ReloadFirewall => {
             let restored = client
                 .virtnet()
@@ -576,6 +572,8 @@ struct Found {
     def: NetworkDef,
     xml: String,
     autostart: bool,
+    /// Running in libvirtd (known with --uri only).
+    active: bool,
 }
 
 /// libvirt's network definitions in `dir` (those named in `names`, or all).
@@ -607,6 +605,7 @@ fn libvirt_networks(dir: &std::path::Path, names: &[String]) -> Result<Vec<Found
             def,
             xml,
             autostart,
+            active: false,
         });
     }
     if let Some(missing) = names.iter().find(|name| {
@@ -622,58 +621,68 @@ fn libvirt_networks(dir: &std::path::Path, names: &[String]) -> Result<Vec<Found
     Ok(found)
 }
 
-/// import: libvirt's persistent networks defined in virtnet as they are.
-async fn import(
-    client: &Client,
-    dir: &std::path::Path,
-    dry_run: bool,
-    names: &[String],
-) -> Result<String, Failure> {
-    let networks = libvirt_networks(dir, names)?;
+/// import: libvirt's networks defined in virtnet as they are; from a
+/// running libvirtd, the running ones moved over too.
+async fn import(client: &Client, args: Import) -> Result<String, Failure> {
+    #[cfg(feature = "libvirt")]
+    if let Some(uri) = &args.uri {
+        return takeover::import(client, uri, &args).await;
+    }
+    let networks = libvirt_networks(&args.dir, &args.names)?;
     let mut out = String::new();
     for network in &networks {
-        let def = &network.def;
-        let bridge = def
-            .bridge
-            .name
-            .as_ref()
-            .map_or_else(|| "-".to_owned(), ToString::to_string);
-        let mac = def
-            .mac
-            .map_or_else(|| "-".to_owned(), |mac| mac.to_string());
-        out.push_str(&format!(
-            "{} network {} (uuid {}, bridge {bridge}, mac {mac}{})\n",
-            if dry_run { "Would import" } else { "Importing" },
-            def.name,
-            def.uuid,
-            if network.autostart { ", autostart" } else { "" }
-        ));
-        if dry_run {
-            continue;
-        }
-        let context = || format!("Failed to define network {}", def.name);
-        let path = client
-            .connect()
-            .await?
-            .network_define_xml(&network.xml)
-            .await
-            .context(context)?;
-        if network.autostart {
-            client
-                .network_at(path)
-                .await?
-                .set_autostart(true)
-                .await
-                .context(context)?;
+        out.push_str(&describe_import(network, args.dry_run));
+        if !args.dry_run {
+            define_imported(client, network).await?;
         }
     }
-    if !dry_run && !networks.is_empty() {
+    if !args.dry_run && !networks.is_empty() {
         out.push_str(
             "\nNot started: stop libvirt's copy first (virsh net-destroy NAME), then virtnet net-start NAME.\n",
         );
     }
     out.push('\n');
     Ok(out)
+}
+
+fn describe_import(network: &Found, dry_run: bool) -> String {
+    let def = &network.def;
+    let bridge = def
+        .bridge
+        .name
+        .as_ref()
+        .map_or_else(|| "-".to_owned(), ToString::to_string);
+    let mac = def
+        .mac
+        .map_or_else(|| "-".to_owned(), |mac| mac.to_string());
+    format!(
+        "{} network {} (uuid {}, bridge {bridge}, mac {mac}{}{})\n",
+        if dry_run { "Would import" } else { "Importing" },
+        def.name,
+        def.uuid,
+        if network.autostart { ", autostart" } else { "" },
+        if network.active { ", running" } else { "" },
+    )
+}
+
+/// Defines an imported network in virtnet, with libvirt's autostart.
+async fn define_imported(client: &Client, network: &Found) -> Result<OwnedObjectPath, Failure> {
+    let context = || format!("Failed to define network {}", network.def.name);
+    let path = client
+        .connect()
+        .await?
+        .network_define_xml(&network.xml)
+        .await
+        .context(context)?;
+    if network.autostart {
+        client
+            .network_at(path.clone())
+            .await?
+            .set_autostart(true)
+            .await
+            .context(context)?;
+    }
+    Ok(path)
 }
 
 /// net-edit: the persistent XML in $EDITOR (then $VISUAL, then vi),
@@ -782,5 +791,176 @@ fn main() -> ExitCode {
             }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `import --uri`: libvirt's networks taken from a running libvirtd.
+#[cfg(feature = "libvirt")]
+mod takeover {
+    use virtnet::apply::netlink::Netlink;
+    use virtnet::cli::args::virtnet::Import;
+    use virtnet::definition::{ForwardMode, error_chain};
+    use virtnet::libvirtd::import::{Libvirt, LibvirtNetwork};
+
+    use super::{Client, Context, Failure, Found, define_imported, describe_import};
+
+    fn failure(error: &(dyn std::error::Error + 'static)) -> Failure {
+        Failure::new(error_chain(error))
+    }
+
+    pub(super) async fn import(
+        client: &Client,
+        uri: &str,
+        args: &Import,
+    ) -> Result<String, Failure> {
+        let libvirt = Libvirt::open(uri).map_err(|error| failure(&error))?;
+        let networks = libvirt
+            .networks(&args.names)
+            .map_err(|error| failure(&error))?;
+        let mut out = String::new();
+        for network in networks {
+            let LibvirtNetwork {
+                def,
+                xml,
+                active,
+                persistent,
+                autostart,
+            } = network;
+            let found = Found {
+                def,
+                xml,
+                autostart,
+                active,
+            };
+            out.push_str(&describe_import(&found, args.dry_run));
+            if args.dry_run {
+                if active {
+                    out.push_str("  would stop libvirt's copy, start virtnet's, and move its guests' ports\n");
+                }
+                continue;
+            }
+            // A transient network stays transient: created when moved.
+            if persistent {
+                define_imported(client, &found).await?;
+            }
+            if active {
+                let moved = move_running(client, &libvirt, &found, persistent).await?;
+                out.push_str(&format!(
+                    "  running in virtnet; libvirt's copy stopped; {moved} guest port(s) moved\n"
+                ));
+            }
+            if autostart {
+                libvirt
+                    .disable_autostart(&found.def.uuid)
+                    .map_err(|error| failure(&error))?;
+                out.push_str("  autostart moved to virtnet\n");
+            }
+            if args.undefine && persistent {
+                libvirt
+                    .undefine(&found.def.uuid)
+                    .map_err(|error| failure(&error))?;
+                out.push_str("  libvirt's copy undefined\n");
+            }
+        }
+        out.push('\n');
+        Ok(out)
+    }
+
+    /// Stops libvirt's copy and starts virtnet's (the two share the bridge
+    /// name, so they cannot run at once), then puts the guests' ports on
+    /// virtnet's bridge. Returns how many ports moved. When virtnet's fails
+    /// to start, libvirt's is started again with its ports.
+    async fn move_running(
+        client: &Client,
+        libvirt: &Libvirt,
+        found: &Found,
+        persistent: bool,
+    ) -> Result<usize, Failure> {
+        let netlink = Netlink::connect().map_err(|error| failure(&error))?;
+        let bridge = ForwardMode::has_own_bridge(found.def.forward_mode())
+            .then(|| found.def.bridge.name.as_ref().map(ToString::to_string))
+            .flatten();
+        let ports = match &bridge {
+            Some(bridge) => match netlink
+                .link_index(bridge)
+                .await
+                .map_err(|error| failure(&error))?
+            {
+                Some(index) => netlink
+                    .ports(index)
+                    .await
+                    .map_err(|error| failure(&error))?,
+                None => Vec::new(),
+            },
+            None => Vec::new(),
+        };
+        let uuid = found.def.uuid;
+        libvirt.stop(&uuid).map_err(|error| failure(&error))?;
+        let context = || format!("Failed to start network {}", found.def.name);
+        let started = if persistent {
+            match client.network(&uuid.to_string()).await {
+                Ok(network) => network.create().await.context(context),
+                Err(error) => Err(error),
+            }
+        } else {
+            match client.connect().await {
+                Ok(connect) => connect
+                    .network_create_xml(&found.xml)
+                    .await
+                    .map(drop)
+                    .context(context),
+                Err(error) => Err(error),
+            }
+        };
+        if let Err(mut error) = started {
+            let restarted = libvirt.start(&uuid);
+            let reattached = reattach(&netlink, bridge.as_deref(), &ports).await;
+            error.message.push_str(&match (restarted, reattached) {
+                (Ok(()), Ok(())) => {
+                    "\nlibvirt's copy is running again, with its guests' ports".to_owned()
+                }
+                (Err(restart), _) => format!(
+                    "\nand libvirt's copy did not start again: {}",
+                    error_chain(&restart)
+                ),
+                (Ok(()), Err(reattach)) => format!(
+                    "\nlibvirt's copy is running again, but {}",
+                    reattach.message
+                ),
+            });
+            return Err(error);
+        }
+        reattach(&netlink, bridge.as_deref(), &ports).await?;
+        Ok(ports.len())
+    }
+
+    /// Puts `ports` (that still exist) on `bridge`.
+    async fn reattach(
+        netlink: &Netlink,
+        bridge: Option<&str>,
+        ports: &[(u32, String)],
+    ) -> Result<(), Failure> {
+        let Some(bridge) = bridge else {
+            return Ok(());
+        };
+        let Some(index) = netlink
+            .link_index(bridge)
+            .await
+            .map_err(|error| failure(&error))?
+        else {
+            return Err(Failure::new(format!("bridge {bridge} is missing")));
+        };
+        for (port, name) in ports {
+            if netlink.link_index(name).await.ok().flatten() == Some(*port) {
+                netlink
+                    .attach(*port, index)
+                    .await
+                    .map_err(|error| Failure {
+                        context: Some(format!("cannot move port {name} to {bridge}")),
+                        message: error_chain(&error),
+                    })?;
+            }
+        }
+        Ok(())
     }
 }

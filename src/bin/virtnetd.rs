@@ -26,8 +26,24 @@ async fn run(cli: Cli) -> Result<(), String> {
             (Driver::kernel(env, store), dbus::KERNEL_CONNECT_PATH)
         }
     };
-    let service = Arc::new(Service::new(driver));
+    let service = Service::new(driver);
+    #[cfg(feature = "libvirt")]
+    let (service, libvirtd) = match &cli.libvirt_uri {
+        Some(uri) => {
+            let libvirtd = virtnet::libvirtd::Libvirtd::spawn(uri.clone())
+                .map_err(|error| format!("cannot start the libvirtd link: {error}"))?;
+            (service.with_neighbour(libvirtd.clone()), Some(libvirtd))
+        }
+        None => (service, None),
+    };
+    let service = Arc::new(service);
     service.load().await.map_err(|error| error_chain(&error))?;
+    #[cfg(feature = "libvirt")]
+    if let Some(libvirtd) = libvirtd {
+        // Subscribed now, before autostart starts anything.
+        let events = service.subscribe();
+        tokio::spawn(virtnet::libvirtd::follow(service.clone(), libvirtd, events));
+    }
     let connection = cli
         .bus()
         .builder()

@@ -98,20 +98,11 @@ pub mod virtnet {
         NetEdit { network: String },
         /// Put back virtnet's firewall rules where something removed them.
         ReloadFirewall,
-        /// Define libvirt's persistent networks in virtnet, from the
-        /// directory libvirt keeps them in: same name, UUID, bridge, MAC and
-        /// addresses, and autostart as libvirt has it. Networks are not
-        /// started: stop libvirt's copy, then start virtnet's.
-        Import {
-            /// libvirt's network directory.
-            #[arg(long, default_value = "/etc/libvirt/qemu/networks")]
-            dir: std::path::PathBuf,
-            /// Print what would be imported, change nothing.
-            #[arg(long)]
-            dry_run: bool,
-            /// Only these networks (all by default).
-            names: Vec<String>,
-        },
+        /// Take over libvirt's networks: same name, UUID, bridge, MAC and
+        /// addresses, and autostart as libvirt had it. From the directory
+        /// libvirt keeps definitions in, networks are defined only; from a
+        /// running libvirtd (--uri), running ones are moved too.
+        Import(Import),
         /// Write the man pages and shell completions into DIR (for packages).
         #[command(hide = true)]
         GenerateDocs { dir: std::path::PathBuf },
@@ -154,6 +145,30 @@ pub mod virtnet {
         /// The table (the default).
         #[arg(long)]
         pub table: bool,
+    }
+
+    /// What `import` takes.
+    #[derive(clap::Args)]
+    pub struct Import {
+        /// libvirt's network directory (definitions only: nothing is stopped).
+        #[arg(long, default_value = "/etc/libvirt/qemu/networks")]
+        pub dir: std::path::PathBuf,
+        /// Take the networks from the libvirtd at this URI (e.g.
+        /// qemu:///system): a running one is stopped there and started in
+        /// virtnet, its guests' ports moved to virtnet's bridge.
+        #[cfg(feature = "libvirt")]
+        #[arg(long, value_name = "URI", conflicts_with = "dir")]
+        pub uri: Option<String>,
+        /// With --uri: undefine libvirt's copy once virtnet's is in place
+        /// (otherwise it stays defined, with autostart off).
+        #[cfg(feature = "libvirt")]
+        #[arg(long, requires = "uri")]
+        pub undefine: bool,
+        /// Print what would be imported, change nothing.
+        #[arg(long)]
+        pub dry_run: bool,
+        /// Only these networks (all by default).
+        pub names: Vec<String>,
     }
 }
 
@@ -199,6 +214,12 @@ pub mod virtnetd {
         /// Runtime state (network status, dnsmasq configuration and pids).
         #[arg(long, value_name = "DIR", default_value = "/run/virtnet")]
         pub run_dir: PathBuf,
+        /// Publish every running network to the libvirtd at this URI (e.g.
+        /// qemu:///system), so its guests can use it by name, and refuse
+        /// networks that clash with libvirtd's own.
+        #[cfg(feature = "libvirt")]
+        #[arg(long, value_name = "URI")]
+        pub libvirt_uri: Option<String>,
     }
 
     impl Cli {

@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod kernel;
+pub mod neighbour;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,6 +25,7 @@ use crate::state::store::Store;
 
 pub use self::error::{Result, ServiceError};
 use self::kernel::Kernel;
+use self::neighbour::{ForeignNetwork, Neighbour};
 
 /// libvirt's network lifecycle events (virNetworkEventLifecycleType).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,6 +212,25 @@ pub struct Service {
     driver: Driver,
     registry: Mutex<Registry>,
     events: broadcast::Sender<NetworkEvent>,
+    neighbour: Option<Arc<dyn Neighbour>>,
+}
+
+/// A neighbour's networks at one moment, with the neighbour's name.
+struct Foreign {
+    label: String,
+    networks: Vec<ForeignNetwork>,
+}
+
+impl Foreign {
+    /// The bridges of the neighbour's other networks: taken, even while
+    /// down or not yet created.
+    fn bridges_except(&self, uuid: &Uuid) -> Vec<String> {
+        self.networks
+            .iter()
+            .filter(|network| network.uuid != *uuid)
+            .filter_map(|network| network.bridge.clone())
+            .collect()
+    }
 }
 
 /// libvirt's default template when a definition names no bridge.
@@ -223,7 +244,24 @@ impl Service {
             driver,
             registry: Mutex::new(Registry::default()),
             events: broadcast::channel(1024).0,
+            neighbour: None,
         }
+    }
+
+    /// Checks every define and start against the networks `neighbour`
+    /// manages.
+    pub fn with_neighbour(mut self, neighbour: Arc<dyn Neighbour>) -> Self {
+        self.neighbour = Some(neighbour);
+        self
+    }
+
+    async fn foreign(&self) -> Option<Foreign> {
+        let neighbour = self.neighbour.as_ref()?;
+        let networks = neighbour.networks().await?;
+        Some(Foreign {
+            label: neighbour.label().to_string(),
+            networks,
+        })
     }
 
     fn registry(&self) -> MutexGuard<'_, Registry> {
@@ -416,13 +454,14 @@ impl Service {
     /// Parses and checks a definition as net-define and net-create do; the
     /// kernel driver names the bridge and its MAC now (as libvirt does),
     /// so that `net-dumpxml` shows them.
-    async fn prepare(&self, xml: &str) -> Result<(NetworkDef, Vec<String>)> {
+    async fn prepare(&self, xml: &str) -> Result<(NetworkDef, Vec<String>, Option<Foreign>)> {
         let def = NetworkDef::parse(xml)?;
         def.validate()?;
+        let foreign = self.foreign().await;
         // Only a name still to choose needs the host's links (an explicit
         // name is checked against them at start, as libvirt does).
         let choosing = def.bridge.name.as_ref().is_none_or(BridgeName::is_template);
-        let links = match &self.driver {
+        let mut links = match &self.driver {
             Driver::Kernel(kernel)
                 if choosing && ForwardMode::has_own_bridge(def.forward_mode()) =>
             {
@@ -430,7 +469,10 @@ impl Service {
             }
             _ => Vec::new(),
         };
-        Ok((def, links))
+        if let Some(foreign) = &foreign {
+            links.extend(foreign.bridges_except(&def.uuid));
+        }
+        Ok((def, links, foreign))
     }
 
     /// Names the bridge (libvirt's networkSetBridgeName) and its MAC.
@@ -493,11 +535,15 @@ impl Service {
         &self,
         def: &mut NetworkDef,
         links: &[String],
+        foreign: Option<&Foreign>,
         live: bool,
     ) -> Result<(Arc<Entry>, bool)> {
         let mut registry = self.registry();
         registry.check_assignable(def, live)?;
         self.assign_bridge(&registry, def, links)?;
+        if let Some(foreign) = foreign {
+            neighbour::check(def, live, &foreign.label, &foreign.networks)?;
+        }
         if let Some(slot) = registry.slots.get_mut(def.name.as_str()) {
             slot.bridges
                 .extend(def.bridge.name.as_ref().map(ToString::to_string));
@@ -529,8 +575,8 @@ impl Service {
     /// A definition from XML, prepared and claimed, with its network
     /// locked (define, and create with `live`).
     async fn claim_locked(&self, xml: &str, live: bool) -> Result<Claimed> {
-        let (mut def, links) = self.prepare(xml).await?;
-        let (entry, created) = self.claim(&mut def, &links, live)?;
+        let (mut def, links, foreign) = self.prepare(xml).await?;
+        let (entry, created) = self.claim(&mut def, &links, foreign.as_ref(), live)?;
         let state = lock_state(&entry).await;
         if state.gone {
             return Err(ServiceError::NoSuchUuid(def.uuid.to_string()));
@@ -627,6 +673,7 @@ impl Service {
         let Some(mut def) = state.config.clone() else {
             return Err(ServiceError::NoSuchUuid(uuid.to_string()));
         };
+        let foreign = self.foreign().await;
         if def
             .bridge
             .name
@@ -634,11 +681,17 @@ impl Service {
             .is_none_or(|name| name.is_template())
         {
             // A definition from an older file may still lack its names.
-            let links = match &self.driver {
+            let mut links = match &self.driver {
                 Driver::Kernel(kernel) => kernel.host_links().await?,
                 Driver::Test => Vec::new(),
             };
+            if let Some(foreign) = &foreign {
+                links.extend(foreign.bridges_except(uuid));
+            }
             self.assign_bridge(&self.registry(), &mut def, &links)?;
+        }
+        if let Some(foreign) = &foreign {
+            neighbour::check(&def, true, &foreign.label, &foreign.networks)?;
         }
         let running = self.realize(&entry.name, &def).await?;
         state.live = Some(Live { def, running });
@@ -702,6 +755,12 @@ impl Service {
 
     /// net-dumpxml: the live definition of an active network, or with
     /// `inactive` the persistent one.
+    /// The definition network `uuid` runs with; `None` when not running.
+    pub async fn live_definition(&self, uuid: &Uuid) -> Option<NetworkDef> {
+        let (_, state) = self.lock(uuid).await.ok()?;
+        state.live.as_ref().map(|live| live.def.clone())
+    }
+
     pub async fn xml(&self, uuid: &Uuid, inactive: bool) -> Result<String> {
         let (_, state) = self.lock(uuid).await?;
         let def = if inactive {
