@@ -52,6 +52,7 @@ impl Lab {
             bus_name: BUS_NAME,
             dirs: Some(&self.dirs),
             log: self.scratch.0.join("virtnetd.log"),
+            args: &[],
         }));
     }
 

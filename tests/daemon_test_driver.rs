@@ -51,6 +51,7 @@ fn setup_with(
         bus_name,
         dirs: None,
         log: scratch.0.join("virtnetd.log"),
+        args: &[],
     });
     Setup {
         daemon,

@@ -69,6 +69,7 @@ impl Bench {
             bus_name: BUS_NAME,
             dirs: Some(&self.scratch.0.join("virtnet")),
             log: self.scratch.0.join("virtnetd.log"),
+            args: &[],
         }));
         started.elapsed()
     }

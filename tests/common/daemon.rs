@@ -87,6 +87,8 @@ pub struct DaemonConfig<'a> {
     /// directories under this one.
     pub dirs: Option<&'a Path>,
     pub log: PathBuf,
+    /// More arguments for virtnetd.
+    pub args: &'a [&'a str],
 }
 
 impl Daemon {
@@ -110,6 +112,7 @@ impl Daemon {
                     .arg(dir.join("run"));
             }
         }
+        command.args(config.args);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

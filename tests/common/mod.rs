@@ -7,6 +7,7 @@ use std::process::{Command, Output, Stdio};
 
 pub mod daemon;
 pub mod guest;
+pub mod libvirtd;
 pub mod netns;
 
 pub fn project_dir() -> &'static Path {

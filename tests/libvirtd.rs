@@ -1,0 +1,350 @@
+//! virtnetd beside a real libvirtd, both in the test's own namespace:
+//! libvirt's guests (a qemu domain under TCG) land on virtnet's bridges and
+//! get their leases from virtnet's dnsmasq; libvirtd's own networks are
+//! not trampled; `virtnet import --uri` moves a running libvirt network,
+//! guest and all.
+
+mod common;
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::daemon::{Bus, Daemon, DaemonConfig, start_bus};
+use common::guest::{dhcp, pings, udhcpc_script, wait_forwarding};
+use common::libvirtd::{Libvirtd, qemu};
+use common::netns::{Netns, host_and_outside, plug_guest};
+use common::{ScratchDir, project_dir};
+
+const BUS_NAME: &str = "org.virtnet";
+
+/// A host namespace with a private bus, virtnetd publishing to a libvirtd
+/// of the test's own (started when the test says), and an outside machine.
+struct Lab {
+    daemon: Daemon,
+    bus: String,
+    _bus_daemon: Bus,
+    scratch: ScratchDir,
+    _outside: Netns,
+    host: Netns,
+}
+
+impl Lab {
+    fn new(label: &str) -> Self {
+        let (host, outside) = host_and_outside(label);
+        let scratch = ScratchDir::new(label);
+        let bus_daemon = start_bus(&host, &scratch.0, None);
+        let uri = uri(&scratch);
+        let daemon = Daemon::start(&DaemonConfig {
+            ns: &host,
+            bus: &bus_daemon.address,
+            bus_name: BUS_NAME,
+            dirs: Some(&scratch.0.join("virtnet")),
+            log: scratch.0.join("virtnetd.log"),
+            args: &["--libvirt-uri", &uri],
+        });
+        Self {
+            daemon,
+            bus: bus_daemon.address.clone(),
+            _bus_daemon: bus_daemon,
+            scratch,
+            _outside: outside,
+            host,
+        }
+    }
+
+    fn libvirtd(&self) -> Libvirtd {
+        let libvirtd = Libvirtd::start(&self.host, &self.scratch.0.join("libvirt"));
+        assert_eq!(libvirtd.uri, uri(&self.scratch));
+        libvirtd
+    }
+
+    /// virtnet, run in the host namespace (import moves ports there).
+    fn cli_output(&self, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.host.name])
+            .arg(env!("CARGO_BIN_EXE_virtnet"))
+            .args(["--bus-address", &self.bus, "--bus-name", BUS_NAME])
+            .args(args)
+            .output()
+            .expect("virtnet runs")
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let output = self.cli_output(args);
+        assert!(
+            output.status.success(),
+            "virtnet {args:?} failed:\n{}{}\ndaemon log:\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+            self.daemon.log_text()
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// virtnet's error message for a verb that must fail.
+    fn cli_error(&self, args: &[&str]) -> String {
+        let output = self.cli_output(args);
+        assert!(!output.status.success(), "virtnet {args:?} succeeded");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+
+    fn file(&self, name: &str, text: &str) -> String {
+        let path = self.scratch.0.join(name);
+        std::fs::write(&path, text).expect("scratch file");
+        path.display().to_string()
+    }
+
+    fn ports(&self, bridge: &str) -> String {
+        self.host
+            .exec_ok(&["ip", "-br", "link", "show", "master", bridge])
+    }
+}
+
+fn uri(scratch: &ScratchDir) -> String {
+    format!(
+        "qemu+unix:///system?socket={}",
+        scratch.0.join("libvirt/run/libvirt-sock").display()
+    )
+}
+
+/// Polls `check` until it holds; panics with `what` after `limit`.
+fn wait_for(limit: Duration, what: &str, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn net_info_says(libvirtd: &Libvirtd, network: &str, field: &str, value: &str) -> bool {
+    let output = libvirtd.virsh(&["net-info", network]);
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .any(|line| line.starts_with(field) && line.ends_with(value))
+}
+
+const GUEST_MAC: &str = "52:54:00:6b:65:01";
+
+fn domain_xml(network: &str) -> String {
+    format!(
+        "<domain type='qemu'>
+  <name>keenvm</name>
+  <memory unit='MiB'>96</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <boot dev='network'/>
+    <bios rebootTimeout='1000'/>
+  </os>
+  <devices>
+    <emulator>{}</emulator>
+    <interface type='network'>
+      <source network='{network}'/>
+      <mac address='{GUEST_MAC}'/>
+      <model type='e1000'/>
+    </interface>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+",
+        qemu().display()
+    )
+}
+
+#[test]
+fn libvirt_guests_land_on_virtnets_bridge_and_get_its_leases() {
+    let lab = Lab::new("lvp");
+    let keennet = project_dir().join("xml-samples/keennet.xml");
+    // libvirtd is not there yet: virtnet goes on and says so once.
+    lab.cli(&["net-define", keennet.to_str().unwrap()]);
+    lab.cli(&["net-start", "keennet"]);
+    assert_eq!(
+        lab.daemon
+            .log_text()
+            .matches("libvirtd is not reachable")
+            .count(),
+        1,
+        "{}",
+        lab.daemon.log_text()
+    );
+
+    let mut libvirtd = lab.libvirtd();
+    wait_for(Duration::from_secs(20), "keennet published", || {
+        net_info_says(&libvirtd, "keennet", "Active:", "yes")
+    });
+    assert!(net_info_says(&libvirtd, "keennet", "Bridge:", "keenbr0"));
+    let uuid = lab.cli(&["net-uuid", "keennet"]);
+    assert!(net_info_says(&libvirtd, "keennet", "UUID:", uuid.trim()));
+    let published = libvirtd.virsh_ok(&["net-dumpxml", "keennet"]);
+    assert!(
+        published.contains("<forward mode='bridge'/>"),
+        "{published}"
+    );
+
+    // A guest of libvirt's: its tap is a port of keenbr0 and virtnet's
+    // dnsmasq gives its firmware (iPXE) a lease.
+    let domain = lab.file("keenvm.xml", &domain_xml("keennet"));
+    libvirtd.virsh_ok(&["create", &domain]);
+    let ports = lab.ports("keenbr0");
+    assert!(ports.starts_with("vnet"), "keenbr0's ports: {ports}");
+    wait_for(Duration::from_secs(120), "the guest's lease", || {
+        lab.cli(&["net-dhcp-leases", "keennet"]).contains(GUEST_MAC)
+    });
+    let leases = lab.cli(&["net-dhcp-leases", "keennet", "--mac", GUEST_MAC]);
+    assert!(leases.contains("192.168.132."), "{leases}");
+
+    // libvirtd's own networks are not trampled.
+    lab.file(
+        "lvnet.xml",
+        "<network><name>lvnet</name><bridge name='lvbr0'/>\
+         <ip address='10.77.0.1' prefix='24'/></network>",
+    );
+    libvirtd.virsh_ok(&[
+        "net-define",
+        &lab.scratch.0.join("lvnet.xml").display().to_string(),
+    ]);
+    let same_name = lab.file(
+        "same-name.xml",
+        "<network><name>lvnet</name><bridge name='vtbr9'/></network>",
+    );
+    let error = lab.cli_error(&["net-define", &same_name]);
+    assert!(
+        error.contains("clashes with libvirtd's network 'lvnet'")
+            && error.contains("same name, another uuid"),
+        "{error}"
+    );
+    let same_bridge = lab.file(
+        "same-bridge.xml",
+        "<network><name>vtnet</name><bridge name='lvbr0'/></network>",
+    );
+    let error = lab.cli_error(&["net-define", &same_bridge]);
+    assert!(error.contains("bridge 'lvbr0' is in use"), "{error}");
+    libvirtd.virsh_ok(&["net-start", "lvnet"]);
+    let overlapping = lab.file(
+        "overlap.xml",
+        "<network><name>vtwide</name><bridge name='vtbr8'/>\
+         <ip address='10.77.128.1' prefix='16'/></network>",
+    );
+    lab.cli(&["net-define", &overlapping]);
+    let error = lab.cli_error(&["net-start", "vtwide"]);
+    assert!(
+        error.contains("subnet 10.77.128.1/16 overlaps its 10.77.0.1/24"),
+        "{error}"
+    );
+    lab.cli(&["net-undefine", "vtwide"]);
+    libvirtd.virsh_ok(&["net-destroy", "lvnet"]);
+    libvirtd.virsh_ok(&["net-undefine", "lvnet"]);
+
+    // libvirtd restarts with nothing of its runtime state left: virtnet
+    // publishes keennet again.
+    libvirtd.virsh_ok(&["destroy", "keenvm"]);
+    libvirtd.stop();
+    std::fs::remove_dir_all(lab.scratch.0.join("libvirt/run")).expect("libvirt's runtime state");
+    let libvirtd = lab.libvirtd();
+    assert!(!net_info_says(&libvirtd, "keennet", "Active:", "yes"));
+    wait_for(Duration::from_secs(20), "keennet published again", || {
+        net_info_says(&libvirtd, "keennet", "Active:", "yes")
+    });
+
+    // Stopped in virtnet, withdrawn from libvirtd; nothing left in either.
+    lab.cli(&["net-destroy", "keennet"]);
+    wait_for(Duration::from_secs(10), "keennet withdrawn", || {
+        libvirtd
+            .virsh_ok(&["net-list", "--all", "--name"])
+            .trim()
+            .is_empty()
+    });
+    lab.cli(&["net-undefine", "keennet"]);
+    assert_eq!(libvirtd.virsh_ok(&["list", "--all", "--name"]).trim(), "");
+    assert_eq!(lab.cli(&["net-list", "--all", "--name"]).trim(), "");
+    wait_for(
+        Duration::from_secs(10),
+        "keenbr0 and the table gone",
+        || {
+            let links = lab.host.exec_ok(&["ip", "-o", "link"]);
+            let tables = lab.host.exec_ok(&["nft", "list", "tables"]);
+            !links.contains("keenbr0") && !links.contains("vnet") && !tables.contains("virtnet")
+        },
+    );
+}
+
+#[test]
+fn import_moves_a_running_libvirt_network_with_its_guest() {
+    let lab = Lab::new("lvi");
+    let libvirtd = lab.libvirtd();
+    let definition = lab.file(
+        "lvdefault.xml",
+        "<network><name>lvdefault</name><forward mode='nat'/>\
+         <bridge name='virbr7' stp='on' delay='0'/>\
+         <ip address='192.168.177.1' netmask='255.255.255.0'><dhcp>\
+         <range start='192.168.177.2' end='192.168.177.254'/></dhcp></ip></network>",
+    );
+    libvirtd.virsh_ok(&["net-define", &definition]);
+    libvirtd.virsh_ok(&["net-autostart", "lvdefault"]);
+    libvirtd.virsh_ok(&["net-start", "lvdefault"]);
+    let libvirt_xml = libvirtd.virsh_ok(&["net-dumpxml", "lvdefault"]);
+
+    // A guest on libvirt's bridge, with a lease from libvirt's dnsmasq.
+    let port = format!("vpg-{}", &lab.host.name[lab.host.name.len() - 4..]);
+    let guest = plug_guest(&lab.host, "virbr7", "lvig", &port, None);
+    wait_forwarding(&lab.host, &port);
+    let script = udhcpc_script(&lab.scratch.0);
+    let address = dhcp(&guest, &script);
+    assert!(address.to_string().starts_with("192.168.177."));
+
+    let dry_run = lab.cli(&["import", "--uri", &libvirtd.uri, "--dry-run", "lvdefault"]);
+    assert!(
+        dry_run.starts_with("Would import network lvdefault (uuid ")
+            && dry_run.contains(", bridge virbr7, mac 52:54:00:")
+            && dry_run.contains(", autostart, running)"),
+        "{dry_run}"
+    );
+    assert!(net_info_says(&libvirtd, "lvdefault", "Active:", "yes"));
+    assert_eq!(lab.cli(&["net-list", "--all", "--name"]).trim(), "");
+
+    let imported = lab.cli(&["import", "--uri", &libvirtd.uri, "--undefine", "lvdefault"]);
+    assert!(
+        imported.contains("running in virtnet; libvirt's copy stopped; 1 guest port(s) moved")
+            && imported.contains("libvirt's copy undefined"),
+        "{imported}"
+    );
+    let info = lab.cli(&["net-info", "lvdefault"]);
+    assert!(
+        info.contains("Active:         yes") && info.contains("Autostart:      yes"),
+        "{info}"
+    );
+    // Same uuid, MAC and bridge as libvirt had.
+    let ours = lab.cli(&["net-dumpxml", "lvdefault"]);
+    for line in libvirt_xml.lines().filter(|line| {
+        line.contains("<uuid>") || line.contains("<mac ") || line.contains("<bridge ")
+    }) {
+        assert!(ours.contains(line.trim()), "{line} in\n{ours}");
+    }
+    // The guest's port is on virtnet's bridge; its address still works,
+    // through virtnet's NAT, and virtnet's dnsmasq renews it.
+    assert!(
+        lab.ports("virbr7").starts_with(&port),
+        "{}",
+        lab.ports("virbr7")
+    );
+    wait_forwarding(&lab.host, &port);
+    assert!(pings(&guest, "192.168.177.1"), "guest reaches the gateway");
+    assert!(pings(&guest, "10.255.0.2"), "guest reaches the outside");
+    let renewed = dhcp(&guest, &script);
+    assert!(renewed.to_string().starts_with("192.168.177."));
+    // libvirtd has only virtnet's publication of it.
+    let published = libvirtd.virsh_ok(&["net-dumpxml", "lvdefault"]);
+    assert!(
+        published.contains("<forward mode='bridge'/>"),
+        "{published}"
+    );
+
+    lab.cli(&["net-destroy", "lvdefault"]);
+    lab.cli(&["net-undefine", "lvdefault"]);
+    wait_for(Duration::from_secs(10), "libvirtd's copy gone", || {
+        libvirtd
+            .virsh_ok(&["net-list", "--all", "--name"])
+            .trim()
+            .is_empty()
+    });
+}
