@@ -666,7 +666,7 @@ fn killed_at_random_points_the_daemon_recovers() {
     let bus = lab.bus.clone();
     let mut kills = 0;
     std::thread::scope(|scope| {
-        scope.spawn(|| {
+        let cycler = scope.spawn(|| {
             let mut round = 0usize;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let index = round % files.len();
@@ -686,7 +686,9 @@ fn killed_at_random_points_the_daemon_recovers() {
                 cycles.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         });
-        while cycles.load(std::sync::atomic::Ordering::Relaxed) < 200 {
+        // A client thread that panicked stops the killing too (the scope
+        // then reports its panic).
+        while cycles.load(std::sync::atomic::Ordering::Relaxed) < 200 && !cycler.is_finished() {
             let mut delay = [0u8; 1];
             virtnet::random::fill(&mut delay).unwrap();
             std::thread::sleep(std::time::Duration::from_millis(u64::from(delay[0]) + 20));

@@ -28,9 +28,10 @@ async fn run(cli: Cli) -> Result<(), String> {
     };
     let service = Service::new(driver);
     #[cfg(feature = "libvirt")]
-    let (service, libvirtd) = match &cli.libvirt_uri {
+    // An empty URI (a unit's drop-in clearing it) publishes nothing.
+    let (service, libvirtd) = match cli.libvirt_uri.as_deref().filter(|uri| !uri.is_empty()) {
         Some(uri) => {
-            let libvirtd = virtnet::libvirtd::Libvirtd::spawn(uri.clone())
+            let libvirtd = virtnet::libvirtd::Libvirtd::spawn(uri.to_owned())
                 .map_err(|error| format!("cannot start the libvirtd link: {error}"))?;
             (service.with_neighbour(libvirtd.clone()), Some(libvirtd))
         }

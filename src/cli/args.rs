@@ -218,7 +218,7 @@ pub mod virtnetd {
         /// qemu:///system), so its guests can use it by name, and refuse
         /// networks that clash with libvirtd's own.
         #[cfg(feature = "libvirt")]
-        #[arg(long, value_name = "URI")]
+        #[arg(long, value_name = "URI", env = "VIRTNETD_LIBVIRT_URI")]
         pub libvirt_uri: Option<String>,
     }
 
