@@ -154,9 +154,15 @@ fn domain_xml(network: &str) -> String {
 #[test]
 fn libvirt_guests_land_on_virtnets_bridge_and_get_its_leases() {
     let lab = Lab::new("lvp");
-    let keennet = project_dir().join("xml-samples/keennet.xml");
+    // The sample, with its guests' ports isolated from each other.
+    let sample = std::fs::read_to_string(project_dir().join("xml-samples/keennet.xml"))
+        .expect("the keennet sample");
+    let keennet = lab.file(
+        "keennet.xml",
+        &sample.replace("</network>", "  <port isolated='yes'/>\n</network>"),
+    );
     // libvirtd is not there yet: virtnet goes on and says so once.
-    lab.cli(&["net-define", keennet.to_str().unwrap()]);
+    lab.cli(&["net-define", &keennet]);
     lab.cli(&["net-start", "keennet"]);
     assert_eq!(
         lab.daemon
@@ -187,6 +193,11 @@ fn libvirt_guests_land_on_virtnets_bridge_and_get_its_leases() {
     libvirtd.virsh_ok(&["create", &domain]);
     let ports = lab.ports("keenbr0");
     assert!(ports.starts_with("vnet"), "keenbr0's ports: {ports}");
+    let tap = ports.split_whitespace().next().unwrap_or_default();
+    let port = lab
+        .host
+        .exec_ok(&["bridge", "-d", "link", "show", "dev", tap]);
+    assert!(port.contains("isolated on"), "{port}");
     wait_for(Duration::from_secs(120), "the guest's lease", || {
         lab.cli(&["net-dhcp-leases", "keennet"]).contains(GUEST_MAC)
     });

@@ -92,8 +92,9 @@ impl Neighbour for Libvirtd {
 }
 
 /// What libvirtd is given for a running network: for the networks with a
-/// bridge of virtnet's own, forward mode `bridge` on that bridge (libvirt
-/// then adds no rules and runs no dnsmasq); for the others, which have no
+/// bridge of virtnet's own, forward mode `bridge` on that bridge, with port
+/// isolation as defined (libvirt then adds no rules and runs no dnsmasq,
+/// and isolates the guests' ports when asked to); for the others, which have no
 /// kernel objects of their own, the definition as it is.
 pub fn published_xml(def: &NetworkDef) -> String {
     if !ForwardMode::has_own_bridge(def.forward_mode()) {
@@ -107,6 +108,12 @@ pub fn published_xml(def: &NetworkDef) -> String {
     xml.tag("bridge")
         .attr_opt("name", def.bridge.name.as_ref())
         .empty();
+    // libvirt isolates the guests' ports it adds to the bridge.
+    if let Some(isolated) = def.port_isolated {
+        xml.tag("port")
+            .attr("isolated", if isolated { "yes" } else { "no" })
+            .empty();
+    }
     xml.close("network");
     xml.finish()
 }
@@ -393,7 +400,7 @@ mod tests {
         let def = NetworkDef::parse(
             "<network><name>a&amp;b</name><uuid>a6b49429-d5fd-4c7e-8e1a-6d3c1b2e4f50</uuid>\
              <forward mode='nat'/><bridge name='keenbr0'/><mac address='52:54:00:aa:bb:cc'/>\
-             <ip address='192.168.100.1' prefix='24'><dhcp><range start='192.168.100.2' \
+             <port isolated='yes'/><ip address='192.168.100.1' prefix='24'><dhcp><range start='192.168.100.2' \
              end='192.168.100.9'/></dhcp></ip></network>",
         )
         .unwrap();
@@ -401,7 +408,8 @@ mod tests {
             published_xml(&def),
             "<network>\n  <name>a&amp;b</name>\n  \
              <uuid>a6b49429-d5fd-4c7e-8e1a-6d3c1b2e4f50</uuid>\n  \
-             <forward mode='bridge'/>\n  <bridge name='keenbr0'/>\n</network>\n"
+             <forward mode='bridge'/>\n  <bridge name='keenbr0'/>\n  \
+             <port isolated='yes'/>\n</network>\n"
         );
     }
 
