@@ -145,6 +145,15 @@ fn debian_package_installs_runs_and_purges_cleanly() {
         );
     }
 
+    let depends = Command::new("dpkg-deb")
+        .args(["-f", &package, "Depends"])
+        .output()
+        .unwrap();
+    let depends = String::from_utf8_lossy(&depends.stdout);
+    for dependency in ["libvirt0", "dnsmasq-base", "nftables"] {
+        assert!(depends.contains(dependency), "Depends: {depends}");
+    }
+
     let _guard = Installed;
     let install = Command::new("dpkg")
         .arg("-i")
@@ -176,6 +185,11 @@ fn debian_package_installs_runs_and_purges_cleanly() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&man.stdout).contains("\\-\\-bus\\-name"));
+    // Packages are built with the libvirt feature (the test binaries are
+    // too when the tests run with it, as scripts/test runs them).
+    if cfg!(feature = "libvirt") {
+        assert!(String::from_utf8_lossy(&man.stdout).contains("\\-\\-libvirt\\-uri"));
+    }
 
     let purge = Command::new("dpkg")
         .args(["--purge", "virtnet"])
