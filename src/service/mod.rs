@@ -753,14 +753,14 @@ impl Service {
         Ok(())
     }
 
-    /// net-dumpxml: the live definition of an active network, or with
-    /// `inactive` the persistent one.
     /// The definition network `uuid` runs with; `None` when not running.
     pub async fn live_definition(&self, uuid: &Uuid) -> Option<NetworkDef> {
         let (_, state) = self.lock(uuid).await.ok()?;
         state.live.as_ref().map(|live| live.def.clone())
     }
 
+    /// net-dumpxml: the live definition of an active network, or with
+    /// `inactive` the persistent one.
     pub async fn xml(&self, uuid: &Uuid, inactive: bool) -> Result<String> {
         let (_, state) = self.lock(uuid).await?;
         let def = if inactive {
