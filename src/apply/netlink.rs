@@ -37,6 +37,15 @@ fn failed(action: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> Netlink
     move |source| NetlinkError::Request { action, source }
 }
 
+fn index_and_name(link: &LinkMessage) -> Option<(u32, String)> {
+    link.attributes
+        .iter()
+        .find_map(|attribute| match attribute {
+            LinkAttribute::IfName(name) => Some((link.header.index, name.clone())),
+            _ => None,
+        })
+}
+
 /// A route of the host, as far as collision checks need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostRoute {
@@ -90,52 +99,38 @@ impl Netlink {
         }))
     }
 
-    /// Every link of the namespace, by index.
-    pub async fn link_indexes(&self) -> Result<HashMap<u32, String>> {
-        let links: Vec<LinkMessage> = self
-            .handle
+    async fn links(&self) -> Result<Vec<LinkMessage>> {
+        self.handle
             .link()
             .get()
             .execute()
             .try_collect()
             .await
-            .map_err(failed("list links"))?;
-        Ok(links
+            .map_err(failed("list links"))
+    }
+
+    /// Every link of the namespace, by index.
+    pub async fn link_indexes(&self) -> Result<HashMap<u32, String>> {
+        Ok(self
+            .links()
+            .await?
             .iter()
-            .filter_map(|link| {
-                link.attributes
-                    .iter()
-                    .find_map(|attribute| match attribute {
-                        LinkAttribute::IfName(name) => Some((link.header.index, name.clone())),
-                        _ => None,
-                    })
-            })
+            .filter_map(index_and_name)
             .collect())
     }
 
     /// The links enslaved to bridge `bridge` (its ports), by index and name.
     pub async fn ports(&self, bridge: u32) -> Result<Vec<(u32, String)>> {
-        let links: Vec<LinkMessage> = self
-            .handle
-            .link()
-            .get()
-            .execute()
-            .try_collect()
-            .await
-            .map_err(failed("list links"))?;
-        Ok(links
+        Ok(self
+            .links()
+            .await?
             .iter()
             .filter(|link| {
-                link.attributes
-                    .iter()
-                    .any(|attribute| matches!(attribute, LinkAttribute::Controller(index) if *index == bridge))
+                link.attributes.iter().any(
+                    |attribute| matches!(attribute, LinkAttribute::Controller(index) if *index == bridge),
+                )
             })
-            .filter_map(|link| {
-                link.attributes.iter().find_map(|attribute| match attribute {
-                    LinkAttribute::IfName(name) => Some((link.header.index, name.clone())),
-                    _ => None,
-                })
-            })
+            .filter_map(index_and_name)
             .collect())
     }
 

@@ -897,21 +897,25 @@ mod takeover {
         let uuid = found.def.uuid;
         libvirt.stop(&uuid).map_err(|error| failure(&error))?;
         let context = || format!("Failed to start network {}", found.def.name);
-        let started = if persistent {
-            match client.network(&uuid.to_string()).await {
-                Ok(network) => network.create().await.context(context),
-                Err(error) => Err(error),
-            }
-        } else {
-            match client.connect().await {
-                Ok(connect) => connect
+        let started = async {
+            if persistent {
+                client
+                    .network(&uuid.to_string())
+                    .await?
+                    .create()
+                    .await
+                    .context(context)
+            } else {
+                client
+                    .connect()
+                    .await?
                     .network_create_xml(&found.xml)
                     .await
                     .map(drop)
-                    .context(context),
-                Err(error) => Err(error),
+                    .context(context)
             }
-        };
+        }
+        .await;
         if let Err(mut error) = started {
             let restarted = libvirt.start(&uuid);
             let reattached = reattach(&netlink, bridge.as_deref(), &ports).await;
