@@ -283,6 +283,83 @@ fn seed_workflow_through_the_cli() {
     assert_eq!(lab.host.pids().len(), 2, "only the bus and virtnetd run");
 }
 
+/// What someone removed from a running network while the daemon was away
+/// (an address, a route, dnsmasq) is put back at the daemon's next start,
+/// and nothing else is re-created.
+#[test]
+fn restart_puts_back_what_was_removed_while_the_daemon_was_away() {
+    let mut lab = Lab::new("repair");
+    let before = lab.snapshot();
+    let file = lab.scratch.0.join("routed.xml");
+    std::fs::write(
+        &file,
+        "<network><name>routed</name><forward mode='route'/>
+         <bridge name='vn-repair0' stp='off'/>
+         <ip address='10.88.0.1' prefix='24'><dhcp>
+         <range start='10.88.0.10' end='10.88.0.20'/></dhcp></ip>
+         <route address='10.89.0.0' prefix='16' gateway='10.88.0.254'/></network>",
+    )
+    .unwrap();
+    lab.cli(&["net-define", file.to_str().unwrap()]);
+    lab.cli(&["net-start", "routed"]);
+    let routes = |lab: &Lab| {
+        lab.host
+            .exec_ok(&["ip", "route", "show", "dev", "vn-repair0"])
+    };
+    // Links, addresses, rules and routes (the lease status file may appear).
+    let kernel = |lab: &Lab| {
+        let snapshot = lab.snapshot();
+        let (objects, _files) = snapshot.split_once("files:").unwrap();
+        format!("{objects}routes:\n{}", routes(lab))
+    };
+    let intact = kernel(&lab);
+    assert!(intact.contains("10.89.0.0/16 via 10.88.0.254"), "{intact}");
+    let pid_file = lab.dirs.join("run/dnsmasq/vn-repair0.pid");
+    let old_pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+
+    lab.daemon().kill();
+    lab.host
+        .ip(&["addr", "del", "10.88.0.1/24", "dev", "vn-repair0"]);
+    // The kernel may already have dropped the route with its gateway's subnet.
+    lab.host.exec(&["ip", "route", "del", "10.89.0.0/16"]);
+    assert_eq!(routes(&lab), "", "route and subnet gone");
+    let dnsmasq: libc::pid_t = old_pid.parse().unwrap();
+    // SAFETY: kill(2) takes plain integers; the pid is this network's dnsmasq.
+    assert_eq!(unsafe { libc::kill(dnsmasq, libc::SIGKILL) }, 0);
+    lab.wait_until(|_| !std::path::Path::new(&format!("/proc/{old_pid}")).exists());
+
+    lab.start_daemon();
+    lab.wait_until(|lab| lab.log().contains("network taken over"));
+    assert!(
+        lab.log().contains(
+            "network taken over; re-created address 10.88.0.1/24, route 10.89.0.0/16, dnsmasq"
+        ),
+        "{}",
+        lab.log()
+    );
+    let new_pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_ne!(new_pid, old_pid, "a new dnsmasq");
+    assert!(
+        lab.host.pids().contains(&new_pid),
+        "the new dnsmasq runs in the network's namespace"
+    );
+    assert_eq!(
+        kernel(&lab),
+        intact,
+        "the network is whole again, with the same bridge and rules"
+    );
+
+    lab.cli(&["net-destroy", "routed"]);
+    lab.cli(&["net-undefine", "routed"]);
+    lab.assert_settles_to(&before);
+}
+
 /// A daemon killed between "start began" and "start finished" (its status
 /// says so) finds the leftovers at its next start and removes them; a
 /// network whose bridge vanished while the daemon was away is marked

@@ -153,6 +153,35 @@ fn source_seen_outside(lab: &Lab, guest: &Netns) -> Ipv4Addr {
     }
 }
 
+/// The rtnetlink multicast groups (bit n-1 for group n) that the dnsmasq
+/// of `running` listens to.
+fn dnsmasq_event_groups(running: &RunningNetwork) -> u32 {
+    let pid = running.dnsmasq.as_ref().expect("network has a dnsmasq").pid;
+    let sockets: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("dnsmasq's descriptors")
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_str()?;
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/netlink")).unwrap();
+    let route_sockets: Vec<u32> = table
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .filter(|columns| columns[1] == "0" && sockets.iter().any(|s| s == columns[9]))
+        .map(|columns| u32::from_str_radix(columns[3], 16).unwrap())
+        .collect();
+    assert_eq!(route_sockets.len(), 1, "one rtnetlink socket in dnsmasq");
+    route_sockets[0]
+}
+
 fn sample(name: &str) -> String {
     std::fs::read_to_string(project_dir().join("xml-samples").join(name)).unwrap()
 }
@@ -163,6 +192,11 @@ fn nat_keennet_guest_gets_a_lease_and_is_masqueraded() {
     let before = lab.snapshot();
     let running = lab.start(&sample("keennet.xml")).expect("keennet starts");
     assert_eq!(running.bridge.as_ref().unwrap().name, "keenbr0");
+    assert_eq!(
+        dnsmasq_event_groups(&running),
+        0,
+        "dnsmasq, bound to its addresses, wakes for no address or route event"
+    );
 
     let guest = lab.guest("keenbr0", None);
     let address = lab.dhcp(&guest);
@@ -402,6 +436,11 @@ fn dual_stack_guest_gets_an_ipv6_address_from_router_advertisements() {
       <ip family='ipv6' address='fd00:66:6::1' prefix='64'/></network>";
     let before = lab.snapshot();
     let running = lab.start(xml).expect("dual-stack network starts");
+    assert_eq!(
+        dnsmasq_event_groups(&running),
+        1 << (9 - 1),
+        "dnsmasq follows IPv6 address events only (RTNLGRP_IPV6_IFADDR)"
+    );
     let guest = lab.guest("vn-dual6", None);
     let v4 = lab.dhcp(&guest);
     assert_eq!(v4.octets()[..3], [10, 66, 6]);
@@ -499,6 +538,15 @@ fn start_refuses_what_collides_and_leaves_no_trace() {
     );
     lab.host
         .ip(&["addr", "del", "192.168.132.7/24", "dev", "uplink"]);
+
+    let limited = "<network><name>limited</name><bridge name='vn-limit0'/>
+      <bandwidth><inbound average='1000'/></bandwidth>
+      <ip address='10.61.0.1' prefix='24'/></network>";
+    assert_eq!(
+        lab.start(limited).unwrap_err().to_string(),
+        "unsupported configuration: network 'limited' has a <bandwidth> limit, which virtnet does not apply"
+    );
+    assert_eq!(lab.snapshot(), before, "a refused start leaves no trace");
 
     let error = lab.start(&sample("bridge.xml")).unwrap_err();
     assert!(

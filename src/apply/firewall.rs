@@ -213,7 +213,23 @@ fn jump(target: String) -> Expression<'static> {
     }))
 }
 
-fn statements(rule: &Rule) -> Vec<Statement<'static>> {
+/// The nftables rules of a planned rule: a TCP-or-UDP rule becomes one rule
+/// per protocol, because an anonymous set (`{ tcp, udp }`) in each network's
+/// chain would make nft read a thousand sets before every transaction.
+fn rendered(rule: &Rule) -> Vec<Vec<Statement<'static>>> {
+    if rule.conditions.contains(&Condition::TcpOrUdp) {
+        ["tcp", "udp"]
+            .into_iter()
+            .map(|protocol| statements(rule, protocol))
+            .collect()
+    } else {
+        vec![statements(rule, "")]
+    }
+}
+
+/// The statements of `rule`, matching `protocol` for its TCP-or-UDP
+/// condition.
+fn statements(rule: &Rule, protocol: &'static str) -> Vec<Statement<'static>> {
     let mut statements: Vec<Statement<'static>> = rule
         .conditions
         .iter()
@@ -230,11 +246,9 @@ fn statements(rule: &Rule) -> Vec<Statement<'static>> {
                 meta(MetaKey::Oifname),
                 Expression::String(name.clone().into()),
             ),
-            Condition::TcpOrUdp => Statement::Match(Match {
-                left: meta(MetaKey::L4proto),
-                right: tcp_or_udp(),
-                op: Operator::IN,
-            }),
+            Condition::TcpOrUdp => {
+                equals(meta(MetaKey::L4proto), Expression::String(protocol.into()))
+            }
         })
         .collect();
     statements.push(match &rule.action {
@@ -390,7 +404,8 @@ fn elements(plan: &FirewallPlan) -> Vec<Element<'static>> {
     elements
 }
 
-fn chains(plan: &FirewallPlan) -> Vec<(String, &Vec<Rule>)> {
+/// The network's chains, each with the statements of its nftables rules.
+fn chains(plan: &FirewallPlan) -> Vec<(String, Vec<Vec<Statement<'static>>>)> {
     let mut chains = vec![
         (plan.from_bridge_chain(), &plan.from_bridge),
         (plan.to_bridge_chain(), &plan.to_bridge),
@@ -399,6 +414,9 @@ fn chains(plan: &FirewallPlan) -> Vec<(String, &Vec<Rule>)> {
         chains.push((plan.nat_chain(), &plan.nat));
     }
     chains
+        .into_iter()
+        .map(|(name, rules)| (name, rules.iter().flat_map(rendered).collect()))
+        .collect()
 }
 
 /// The transaction that installs one network's rules.
@@ -408,8 +426,8 @@ pub fn start_batch(plan: &FirewallPlan) -> Transaction {
         batch.add(NfListObject::Chain(chain(name.clone())));
         // A chain left by an interrupted run is emptied, not duplicated.
         batch.flush_chain(name.clone());
-        for planned in rules {
-            batch.add(rule(&name, statements(planned)));
+        for statements in rules {
+            batch.add(rule(&name, statements));
         }
     }
     for element in elements(plan) {

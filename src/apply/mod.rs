@@ -116,6 +116,11 @@ pub enum StartError {
         what: &'static str,
         device: String,
     },
+    /// A limit virtnet cannot enforce is refused rather than dropped.
+    #[error(
+        "unsupported configuration: network '{0}' has a <bandwidth> limit, which virtnet does not apply"
+    )]
+    Bandwidth(String),
     #[error("cannot set up the DHCP checksum fix-up on {bridge}: {message}")]
     ChecksumFix { bridge: String, message: String },
     #[error("internal error: cannot generate a MAC address")]
@@ -166,6 +171,9 @@ pub async fn start(
             pool: pool_for(def, &devices),
             host_devices: Some(devices),
         });
+    }
+    if def.bandwidth.is_some() {
+        return Err(StartError::Bandwidth(def.name.to_string()));
     }
     let bridge = choose_bridge_name(def, &netlink, reserved).await?;
     let mac = match def.mac {

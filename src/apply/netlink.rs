@@ -4,11 +4,14 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use futures_util::TryStreamExt;
+use netlink_sys::AsyncSocket;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use rtnetlink::packet_route::link::{
     BridgeStpState, InfoBridge, InfoKind, LinkAttribute, LinkInfo, LinkMessage,
 };
-use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
+use rtnetlink::packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteType,
+};
 use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
 
 use crate::plan::firewall::Subnet;
@@ -292,15 +295,29 @@ impl Netlink {
 
     /// Unicast routes of the main table, both families.
     pub async fn routes(&self) -> Result<Vec<HostRoute>> {
+        // why: a socket of its own with strict checking, so that the kernel
+        // filters the dump down to the main table's unicast routes (the
+        // local table holds two more per address) and this connection's
+        // other requests keep the lenient checks they were written for.
+        let (mut connection, handle, _) =
+            rtnetlink::new_connection().map_err(NetlinkError::Connect)?;
+        connection
+            .socket_mut()
+            .socket_mut()
+            .set_netlink_get_strict_chk(true)
+            .map_err(NetlinkError::Connect)?;
+        tokio::spawn(connection);
         let mut routes = Vec::new();
-        for family in [
+        for mut request in [
             RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
             RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
         ] {
-            let messages: Vec<RouteMessage> = self
-                .handle
+            request.header.table = RouteHeader::RT_TABLE_MAIN;
+            request.header.protocol = RouteProtocol::Unspec;
+            request.header.kind = RouteType::Unicast;
+            let messages: Vec<RouteMessage> = handle
                 .route()
-                .get(family)
+                .get(request)
                 .execute()
                 .try_collect()
                 .await

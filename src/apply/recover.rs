@@ -12,13 +12,15 @@ use crate::state::RunningNetwork;
 
 use super::dnsmasq::{self, DnsmasqInstance};
 use super::firewall::{self, Inventory};
-use super::netlink::Netlink;
+use super::netlink::{HostRoute, Netlink};
 use super::{Environment, StartError};
 
-/// The host as one read sees it: links, addresses and virtnet's table.
+/// The host as one read sees it: links, addresses, routes and virtnet's
+/// table.
 pub struct HostSnapshot {
     links: HashMap<u32, String>,
     addresses: Vec<(u32, IpAddr, u8)>,
+    routes: Vec<HostRoute>,
     firewall: Inventory,
 }
 
@@ -27,13 +29,18 @@ impl HostSnapshot {
         let netlink = Netlink::connect()?;
         // One dump at a time: the kernel refuses a second on the same socket.
         let dumps = async {
-            Ok::<_, StartError>((netlink.link_indexes().await?, netlink.addresses().await?))
+            Ok::<_, StartError>((
+                netlink.link_indexes().await?,
+                netlink.addresses().await?,
+                netlink.routes().await?,
+            ))
         };
         let (dumps, firewall) = tokio::join!(dumps, Inventory::read());
-        let (links, addresses) = dumps?;
+        let (links, addresses, routes) = dumps?;
         Ok(Self {
             links,
             addresses,
+            routes,
             firewall,
         })
     }
@@ -67,16 +74,28 @@ pub async fn adopt(
     }
     let plan = bridged_plan(def, &bridge.name, MacAddr(bridge.mac), env)?;
     let mut repaired = Vec::new();
+    let netlink = Netlink::connect()?;
     for (address, prefix) in &plan.bridge.addresses {
         let present = host
             .addresses
             .iter()
             .any(|(index, found, _)| *index == bridge.ifindex && found == address);
         if !present {
-            Netlink::connect()?
+            netlink
                 .add_address(bridge.ifindex, *address, *prefix)
                 .await?;
             repaired.push(format!("address {address}/{prefix}"));
+        }
+    }
+    // After the addresses: the kernel takes a route whose gateway is on
+    // none of the bridge's subnets only once an address puts it there.
+    for route in &plan.bridge.routes {
+        let present = host.routes.iter().any(|found| {
+            found.destination == route.destination && found.interface == Some(bridge.ifindex)
+        });
+        if !present {
+            netlink.add_route(bridge.ifindex, route).await?;
+            repaired.push(format!("route {}", route.destination));
         }
     }
     if let Some(rules) = &plan.firewall
