@@ -800,7 +800,7 @@ mod takeover {
     use virtnet::apply::netlink::Netlink;
     use virtnet::cli::args::virtnet::Import;
     use virtnet::definition::{ForwardMode, error_chain};
-    use virtnet::libvirtd::import::{Libvirt, LibvirtNetwork};
+    use virtnet::libvirtd::import::{Libvirt, LibvirtError, LibvirtNetwork};
 
     use super::{Client, Context, Failure, Found, define_imported, describe_import};
 
@@ -843,22 +843,27 @@ mod takeover {
             if persistent {
                 define_imported(client, &found).await?;
             }
+            let undefine = args.undefine && persistent;
             if active {
-                let moved = move_running(client, &libvirt, &found, persistent).await?;
+                let moved = move_running(client, &libvirt, &found, persistent, undefine).await?;
                 out.push_str(&format!(
                     "  running in virtnet; libvirt's copy stopped; {moved} guest port(s) moved\n"
                 ));
-            }
-            if autostart {
-                libvirt
-                    .disable_autostart(&found.def.uuid)
-                    .map_err(|error| failure(&error))?;
-                out.push_str("  autostart moved to virtnet\n");
-            }
-            if args.undefine && persistent {
+            } else if undefine {
                 libvirt
                     .undefine(&found.def.uuid)
                     .map_err(|error| failure(&error))?;
+            }
+            if autostart {
+                // Undefining took libvirt's autostart link with it.
+                if !undefine {
+                    libvirt
+                        .set_autostart(&found.def.uuid, false)
+                        .map_err(|error| failure(&error))?;
+                }
+                out.push_str("  autostart moved to virtnet\n");
+            }
+            if undefine {
                 out.push_str("  libvirt's copy undefined\n");
             }
         }
@@ -866,15 +871,21 @@ mod takeover {
         Ok(out)
     }
 
-    /// Stops libvirt's copy and starts virtnet's (the two share the bridge
-    /// name, so they cannot run at once), then puts the guests' ports on
-    /// virtnet's bridge. Returns how many ports moved. When virtnet's fails
-    /// to start, libvirt's is started again with its ports.
+    /// Stops libvirt's copy (and undefines it when asked) and starts
+    /// virtnet's (the two share the bridge name, so they cannot run at
+    /// once), then puts the guests' ports on virtnet's bridge. Returns how
+    /// many ports moved. When virtnet's fails to start, libvirt's is
+    /// defined and started again with its ports.
+    ///
+    /// The undefining comes before virtnet's start because virtnetd then
+    /// publishes its network in libvirtd under the same uuid, and libvirtd
+    /// can lose a network created while another client undefines it.
     async fn move_running(
         client: &Client,
         libvirt: &Libvirt,
         found: &Found,
         persistent: bool,
+        undefine: bool,
     ) -> Result<usize, Failure> {
         let netlink = Netlink::connect().map_err(|error| failure(&error))?;
         let bridge = ForwardMode::has_own_bridge(found.def.forward_mode())
@@ -898,6 +909,9 @@ mod takeover {
         libvirt.stop(&uuid).map_err(|error| failure(&error))?;
         let context = || format!("Failed to start network {}", found.def.name);
         let started = async {
+            if undefine {
+                libvirt.undefine(&uuid).map_err(|error| failure(&error))?;
+            }
             if persistent {
                 client
                     .network(&uuid.to_string())
@@ -917,7 +931,7 @@ mod takeover {
         }
         .await;
         if let Err(mut error) = started {
-            let restarted = libvirt.start(&uuid);
+            let restarted = restore(libvirt, found, undefine);
             let reattached = reattach(&netlink, bridge.as_deref(), &ports).await;
             error.message.push_str(&match (restarted, reattached) {
                 (Ok(()), Ok(())) => {
@@ -936,6 +950,18 @@ mod takeover {
         }
         reattach(&netlink, bridge.as_deref(), &ports).await?;
         Ok(ports.len())
+    }
+
+    /// Starts libvirt's copy again, defined again first when it was
+    /// undefined.
+    fn restore(libvirt: &Libvirt, found: &Found, undefined: bool) -> Result<(), LibvirtError> {
+        if undefined {
+            libvirt.define(&found.xml)?;
+            if found.autostart {
+                libvirt.set_autostart(&found.def.uuid, true)?;
+            }
+        }
+        libvirt.start(&found.def.uuid)
     }
 
     /// Puts `ports` (that still exist) on `bridge`.

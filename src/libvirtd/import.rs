@@ -105,11 +105,19 @@ impl Libvirt {
             .map_err(call(format!("start network {uuid}")))
     }
 
-    pub fn disable_autostart(&self, uuid: &Uuid) -> Result<(), LibvirtError> {
+    pub fn set_autostart(&self, uuid: &Uuid, autostart: bool) -> Result<(), LibvirtError> {
+        let turn = if autostart { "on" } else { "off" };
         self.network(uuid)?
-            .set_autostart(false)
+            .set_autostart(autostart)
             .map(drop)
-            .map_err(call(format!("turn off autostart of network {uuid}")))
+            .map_err(call(format!("turn {turn} autostart of network {uuid}")))
+    }
+
+    /// net-define in libvirtd.
+    pub fn define(&self, xml: &str) -> Result<(), LibvirtError> {
+        Network::define_xml(&self.connection, xml)
+            .map(drop)
+            .map_err(call("define a network again"))
     }
 
     /// net-undefine in libvirtd.
