@@ -7,13 +7,20 @@
 //! A stop takes the network out of service at once (dnsmasq stopped,
 //! bridge down) and removes its rules and bridge in the background: those
 //! removals wait on the kernel for RCU grace periods, tens of milliseconds
-//! each. Anything that needs the network's name or bridge again waits for
-//! its teardown to finish first.
+//! each, and a bridge's deletion holds the kernel's RTNL lock all along,
+//! which every other network's start needs. So the removals wait until no
+//! start or stop has been under way for [`QUIET`], and go one at a time.
+//! Anything that needs the network's name or bridge again has its
+//! teardown done first, at once.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
+use tokio::sync::Notify;
 
 use crate::apply::firewall;
 use crate::apply::netlink::Netlink;
@@ -25,14 +32,89 @@ use crate::state::store::{NetworkStatus, Phase, Store, StoredNetwork};
 
 use super::error::{Result, ServiceError};
 
-type Teardown = Shared<BoxFuture<'static, ()>>;
+/// How long the kernel driver must have been idle before a teardown in
+/// the background begins.
+const QUIET: Duration = Duration::from_millis(50);
+
+/// A stopped network's removal from the kernel, pending or under way.
+struct Teardown {
+    /// The bridge it frees.
+    bridge: Option<String>,
+    /// Makes it begin at once, without waiting for a quiet moment.
+    urgent: Arc<Notify>,
+    done: Shared<BoxFuture<'static, ()>>,
+}
+
+impl Teardown {
+    fn finished(&self) -> bool {
+        self.done.peek().is_some()
+    }
+
+    fn hurry(&self) -> Shared<BoxFuture<'static, ()>> {
+        self.urgent.notify_one();
+        self.done.clone()
+    }
+}
+
+/// When the kernel driver last started or stopped a network, and how many
+/// of those are under way.
+#[derive(Default)]
+struct Activity {
+    busy: AtomicUsize,
+    last: std::sync::Mutex<Option<Instant>>,
+    /// Held by the background teardown that runs.
+    turn: tokio::sync::Mutex<()>,
+}
+
+/// One start or stop under way.
+struct Busy<'a>(&'a Activity);
+
+impl Activity {
+    fn begin(&self) -> Busy<'_> {
+        self.busy.fetch_add(1, Ordering::SeqCst);
+        Busy(self)
+    }
+
+    fn idle_for(&self) -> Duration {
+        if self.busy.load(Ordering::SeqCst) > 0 {
+            return Duration::ZERO;
+        }
+        self.last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .map_or(Duration::MAX, |last| last.elapsed())
+    }
+
+    /// The turn to tear a network down, once nothing else happens.
+    async fn quiet_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        let turn = self.turn.lock().await;
+        loop {
+            let idle = self.idle_for();
+            if idle >= QUIET {
+                return turn;
+            }
+            tokio::time::sleep(QUIET - idle).await;
+        }
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        *self
+            .0
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+        self.0.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 pub struct Kernel {
     env: Environment,
     store: Store,
-    /// Teardowns running in the background, by network name, with the
-    /// bridge each frees.
-    teardowns: std::sync::Mutex<HashMap<String, (Option<String>, Teardown)>>,
+    /// Teardowns in the background, by network name.
+    teardowns: std::sync::Mutex<HashMap<String, Teardown>>,
+    activity: Arc<Activity>,
 }
 
 /// A network found active at daemon start, taken over.
@@ -47,10 +129,11 @@ impl Kernel {
             env,
             store,
             teardowns: std::sync::Mutex::default(),
+            activity: Arc::default(),
         }
     }
 
-    fn teardowns(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Option<String>, Teardown)>> {
+    fn teardowns(&self) -> std::sync::MutexGuard<'_, HashMap<String, Teardown>> {
         // Each change is one insert or retain: a poisoned map is whole.
         self.teardowns
             .lock()
@@ -62,35 +145,29 @@ impl Kernel {
     pub fn bridges_being_removed(&self, network: &str) -> Vec<String> {
         self.teardowns()
             .iter()
-            .filter(|(name, (_, teardown))| name.as_str() != network && teardown.peek().is_none())
-            .filter_map(|(_, (bridge, _))| bridge.clone())
+            .filter(|(name, teardown)| name.as_str() != network && !teardown.finished())
+            .filter_map(|(_, teardown)| teardown.bridge.clone())
             .collect()
     }
 
-    /// Waits for the teardowns of network `name`, or of `bridge`, to finish.
+    /// Has the teardowns of network `name`, or of `bridge`, done now.
     async fn settle(&self, name: &str, bridge: Option<&str>) {
-        let pending: Vec<Teardown> = self
+        let pending: Vec<_> = self
             .teardowns()
             .iter()
-            .filter(|(network, (freed, _))| {
-                network.as_str() == name || (bridge.is_some() && freed.as_deref() == bridge)
+            .filter(|(network, teardown)| {
+                network.as_str() == name
+                    || (bridge.is_some() && teardown.bridge.as_deref() == bridge)
             })
-            .map(|(_, (_, teardown))| teardown.clone())
+            .map(|(_, teardown)| teardown.hurry())
             .collect();
-        for teardown in pending {
-            teardown.await;
-        }
-        self.teardowns()
-            .retain(|_, (_, teardown)| teardown.peek().is_none());
+        futures_util::future::join_all(pending).await;
+        self.teardowns().retain(|_, teardown| !teardown.finished());
     }
 
-    /// Waits for every teardown in the background to finish.
+    /// Has every teardown in the background done now.
     pub async fn settle_all(&self) {
-        let pending: Vec<Teardown> = self
-            .teardowns()
-            .values()
-            .map(|(_, teardown)| teardown.clone())
-            .collect();
+        let pending: Vec<_> = self.teardowns().values().map(Teardown::hurry).collect();
         futures_util::future::join_all(pending).await;
         self.teardowns().clear();
     }
@@ -115,6 +192,7 @@ impl Kernel {
     }
 
     pub async fn start(&self, def: &NetworkDef, reserved: &[String]) -> Result<RunningNetwork> {
+        let _busy = self.activity.begin();
         let bridge = def.bridge.name.as_ref().map(ToString::to_string);
         self.settle(def.name.as_str(), bridge.as_deref()).await;
         self.save_status(def, Phase::Starting, None)?;
@@ -139,13 +217,21 @@ impl Kernel {
     /// the background (the status file, kept until then, lets a restarted
     /// daemon finish the job if this one dies first).
     pub async fn stop(&self, def: &NetworkDef, running: &RunningNetwork) -> Result<()> {
+        let _busy = self.activity.begin();
         self.save_status(def, Phase::Stopping, Some(running))?;
         let shut_down = apply::shut_down(running).await;
         let name = def.name.to_string();
         let store = self.store.clone();
         let task_running = running.clone();
         let task_name = name.clone();
+        let urgent = Arc::new(Notify::new());
+        let task_urgent = Arc::clone(&urgent);
+        let activity = Arc::clone(&self.activity);
         let task = tokio::spawn(async move {
+            let _turn = tokio::select! {
+                () = task_urgent.notified() => None,
+                turn = activity.quiet_turn() => Some(turn),
+            };
             match apply::stop(&task_running).await {
                 Ok(()) => {
                     if let Err(error) = store.delete_status(&task_name) {
@@ -155,16 +241,20 @@ impl Kernel {
                 Err(error) => tracing::error!(network = task_name, "{}", error_chain(&error)),
             }
         });
-        let teardown = async move {
+        let done = async move {
             let _ = task.await;
         }
         .boxed()
         .shared();
-        let bridge = running.bridge.as_ref().map(|bridge| bridge.name.clone());
+        let teardown = Teardown {
+            bridge: running.bridge.as_ref().map(|bridge| bridge.name.clone()),
+            urgent,
+            done,
+        };
         let mut teardowns = self.teardowns();
         // Finished ones are forgotten here, so the map stays small.
-        teardowns.retain(|_, (_, done)| done.peek().is_none());
-        teardowns.insert(name, (bridge, teardown));
+        teardowns.retain(|_, teardown| !teardown.finished());
+        teardowns.insert(name, teardown);
         drop(teardowns);
         Ok(shut_down?)
     }
@@ -175,6 +265,7 @@ impl Kernel {
         def: &NetworkDef,
         running: &RunningNetwork,
     ) -> Result<RunningNetwork> {
+        let _busy = self.activity.begin();
         let refreshed = recover::refresh(def, running, &self.env).await?;
         self.save_status(def, Phase::Running, Some(&refreshed))?;
         Ok(refreshed)

@@ -156,9 +156,9 @@ fn main() {
 
     // A new network each time, up and down through the CLI (the same one
     // again at once would wait for its teardown, still running).
-    // Back to back, the kernel is still removing the previous network's
-    // bridge and rules (RCU grace periods) while the next one starts; with a
-    // pause, each operation runs alone.
+    // Back to back, the daemon holds the previous networks' removals back
+    // (a bridge's removal holds the kernel's RTNL lock through an RCU grace
+    // period) until it is idle; with a pause, they run in between.
     let (mut ups, mut downs, mut lone_ups) = (Vec::new(), Vec::new(), Vec::new());
     for index in DEFINED..DEFINED + 30 {
         let file = bench.definition(index);
