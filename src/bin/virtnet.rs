@@ -756,23 +756,14 @@ fn local_time(expiry: i64) -> String {
     )
 }
 
-fn main() -> ExitCode {
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
     let offline = matches!(
         cli.command,
         Command::XmlFormat { .. } | Command::XmlValidate { .. } | Command::GenerateDocs { .. }
     );
-    match runtime.block_on(run(cli)) {
+    match run(cli).await {
         Ok(output) => match std::io::stdout().write_all(output.as_bytes()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {

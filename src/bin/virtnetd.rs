@@ -124,7 +124,10 @@ async fn wait_for_termination() {
     }
 }
 
-fn main() -> ExitCode {
+// One thread: the work waits on the kernel and on child processes, not on
+// the CPU, and one thread keeps the allocator to one arena.
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     let level = std::env::var("VIRTNET_LOG")
         .ok()
@@ -135,19 +138,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
-    // One thread: the work waits on the kernel and on child processes, not
-    // on the CPU, and one thread keeps the allocator to one arena.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli)) {
+    match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             tracing::error!("{message}");
