@@ -617,3 +617,45 @@ fn bridge_names_come_from_templates() {
     lab.host.ip(&["link", "del", "lab0"]);
     lab.assert_back_to(&before);
 }
+
+/// The daemon restores rules others remove; its own removals (a network
+/// stopped, the table going with the last one) must not wake it.
+#[test]
+fn table_watch_tells_virtnets_own_removals_from_others() {
+    use std::time::Duration;
+    use tokio::time::timeout;
+    use virtnet::apply::firewall::TableWatch;
+
+    let lab = Lab::new("watch");
+    let before = lab.snapshot();
+    let def = NetworkDef::parse(&sample("keennet.xml")).expect("sample parses");
+    lab.host.block_on(async {
+        let mut watch = TableWatch::open().expect("subscribes to nftables' changes");
+        let running = apply::start(&def, &lab.env, &[])
+            .await
+            .expect("keennet starts");
+        apply::stop(&running).await.expect("keennet stops");
+        assert!(
+            timeout(Duration::from_millis(300), watch.removal())
+                .await
+                .is_err(),
+            "virtnet's own stop is taken for someone else's removal"
+        );
+        for change in [
+            ["add", "table", "inet", "virtnet"],
+            ["delete", "table", "inet", "virtnet"],
+        ] {
+            let status = tokio::process::Command::new("nft")
+                .args(change)
+                .status()
+                .await
+                .expect("nft runs");
+            assert!(status.success(), "nft {change:?}");
+        }
+        timeout(Duration::from_secs(2), watch.removal())
+            .await
+            .expect("someone else's removal is seen")
+            .expect("notifications are read");
+    });
+    lab.assert_back_to(&before);
+}

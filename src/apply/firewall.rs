@@ -11,7 +11,7 @@
 //! those few objects are written as JSON here and checked by a unit test.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
 
 use nftables::expr::{
@@ -767,7 +767,9 @@ impl TableWatch {
         use netlink_sys::AsyncSocketExt;
         loop {
             match self.socket.recv_from_full().await {
-                Ok((buffer, _)) if removes_from_our_table(&buffer) => return Ok(()),
+                Ok((buffer, _)) if removes_from_our_table(&buffer, |pid| !ran_nft(pid)) => {
+                    return Ok(());
+                }
                 Ok(_) => {}
                 // Notifications were lost (a burst overflowed the socket):
                 // anything may have changed, so it counts as a removal.
@@ -778,9 +780,36 @@ impl TableWatch {
     }
 }
 
+/// The nft processes this process ran lately. nftables' notifications
+/// carry the port of the socket that asked for the change, which for nft is
+/// its pid: so virtnet's own deletions are told from someone else's.
+static OWN_NFT_PROCESSES: std::sync::Mutex<VecDeque<u32>> = std::sync::Mutex::new(VecDeque::new());
+
+/// More than ever run at once, so a pid is remembered until its
+/// notifications have been read.
+const REMEMBERED_NFT_PROCESSES: usize = 64;
+
+fn remember_nft(pid: u32) {
+    let mut pids = OWN_NFT_PROCESSES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if pids.len() == REMEMBERED_NFT_PROCESSES {
+        pids.pop_front();
+    }
+    pids.push_back(pid);
+}
+
+fn ran_nft(pid: u32) -> bool {
+    OWN_NFT_PROCESSES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .contains(&pid)
+}
+
 /// Whether netlink messages in `buffer` delete a table, chain, rule, set or
-/// set element of virtnet's table (family inet).
-fn removes_from_our_table(buffer: &[u8]) -> bool {
+/// set element of virtnet's table (family inet), asked for by a netlink
+/// port `foreign` accepts.
+fn removes_from_our_table(buffer: &[u8], foreign: impl Fn(u32) -> bool) -> bool {
     const NFNL_SUBSYS_NFTABLES: u16 = 10;
     /// NFT_MSG_DELTABLE, DELCHAIN, DELRULE, DELSET, DELSETELEM.
     const DELETIONS: [u16; 5] = [2, 5, 8, 11, 14];
@@ -801,7 +830,10 @@ fn removes_from_our_table(buffer: &[u8]) -> bool {
         }
         let message = &rest[..length];
         let kind = u16_at(message, 4).unwrap_or(0);
-        let deletion = kind >> 8 == NFNL_SUBSYS_NFTABLES && DELETIONS.contains(&(kind & 0xff));
+        let port = u32::from_ne_bytes([message[12], message[13], message[14], message[15]]);
+        let deletion = kind >> 8 == NFNL_SUBSYS_NFTABLES
+            && DELETIONS.contains(&(kind & 0xff))
+            && foreign(port);
         // nfgenmsg (family, version, resource id), then attributes.
         if deletion && message.get(16) == Some(&NFPROTO_INET) {
             let mut attributes = message.get(20..).unwrap_or_default();
@@ -864,6 +896,9 @@ async fn nft(arguments: &[&str], input: &str, what: &str) -> Result<String, Fire
         .stderr(std::process::Stdio::piped())
         .spawn()
         .map_err(spawn_error)?;
+    if let Some(pid) = child.id() {
+        remember_nft(pid);
+    }
     if let Some(mut stdin) = child.stdin.take() {
         stdin
             .write_all(input.as_bytes())
@@ -885,7 +920,8 @@ mod tests {
     use super::*;
     use crate::definition::NetworkDef;
 
-    /// A netlink message as the kernel sends it for `delete table`.
+    /// A netlink message as the kernel sends it for `delete table`, asked
+    /// for by netlink port 4242.
     fn deletion(kind: u16, family: u8, table: &str) -> Vec<u8> {
         let mut name = table.as_bytes().to_vec();
         name.push(0);
@@ -897,7 +933,8 @@ mod tests {
         let length = 16 + 4 + attribute.len();
         let mut message = (length as u32).to_ne_bytes().to_vec();
         message.extend(kind.to_ne_bytes());
-        message.extend([0u8; 10]);
+        message.extend([0u8; 6]);
+        message.extend(4242u32.to_ne_bytes());
         message.extend([family, 0, 0, 0]);
         message.extend(attribute);
         message
@@ -943,26 +980,25 @@ mod tests {
         let delete_table = (10 << 8) | 2;
         let delete_rule = (10 << 8) | 8;
         let new_rule = (10 << 8) | 6;
-        assert!(removes_from_our_table(&deletion(
-            delete_table,
-            1,
-            "virtnet"
-        )));
-        assert!(removes_from_our_table(&deletion(delete_rule, 1, "virtnet")));
-        assert!(!removes_from_our_table(&deletion(new_rule, 1, "virtnet")));
-        assert!(!removes_from_our_table(&deletion(
-            delete_table,
-            2,
-            "virtnet"
-        )));
-        assert!(!removes_from_our_table(&deletion(delete_table, 1, "other")));
+        let removes = |buffer: &[u8]| removes_from_our_table(buffer, |_| true);
+        assert!(removes(&deletion(delete_table, 1, "virtnet")));
+        assert!(removes(&deletion(delete_rule, 1, "virtnet")));
+        assert!(!removes(&deletion(new_rule, 1, "virtnet")));
+        assert!(!removes(&deletion(delete_table, 2, "virtnet")));
+        assert!(!removes(&deletion(delete_table, 1, "other")));
         let mut batch = deletion(delete_table, 1, "other");
         batch.extend(deletion(delete_table, 1, "virtnet"));
-        assert!(removes_from_our_table(&batch), "the second message counts");
-        assert!(
-            !removes_from_our_table(&batch[..7]),
-            "a torn buffer is ignored"
-        );
+        assert!(removes(&batch), "the second message counts");
+        assert!(!removes(&batch[..7]), "a torn buffer is ignored");
+    }
+
+    #[test]
+    fn table_watch_ignores_removals_of_virtnets_own_nft() {
+        let message = deletion((10 << 8) | 8, 1, "virtnet");
+        assert!(!removes_from_our_table(&message, |port| port != 4242));
+        remember_nft(4242);
+        assert!(ran_nft(4242));
+        assert!(!ran_nft(4243));
     }
 
     #[test]
