@@ -19,7 +19,7 @@ use nftables::expr::{
     Verdict,
 };
 use nftables::schema::{Chain, Element, FlushObject, NfCmd, NfListObject, NfObject, Table};
-use nftables::stmt::{JumpTarget, Match, NAT, NATFamily, Operator, Statement, VerdictMap};
+use nftables::stmt::{JumpTarget, Limit, Match, NAT, NATFamily, Operator, Statement, VerdictMap};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 use serde_json::{Value, json};
 
@@ -67,12 +67,7 @@ fn chain(name: String) -> Chain<'static> {
     }
 }
 
-fn base_chain(
-    name: &'static str,
-    kind: NfChainType,
-    hook: NfHook,
-    priority: i32,
-) -> Chain<'static> {
+fn base_chain(name: &str, kind: NfChainType, hook: NfHook, priority: i32) -> Chain<'static> {
     Chain {
         _type: Some(kind),
         hook: Some(hook),
@@ -81,6 +76,9 @@ fn base_chain(
         ..chain(name.to_owned())
     }
 }
+
+/// Where the outbound limit sits among the bridge's ingress hooks: first.
+const LIMIT_PRIORITY: i32 = -500;
 
 /// One nftables transaction: everything in it applies, or nothing does.
 #[derive(Debug, Default)]
@@ -404,26 +402,70 @@ fn elements(plan: &FirewallPlan) -> Vec<Element<'static>> {
     elements
 }
 
-/// The network's chains, each with the statements of its nftables rules.
-fn chains(plan: &FirewallPlan) -> Vec<(String, Vec<Vec<Statement<'static>>>)> {
-    let mut chains = vec![
+/// A network's chain with the statements of its nftables rules.
+struct NetworkChain {
+    /// A regular chain, or the base chain of the outbound limit.
+    chain: Chain<'static>,
+    rules: Vec<Vec<Statement<'static>>>,
+}
+
+impl NetworkChain {
+    fn name(&self) -> String {
+        self.chain.name.to_string()
+    }
+}
+
+/// The network's chains.
+fn chains(plan: &FirewallPlan) -> Vec<NetworkChain> {
+    let mut regular = vec![
         (plan.from_bridge_chain(), &plan.from_bridge),
         (plan.to_bridge_chain(), &plan.to_bridge),
     ];
     if !plan.nat.is_empty() {
-        chains.push((plan.nat_chain(), &plan.nat));
+        regular.push((plan.nat_chain(), &plan.nat));
+    }
+    let mut chains: Vec<NetworkChain> = regular
+        .into_iter()
+        .map(|(name, rules)| NetworkChain {
+            chain: chain(name),
+            rules: rules.iter().flat_map(rendered).collect(),
+        })
+        .collect();
+    if let Some(limit) = plan.outbound_limit {
+        // tc's (and so libvirt's) kilobyte is 1000 bytes; nftables' 1024.
+        let bytes = |kbytes: u64| u32::try_from(kbytes.saturating_mul(1000)).unwrap_or(u32::MAX);
+        chains.push(NetworkChain {
+            chain: Chain {
+                dev: Some(plan.bridge.clone().into()),
+                ..base_chain(
+                    &plan.limit_chain(),
+                    NfChainType::Filter,
+                    NfHook::Ingress,
+                    LIMIT_PRIORITY,
+                )
+            },
+            rules: vec![vec![
+                Statement::Limit(Limit {
+                    rate: bytes(limit.kbytes_per_second),
+                    rate_unit: Some("bytes".into()),
+                    per: Some("second".into()),
+                    burst: Some(bytes(limit.burst_kbytes)),
+                    burst_unit: Some("bytes".into()),
+                    inv: Some(true),
+                }),
+                Statement::Drop(None),
+            ]],
+        });
     }
     chains
-        .into_iter()
-        .map(|(name, rules)| (name, rules.iter().flat_map(rendered).collect()))
-        .collect()
 }
 
 /// The transaction that installs one network's rules.
 pub fn start_batch(plan: &FirewallPlan) -> Transaction {
     let mut batch = Transaction::default();
-    for (name, rules) in chains(plan) {
-        batch.add(NfListObject::Chain(chain(name.clone())));
+    for NetworkChain { chain, rules } in chains(plan) {
+        let name = chain.name.to_string();
+        batch.add(NfListObject::Chain(chain));
         // A chain left by an interrupted run is emptied, not duplicated.
         batch.flush_chain(name.clone());
         for statements in rules {
@@ -442,7 +484,7 @@ pub fn stop_batch(plan: &FirewallPlan) -> Transaction {
     for element in elements(plan) {
         batch.delete(NfListObject::Element(element));
     }
-    for (name, _) in chains(plan) {
+    for name in chains(plan).iter().map(NetworkChain::name) {
         batch.flush_chain(name.clone());
         batch.delete(NfListObject::Chain(chain(name)));
     }
@@ -634,7 +676,7 @@ impl Inventory {
     pub fn holds(&self, plan: &FirewallPlan) -> bool {
         chains(plan)
             .iter()
-            .all(|(name, rules)| self.chains.get(name) == Some(&rules.len()))
+            .all(|planned| self.chains.get(&planned.name()) == Some(&planned.rules.len()))
             && elements(plan).iter().all(|element| {
                 self.elements
                     .contains(&(element.name.to_string(), element_key(&planned_key(element))))
@@ -703,7 +745,7 @@ pub async fn remove_leftovers(plan: &FirewallPlan) -> Result<(), FirewallError> 
             batch.delete(NfListObject::Element(element));
         }
     }
-    for (name, _) in chains(plan) {
+    for name in chains(plan).iter().map(NetworkChain::name) {
         if inventory.chains.contains_key(&name) {
             batch.flush_chain(name.clone());
             batch.delete(NfListObject::Chain(chain(name)));
@@ -720,7 +762,7 @@ pub async fn remove_leftovers(plan: &FirewallPlan) -> Result<(), FirewallError> 
 pub async fn replace(old: &FirewallPlan, new: &FirewallPlan) -> Result<(), FirewallError> {
     let _states = STATES.lock().await;
     let mut batch = start_batch(new);
-    let kept_chains: Vec<String> = chains(new).into_iter().map(|(name, _)| name).collect();
+    let kept_chains: Vec<String> = chains(new).iter().map(NetworkChain::name).collect();
     let kept_elements: Vec<(String, String)> = elements(new)
         .iter()
         .map(|element| (element.name.to_string(), element_key(&planned_key(element))))
@@ -734,7 +776,7 @@ pub async fn replace(old: &FirewallPlan, new: &FirewallPlan) -> Result<(), Firew
             batch.delete(NfListObject::Element(element));
         }
     }
-    for (name, _) in chains(old) {
+    for name in chains(old).iter().map(NetworkChain::name) {
         if !kept_chains.contains(&name) {
             batch.flush_chain(name.clone());
             batch.delete(NfListObject::Chain(chain(name)));

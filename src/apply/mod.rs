@@ -16,8 +16,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::definition::{ForwardMode, MacAddr, NetworkDef, NetworkName, PciAddress, error_chain};
 use crate::plan::dnsmasq::DnsmasqFiles;
-use crate::plan::firewall::Subnet;
-use crate::plan::network::{self, BridgedPlan, HostDevices};
+use crate::plan::firewall::{OutboundLimit, Subnet};
+use crate::plan::network::{
+    self, BridgedPlan, HostDevices, InboundShaping, LEAF_QDISC, ROOT_QDISC,
+};
 use crate::state::pool::InterfacePool;
 use crate::state::{RunningBridge, RunningNetwork};
 
@@ -118,11 +120,11 @@ pub enum StartError {
     },
     /// A limit virtnet cannot enforce is refused rather than dropped.
     #[error(
-        "unsupported configuration: network '{0}' has a <bandwidth> limit, which virtnet does not apply"
+        "unsupported configuration: network '{0}' has an outbound <bandwidth> limit with forward mode='open'; virtnet polices outbound traffic with nftables rules, which an open network does not have"
     )]
-    Bandwidth(String),
-    #[error("cannot set up the DHCP checksum fix-up on {bridge}: {message}")]
-    ChecksumFix { bridge: String, message: String },
+    OpenOutboundLimit(String),
+    #[error("cannot set up traffic control (tc) on {bridge}: {message}")]
+    TrafficControl { bridge: String, message: String },
     #[error("internal error: cannot generate a MAC address")]
     Random(#[source] std::io::Error),
 }
@@ -172,8 +174,8 @@ pub async fn start(
             host_devices: Some(devices),
         });
     }
-    if def.bandwidth.is_some() {
-        return Err(StartError::Bandwidth(def.name.to_string()));
+    if def.forward_mode() == Some(ForwardMode::Open) && OutboundLimit::of(def).is_some() {
+        return Err(StartError::OpenOutboundLimit(def.name.to_string()));
     }
     let bridge = choose_bridge_name(def, &netlink, reserved).await?;
     let mac = match def.mac {
@@ -258,11 +260,13 @@ async fn start_bridged(
             }
         },
         async {
-            if plan.dhcp_checksum_fix {
-                add_checksum_fix(env, &bridge.name).await
-            } else {
-                Ok(())
-            }
+            set_up_traffic_control(
+                env,
+                &bridge.name,
+                plan.dhcp_checksum_fix,
+                plan.inbound_shaping.as_ref(),
+            )
+            .await
         },
         async {
             match &plan.dnsmasq {
@@ -508,35 +512,64 @@ fn virtual_functions(pf: &str) -> Vec<String> {
     functions
 }
 
-/// libvirt's fix-up for guests that drop DHCP replies with an unfilled UDP
-/// checksum: a `csum` action on udp port 68 leaving the bridge. nftables has
-/// no checksum statement, so this uses tc; the qdisc goes with the bridge.
-/// A kernel without the csum action (CONFIG_NET_ACT_CSUM) gets no fix-up,
-/// with a warning: only guests that rely on checksum offload need it.
-async fn add_checksum_fix(env: &Environment, bridge: &str) -> Result<(), StartError> {
-    // Once found missing, the action is not looked for again.
+/// The bridge's root qdisc, for libvirt's fix-up for guests that drop DHCP
+/// replies with an unfilled UDP checksum (a `csum` action on udp port 68
+/// leaving the bridge: nftables has no checksum statement) and for the
+/// inbound `<bandwidth>` classes. The qdisc goes with the bridge. A kernel
+/// without the csum action (CONFIG_NET_ACT_CSUM) gets no fix-up, and one
+/// without sfq (CONFIG_NET_SCH_SFQ) no fair queueing within the network's
+/// class, each with a warning.
+async fn set_up_traffic_control(
+    env: &Environment,
+    bridge: &str,
+    checksum_fix: bool,
+    shaping: Option<&InboundShaping>,
+) -> Result<(), StartError> {
+    // Once found missing, a kernel feature is not looked for again.
     static CSUM_MISSING: AtomicBool = AtomicBool::new(false);
-    if CSUM_MISSING.load(Ordering::Relaxed) {
+    static SFQ_MISSING: AtomicBool = AtomicBool::new(false);
+    let checksum_fix = checksum_fix && !CSUM_MISSING.load(Ordering::Relaxed);
+    if !checksum_fix && shaping.is_none() {
         return Ok(());
     }
-    let failed = |message| StartError::ChecksumFix {
+    let failed = |message| StartError::TrafficControl {
         bridge: bridge.to_owned(),
         message,
     };
-    run_tc(
-        env,
-        bridge,
-        &[
-            "qdisc", "add", "dev", "BRIDGE", "root", "handle", "1:", "htb", "default", "2",
-        ],
-    )
-    .await
-    .map_err(failed)?;
+    let tc = |verb: &'static str, arguments: &[&str]| {
+        let mut command = vec![verb, "add", "dev", bridge];
+        command.extend(arguments);
+        let command: Vec<String> = command.into_iter().map(str::to_owned).collect();
+        run_tc(env, command)
+    };
+    tc("qdisc", &ROOT_QDISC).await.map_err(failed)?;
+    if let Some(shaping) = shaping {
+        for class in shaping.classes() {
+            let class: Vec<&str> = class.iter().map(String::as_str).collect();
+            tc("class", &class).await.map_err(failed)?;
+        }
+        if !SFQ_MISSING.load(Ordering::Relaxed) {
+            match tc("qdisc", &LEAF_QDISC).await {
+                Ok(()) => {}
+                Err(message) if message.contains("qdisc kind is unknown") => {
+                    SFQ_MISSING.store(true, Ordering::Relaxed);
+                    tracing::warn!(
+                        bridge,
+                        "the kernel has no sfq qdisc (CONFIG_NET_SCH_SFQ); a shaped network's flows share one queue"
+                    );
+                }
+                Err(message) => return Err(failed(message)),
+            }
+        }
+    }
+    if !checksum_fix {
+        return Ok(());
+    }
     let filter = [
-        "filter", "add", "dev", "BRIDGE", "prio", "2", "protocol", "ip", "parent", "1:", "u32",
-        "match", "ip", "dport", "68", "ffff", "action", "csum", "ip", "and", "udp",
+        "prio", "2", "protocol", "ip", "parent", "1:", "u32", "match", "ip", "dport", "68", "ffff",
+        "action", "csum", "ip", "and", "udp",
     ];
-    match run_tc(env, bridge, &filter).await {
+    match tc("filter", &filter).await {
         Ok(()) => Ok(()),
         Err(message) if message.contains("Failed to load TC action module") => {
             CSUM_MISSING.store(true, Ordering::Relaxed);
@@ -544,24 +577,20 @@ async fn add_checksum_fix(env: &Environment, bridge: &str) -> Result<(), StartEr
                 bridge,
                 "the kernel has no tc csum action (CONFIG_NET_ACT_CSUM); DHCP replies keep the checksum the host computed"
             );
-            run_tc(env, bridge, &["qdisc", "del", "dev", "BRIDGE", "root"])
-                .await
-                .map_err(failed)
+            if shaping.is_some() {
+                return Ok(());
+            }
+            let remove = ["qdisc", "del", "dev", bridge, "root"].map(str::to_owned);
+            run_tc(env, remove.to_vec()).await.map_err(failed)
         }
         Err(message) => Err(failed(message)),
     }
 }
 
-/// Runs tc with `BRIDGE` in `arguments` replaced by the bridge name.
-async fn run_tc(env: &Environment, bridge: &str, arguments: &[&str]) -> Result<(), String> {
+/// Runs tc with `arguments`; on failure, returns what it said.
+async fn run_tc(env: &Environment, arguments: Vec<String>) -> Result<(), String> {
     let output = tokio::process::Command::new(&env.tc)
-        .args(arguments.iter().map(|argument| {
-            if *argument == "BRIDGE" {
-                bridge
-            } else {
-                argument
-            }
-        }))
+        .args(arguments)
         .output()
         .await
         .map_err(|error| error.to_string())?;

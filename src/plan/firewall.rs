@@ -41,6 +41,12 @@
 //!   (`bind-interfaces`, see `plan::dnsmasq`), which, unlike libvirt's
 //!   `bind-dynamic`, does not check where a query came in; this rule does.
 //! - Rules carry no counters.
+//! - An outbound `<bandwidth>` limit (traffic the guests send into the
+//!   host) is a `limit rate over … drop` rule in a chain on the bridge's
+//!   ingress hook: the same token-bucket policing as libvirt's tc `police`
+//!   filter on the bridge's ingress, which this kind of kernel may lack.
+//!   nftables' bucket holds one second's worth of the rate on top of the
+//!   burst.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
@@ -134,6 +140,32 @@ pub struct FirewallPlan {
     /// The bridge's addresses, where dnsmasq answers DNS: queries to them
     /// that arrive on any other interface are dropped.
     pub dns_addresses: Vec<IpAddr>,
+    /// Polices what enters the host from the bridge (outbound `<bandwidth>`).
+    #[serde(default)]
+    pub outbound_limit: Option<OutboundLimit>,
+}
+
+/// A token bucket: what goes beyond it is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OutboundLimit {
+    pub kbytes_per_second: u64,
+    pub burst_kbytes: u64,
+}
+
+impl OutboundLimit {
+    /// libvirt's outbound rate: average, with a burst of one second's worth
+    /// when none is given.
+    pub fn of(def: &NetworkDef) -> Option<Self> {
+        let rate = def.bandwidth.as_ref()?.outbound?;
+        (rate.average > 0).then_some(Self {
+            kbytes_per_second: rate.average,
+            burst_kbytes: if rate.burst > 0 {
+                rate.burst
+            } else {
+                rate.average
+            },
+        })
+    }
 }
 
 impl FirewallPlan {
@@ -147,6 +179,10 @@ impl FirewallPlan {
 
     pub fn nat_chain(&self) -> String {
         format!("nat_{}", self.bridge)
+    }
+
+    pub fn limit_chain(&self) -> String {
+        format!("limit_{}", self.bridge)
     }
 }
 
@@ -195,6 +231,7 @@ pub fn plan(def: &NetworkDef, bridge: &str) -> Option<FirewallPlan> {
         from_bridge,
         nat: nat_rules,
         dns_addresses: def.ips.iter().map(|ip| ip.address).collect(),
+        outbound_limit: OutboundLimit::of(def),
     })
 }
 
@@ -319,6 +356,36 @@ mod tests {
         assert!(plan.nat.is_empty());
         assert_eq!(plan.to_bridge.len(), 2);
         assert_eq!(plan.from_bridge.len(), 2);
+    }
+
+    #[test]
+    fn outbound_bandwidth_is_a_limit_with_a_burst() {
+        let xml = |outbound: &str| {
+            format!(
+                "<network><name>q</name><bandwidth>{outbound}</bandwidth>
+                 <ip address='10.1.1.1' prefix='24'/></network>"
+            )
+        };
+        let planned = |outbound: &str| plan(&def(&xml(outbound)), "br").unwrap();
+        assert_eq!(
+            planned("<outbound average='500' burst='64'/>").outbound_limit,
+            Some(OutboundLimit {
+                kbytes_per_second: 500,
+                burst_kbytes: 64
+            })
+        );
+        assert_eq!(
+            planned("<outbound average='500'/>")
+                .outbound_limit
+                .map(|limit| limit.burst_kbytes),
+            Some(500),
+            "one second's worth"
+        );
+        assert_eq!(planned("<inbound average='500'/>").outbound_limit, None);
+        assert_eq!(
+            planned("<inbound average='500'/>").limit_chain(),
+            "limit_br"
+        );
     }
 
     #[test]

@@ -50,6 +50,58 @@ pub struct BridgedPlan {
     pub dnsmasq: Option<DnsmasqPlan>,
     /// Fill in UDP checksums of DHCP replies (udp port 68) leaving the bridge.
     pub dhcp_checksum_fix: bool,
+    pub inbound_shaping: Option<InboundShaping>,
+}
+
+/// The inbound `<bandwidth>` of a network: what the host sends into the
+/// bridge (to the guests) is shaped by htb classes under the bridge's root
+/// qdisc, as libvirt makes them. Rates in kbytes/s, burst in kbytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboundShaping {
+    pub average: u64,
+    pub peak: Option<u64>,
+    pub burst: Option<u64>,
+}
+
+/// The bridge's root qdisc: htb, unclassified traffic to class 1:2 (the
+/// network's class when shaped; otherwise no class, so unshaped).
+pub const ROOT_QDISC: [&str; 6] = ["root", "handle", "1:", "htb", "default", "2"];
+
+/// The leaf qdisc of the network's class, sharing it fairly between flows.
+pub const LEAF_QDISC: [&str; 7] = ["parent", "1:2", "handle", "2:", "sfq", "perturb", "10"];
+
+impl InboundShaping {
+    pub fn of(def: &NetworkDef) -> Option<Self> {
+        let rate = def.bandwidth.as_ref()?.inbound?;
+        let given = |value: u64| (value > 0).then_some(value);
+        Some(Self {
+            average: given(rate.average)?,
+            peak: given(rate.peak),
+            burst: given(rate.burst),
+        })
+    }
+
+    /// The arguments of `tc class add dev BRIDGE …` for libvirt's two
+    /// classes: 1:1 holds the network's rate, 1:2 under it takes the
+    /// traffic. tc's `kbps` is kbytes/s and `kb` kbytes, libvirt's units.
+    /// The quantum is one full frame, as htb advises.
+    pub fn classes(&self) -> [Vec<String>; 2] {
+        let class = |parent: &str, id: &str| {
+            let mut arguments: Vec<String> = ["parent", parent, "classid", id, "htb", "rate"]
+                .map(String::from)
+                .to_vec();
+            arguments.push(format!("{}kbps", self.average));
+            if let Some(peak) = self.peak {
+                arguments.extend(["ceil".to_owned(), format!("{peak}kbps")]);
+            }
+            if let Some(burst) = self.burst {
+                arguments.extend(["burst".to_owned(), format!("{burst}kb")]);
+            }
+            arguments.extend(["quantum".to_owned(), "1514".to_owned()]);
+            arguments
+        };
+        [class("1:", "1:1"), class("1:1", "1:2")]
+    }
 }
 
 /// Devices of the host a network without a bridge of its own hands to guests.
@@ -123,6 +175,7 @@ pub fn plan(
             .ips
             .iter()
             .any(|ip| ip.family() == IpFamily::V4 && ip.has_dhcp()),
+        inbound_shaping: InboundShaping::of(def),
     })
 }
 
@@ -158,5 +211,38 @@ pub fn host_devices(def: &NetworkDef) -> HostDevices {
             HostDevices::Bridge(bridge.as_str().to_owned())
         }
         _ => HostDevices::Netdevs(netdevs),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shaping(inbound: &str) -> Option<InboundShaping> {
+        let xml = format!(
+            "<network><name>q</name><bandwidth>{inbound}</bandwidth>\
+             <ip address='10.1.1.1' prefix='24'/></network>"
+        );
+        InboundShaping::of(&NetworkDef::parse(&xml).unwrap())
+    }
+
+    #[test]
+    fn inbound_bandwidth_makes_libvirts_two_htb_classes() {
+        let full = shaping("<inbound average='1000' peak='2000' burst='256'/>").unwrap();
+        let [network, traffic] = full.classes();
+        assert_eq!(
+            network.join(" "),
+            "parent 1: classid 1:1 htb rate 1000kbps ceil 2000kbps burst 256kb quantum 1514"
+        );
+        assert_eq!(
+            traffic.join(" "),
+            "parent 1:1 classid 1:2 htb rate 1000kbps ceil 2000kbps burst 256kb quantum 1514"
+        );
+        let average = shaping("<inbound average='64'/>").unwrap();
+        assert_eq!(
+            average.classes()[0].join(" "),
+            "parent 1: classid 1:1 htb rate 64kbps quantum 1514"
+        );
+        assert_eq!(shaping("<outbound average='64'/>"), None);
     }
 }
