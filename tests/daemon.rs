@@ -295,6 +295,7 @@ fn restart_puts_back_what_was_removed_while_the_daemon_was_away() {
         &file,
         "<network><name>routed</name><forward mode='route'/>
          <bridge name='vn-repair0' stp='off'/>
+         <bandwidth><inbound average='1000'/></bandwidth>
          <ip address='10.88.0.1' prefix='24'><dhcp>
          <range start='10.88.0.10' end='10.88.0.20'/></dhcp></ip>
          <route address='10.89.0.0' prefix='16' gateway='10.88.0.254'/></network>",
@@ -306,14 +307,27 @@ fn restart_puts_back_what_was_removed_while_the_daemon_was_away() {
         lab.host
             .exec_ok(&["ip", "route", "show", "dev", "vn-repair0"])
     };
-    // Links, addresses, rules and routes (the lease status file may appear).
+    let classes = |lab: &Lab| {
+        lab.host
+            .exec_ok(&["tc", "class", "show", "dev", "vn-repair0"])
+    };
+    // Links, addresses, rules, routes and traffic classes (the lease status
+    // file may appear).
     let kernel = |lab: &Lab| {
         let snapshot = lab.snapshot();
         let (objects, _files) = snapshot.split_once("files:").unwrap();
-        format!("{objects}routes:\n{}", routes(lab))
+        format!(
+            "{objects}routes:\n{}classes:\n{}",
+            routes(lab),
+            classes(lab)
+        )
     };
     let intact = kernel(&lab);
     assert!(intact.contains("10.89.0.0/16 via 10.88.0.254"), "{intact}");
+    assert!(
+        intact.contains("class htb 1:2 parent 1:1 prio 0 rate 8Mbit"),
+        "{intact}"
+    );
     let pid_file = lab.dirs.join("run/dnsmasq/vn-repair0.pid");
     let old_pid = std::fs::read_to_string(&pid_file)
         .unwrap()
@@ -326,6 +340,9 @@ fn restart_puts_back_what_was_removed_while_the_daemon_was_away() {
     // The kernel may already have dropped the route with its gateway's subnet.
     lab.host.exec(&["ip", "route", "del", "10.89.0.0/16"]);
     assert_eq!(routes(&lab), "", "route and subnet gone");
+    lab.host
+        .exec_ok(&["tc", "qdisc", "del", "dev", "vn-repair0", "root"]);
+    assert_eq!(classes(&lab), "", "shaping gone");
     let dnsmasq: libc::pid_t = old_pid.parse().unwrap();
     // SAFETY: kill(2) takes plain integers; the pid is this network's dnsmasq.
     assert_eq!(unsafe { libc::kill(dnsmasq, libc::SIGKILL) }, 0);
@@ -335,7 +352,7 @@ fn restart_puts_back_what_was_removed_while_the_daemon_was_away() {
     lab.wait_until(|lab| lab.log().contains("network taken over"));
     assert!(
         lab.log().contains(
-            "network taken over; re-created address 10.88.0.1/24, route 10.89.0.0/16, dnsmasq"
+            "network taken over; re-created address 10.88.0.1/24, route 10.89.0.0/16, inbound shaping, dnsmasq"
         ),
         "{}",
         lab.log()

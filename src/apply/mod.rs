@@ -512,6 +512,30 @@ fn virtual_functions(pf: &str) -> Vec<String> {
     functions
 }
 
+/// Whether the inbound `<bandwidth>` classes are on `bridge`.
+pub(crate) async fn shaping_in_place(env: &Environment, bridge: &str) -> bool {
+    let output = tokio::process::Command::new(&env.tc)
+        .args(["class", "show", "dev", bridge])
+        .output()
+        .await;
+    output.is_ok_and(|output| {
+        String::from_utf8_lossy(&output.stdout).contains("class htb 1:2 parent 1:1")
+    })
+}
+
+/// Sets the bridge's traffic control up again from scratch.
+pub(crate) async fn reset_traffic_control(
+    env: &Environment,
+    bridge: &str,
+    checksum_fix: bool,
+    shaping: Option<&InboundShaping>,
+) -> Result<(), StartError> {
+    // Absent already, most likely: the error says nothing then.
+    let remove = ["qdisc", "del", "dev", bridge, "root"].map(str::to_owned);
+    let _ = run_tc(env, remove.to_vec()).await;
+    set_up_traffic_control(env, bridge, checksum_fix, shaping).await
+}
+
 /// The bridge's root qdisc, for libvirt's fix-up for guests that drop DHCP
 /// replies with an unfilled UDP checksum (a `csum` action on udp port 68
 /// leaving the bridge: nftables has no checksum statement) and for the

@@ -98,6 +98,13 @@ pub async fn adopt(
             repaired.push(format!("route {}", route.destination));
         }
     }
+    if let Some(shaping) = &plan.inbound_shaping
+        && !super::shaping_in_place(env, &bridge.name).await
+    {
+        super::reset_traffic_control(env, &bridge.name, plan.dhcp_checksum_fix, Some(shaping))
+            .await?;
+        repaired.push("inbound shaping".to_owned());
+    }
     if let Some(rules) = &plan.firewall
         && firewall::adopt(rules, &host.firewall).await?
     {
