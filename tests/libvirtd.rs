@@ -20,7 +20,7 @@ const BUS_NAME: &str = "org.virtnet";
 /// A host namespace with a private bus, virtnetd publishing to a libvirtd
 /// of the test's own (started when the test says), and an outside machine.
 struct Lab {
-    daemon: Daemon,
+    daemon: Option<Daemon>,
     bus: String,
     _bus_daemon: Bus,
     scratch: ScratchDir,
@@ -33,23 +33,32 @@ impl Lab {
         let (host, outside) = host_and_outside(label);
         let scratch = ScratchDir::new(label);
         let bus_daemon = start_bus(&host, &scratch.0, None);
-        let uri = uri(&scratch);
-        let daemon = Daemon::start(&DaemonConfig {
-            ns: &host,
-            bus: &bus_daemon.address,
-            bus_name: BUS_NAME,
-            dirs: Some(&scratch.0.join("virtnet")),
-            log: scratch.0.join("virtnetd.log"),
-            args: &["--libvirt-uri", &uri],
-        });
-        Self {
-            daemon,
+        let mut lab = Self {
+            daemon: None,
             bus: bus_daemon.address.clone(),
             _bus_daemon: bus_daemon,
             scratch,
             _outside: outside,
             host,
-        }
+        };
+        lab.start_daemon();
+        lab
+    }
+
+    fn start_daemon(&mut self) {
+        let uri = uri(&self.scratch);
+        self.daemon = Some(Daemon::start(&DaemonConfig {
+            ns: &self.host,
+            bus: &self.bus,
+            bus_name: BUS_NAME,
+            dirs: Some(&self.scratch.0.join("virtnet")),
+            log: self.scratch.0.join("virtnetd.log"),
+            args: &["--libvirt-uri", &uri],
+        }));
+    }
+
+    fn daemon(&self) -> &Daemon {
+        self.daemon.as_ref().expect("virtnetd runs")
     }
 
     fn libvirtd(&self) -> Libvirtd {
@@ -76,7 +85,7 @@ impl Lab {
             "virtnet {args:?} failed:\n{}{}\ndaemon log:\n{}",
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr),
-            self.daemon.log_text()
+            self.daemon().log_text()
         );
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
@@ -165,13 +174,13 @@ fn libvirt_guests_land_on_virtnets_bridge_and_get_its_leases() {
     lab.cli(&["net-define", &keennet]);
     lab.cli(&["net-start", "keennet"]);
     assert_eq!(
-        lab.daemon
+        lab.daemon()
             .log_text()
             .matches("libvirtd is not reachable")
             .count(),
         1,
         "{}",
-        lab.daemon.log_text()
+        lab.daemon().log_text()
     );
 
     let mut libvirtd = lab.libvirtd();
@@ -361,4 +370,36 @@ fn import_moves_a_running_libvirt_network_with_its_guest() {
             .trim()
             .is_empty()
     });
+}
+
+/// A transient network that vanished while virtnetd was away (its bridge
+/// deleted) is gone at the next start, and so is its copy in libvirtd.
+#[test]
+fn a_network_gone_while_virtnetd_was_away_is_withdrawn_from_libvirtd() {
+    let mut lab = Lab::new("lvw");
+    let libvirtd = lab.libvirtd();
+    let definition = lab.file(
+        "passing.xml",
+        "<network><name>passing</name><bridge name='vn-pass0'/>\
+         <ip address='10.93.0.1' prefix='24'/></network>",
+    );
+    lab.cli(&["net-create", &definition]);
+    wait_for(Duration::from_secs(10), "passing published", || {
+        net_info_says(&libvirtd, "passing", "Active:", "yes")
+    });
+
+    lab.daemon.take().expect("virtnetd runs").kill();
+    lab.host.ip(&["link", "del", "vn-pass0"]);
+    lab.start_daemon();
+    wait_for(Duration::from_secs(10), "the publication withdrawn", || {
+        !libvirtd
+            .virsh_ok(&["net-list", "--all", "--name"])
+            .contains("passing")
+    });
+    assert_eq!(lab.cli(&["net-list", "--all", "--name"]).trim(), "");
+    assert!(
+        lab.daemon().log_text().contains("withdrew network "),
+        "{}",
+        lab.daemon().log_text()
+    );
 }

@@ -31,7 +31,8 @@ async fn run(cli: Cli) -> Result<(), String> {
     // An empty URI (a unit's drop-in clearing it) publishes nothing.
     let (service, libvirtd) = match cli.libvirt_uri.as_deref().filter(|uri| !uri.is_empty()) {
         Some(uri) => {
-            let libvirtd = virtnet::libvirtd::Libvirtd::spawn(uri.to_owned())
+            let record = cli.run_dir.join("libvirt-published");
+            let libvirtd = virtnet::libvirtd::Libvirtd::spawn(uri.to_owned(), record)
                 .map_err(|error| format!("cannot start the libvirtd link: {error}"))?;
             (service.with_neighbour(libvirtd.clone()), Some(libvirtd))
         }

@@ -6,10 +6,15 @@
 //!
 //! libvirt's client library blocks, so one thread of its own holds the
 //! connection; the rest of the daemon talks to it through a channel.
+//!
+//! The uuids published are recorded in a runtime file, so that a daemon
+//! started again withdraws the publications of networks that vanished
+//! while it was away (a transient network leaves no other trace).
 
 pub mod import;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
@@ -40,6 +45,9 @@ enum Command {
     Networks {
         reply: oneshot::Sender<Option<Vec<ForeignNetwork>>>,
     },
+    /// Every network virtnet runs has been published: the others recorded
+    /// by an earlier run are withdrawn.
+    Reconcile,
 }
 
 /// The daemon's side of the link to libvirtd.
@@ -50,11 +58,12 @@ pub struct Libvirtd {
 impl Libvirtd {
     /// Starts the thread that keeps a connection to `uri`, connecting
     /// again (with growing pauses) whenever libvirtd is absent or restarts.
-    pub fn spawn(uri: String) -> std::io::Result<Arc<Self>> {
+    /// What is published is recorded in `record`.
+    pub fn spawn(uri: String, record: PathBuf) -> std::io::Result<Arc<Self>> {
         let (commands, receiver) = mpsc::channel();
         std::thread::Builder::new()
             .name("libvirtd".into())
-            .spawn(move || Worker::new(uri).run(&receiver))?;
+            .spawn(move || Worker::new(uri, record).run(&receiver))?;
         Ok(Arc::new(Self { commands }))
     }
 
@@ -128,6 +137,7 @@ pub async fn follow(
     mut events: broadcast::Receiver<NetworkEvent>,
 ) {
     publish_all(&service, &libvirtd).await;
+    libvirtd.send(Command::Reconcile);
     loop {
         match events.recv().await {
             Ok(NetworkEvent {
@@ -165,6 +175,12 @@ struct Worker {
     connection: Option<Connect>,
     /// What libvirtd should have: uuid → published XML.
     published: BTreeMap<Uuid, String>,
+    /// The file listing the uuids published.
+    record: PathBuf,
+    /// Publications of an earlier run still to withdraw (until reconciled:
+    /// what an earlier run recorded).
+    stale: BTreeSet<Uuid>,
+    reconciled: bool,
     next_attempt: Instant,
     retry: Duration,
     /// Whether "not reachable" was said since the last connection.
@@ -172,11 +188,14 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(uri: String) -> Self {
+    fn new(uri: String, record: PathBuf) -> Self {
         Self {
             uri,
             connection: None,
             published: BTreeMap::new(),
+            stale: read_record(&record),
+            record,
+            reconciled: false,
             next_attempt: Instant::now(),
             retry: FIRST_RETRY,
             absence_told: false,
@@ -206,7 +225,10 @@ impl Worker {
     fn handle(&mut self, command: Command) {
         match command {
             Command::Publish { uuid, xml } => {
-                self.published.insert(uuid, xml.clone());
+                self.stale.remove(&uuid);
+                if self.published.insert(uuid, xml.clone()).is_none() {
+                    self.save_record();
+                }
                 if let Some(connection) = &self.connection
                     && let Err(error) = ensure_published(connection, &uuid, &xml)
                 {
@@ -214,12 +236,20 @@ impl Worker {
                 }
             }
             Command::Withdraw { uuid } => {
-                self.published.remove(&uuid);
+                self.stale.remove(&uuid);
+                if self.published.remove(&uuid).is_some() {
+                    self.save_record();
+                }
                 if let Some(connection) = &self.connection
                     && let Err(error) = withdraw(connection, &uuid)
                 {
                     self.failed(&format!("cannot withdraw network {uuid}"), &error);
                 }
+            }
+            Command::Reconcile => {
+                self.reconciled = true;
+                self.save_record();
+                self.withdraw_stale();
             }
             Command::Networks { reply } => {
                 if self.connection.is_none() {
@@ -239,6 +269,42 @@ impl Worker {
                 };
                 let _ = reply.send(networks);
             }
+        }
+    }
+
+    /// Withdraws what an earlier run published of networks that are gone.
+    fn withdraw_stale(&mut self) {
+        let Some(connection) = self.connection.as_ref().filter(|_| self.reconciled) else {
+            return;
+        };
+        let mut failure = None;
+        for uuid in std::mem::take(&mut self.stale) {
+            match withdraw(connection, &uuid) {
+                Ok(()) => tracing::info!("withdrew network {uuid} from libvirtd: it is gone"),
+                Err(error) => {
+                    self.stale.insert(uuid);
+                    failure = Some((uuid, error));
+                }
+            }
+        }
+        if let Some((uuid, error)) = failure {
+            self.failed(&format!("cannot withdraw network {uuid}"), &error);
+        }
+    }
+
+    /// Records the uuids published; until reconciled, an earlier run's too.
+    fn save_record(&self) {
+        let uuids: String = self
+            .published
+            .keys()
+            .chain(&self.stale)
+            .map(|uuid| format!("{uuid}\n"))
+            .collect();
+        if let Err(error) = crate::state::files::write_atomically(&self.record, uuids.as_bytes()) {
+            tracing::warn!(
+                path = %self.record.display(),
+                "cannot record the networks published in libvirtd: {error}"
+            );
         }
     }
 
@@ -301,6 +367,7 @@ impl Worker {
                 self.connection = Some(connection);
                 self.retry = FIRST_RETRY;
                 self.absence_told = false;
+                self.withdraw_stale();
             }
             Err(error) => {
                 if !self.absence_told {
@@ -317,6 +384,15 @@ impl Worker {
             }
         }
     }
+}
+
+/// The uuids in the record file (none when it is absent or unreadable).
+fn read_record(path: &Path) -> BTreeSet<Uuid> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.parse().ok())
+        .collect()
 }
 
 /// Makes libvirtd run `xml` as the live definition of network `uuid`: a
