@@ -182,6 +182,22 @@ fn main() {
         bench.cli(&["net-start", &format!("bench{index}")]);
     }
     let lists: Vec<Duration> = (0..10).map(|_| bench.cli(&["net-list", "--all"])).collect();
+    // The last network torn down goes once the daemon is idle.
+    let last_bridge = format!("vbn{}", DEFINED + 29);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let name = format!("{last_bridge}\"");
+    while bench
+        .host
+        .exec_ok(&["ip", "-o", "link"])
+        .contains(&last_bridge)
+        || bench
+            .host
+            .exec_ok(&["nft", "list", "ruleset"])
+            .contains(&name)
+    {
+        assert!(Instant::now() < deadline, "{last_bridge} stays");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     // Restarts with 200 running networks: until the API answers, and
     // whether anything was touched.
