@@ -134,7 +134,7 @@ fn net_info_says(libvirtd: &Libvirtd, network: &str, field: &str, value: &str) -
 
 const GUEST_MAC: &str = "52:54:00:6b:65:01";
 
-fn domain_xml(network: &str) -> String {
+fn domain_xml(network: &str, portgroup: &str) -> String {
     format!(
         "<domain type='qemu'>
   <name>keenvm</name>
@@ -148,7 +148,7 @@ fn domain_xml(network: &str) -> String {
   <devices>
     <emulator>{}</emulator>
     <interface type='network'>
-      <source network='{network}'/>
+      <source network='{network}' portgroup='{portgroup}'/>
       <mac address='{GUEST_MAC}'/>
       <model type='e1000'/>
     </interface>
@@ -163,12 +163,16 @@ fn domain_xml(network: &str) -> String {
 #[test]
 fn libvirt_guests_land_on_virtnets_bridge_and_get_its_leases() {
     let lab = Lab::new("lvp");
-    // The sample, with its guests' ports isolated from each other.
+    // The sample, with its guests' ports isolated from each other, and a
+    // portgroup the guest names.
     let sample = std::fs::read_to_string(project_dir().join("xml-samples/keennet.xml"))
         .expect("the keennet sample");
     let keennet = lab.file(
         "keennet.xml",
-        &sample.replace("</network>", "  <port isolated='yes'/>\n</network>"),
+        &sample.replace(
+            "</network>",
+            "  <port isolated='yes'/>\n  <portgroup name='eng'/>\n</network>",
+        ),
     );
     // libvirtd is not there yet: virtnet goes on and says so once.
     lab.cli(&["net-define", &keennet]);
@@ -192,13 +196,14 @@ fn libvirt_guests_land_on_virtnets_bridge_and_get_its_leases() {
     assert!(net_info_says(&libvirtd, "keennet", "UUID:", uuid.trim()));
     let published = libvirtd.virsh_ok(&["net-dumpxml", "keennet"]);
     assert!(
-        published.contains("<forward mode='bridge'/>"),
+        published.contains("<forward mode='bridge'/>")
+            && published.contains("<portgroup name='eng'>"),
         "{published}"
     );
 
     // A guest of libvirt's: its tap is a port of keenbr0 and virtnet's
     // dnsmasq gives its firmware (iPXE) a lease.
-    let domain = lab.file("keenvm.xml", &domain_xml("keennet"));
+    let domain = lab.file("keenvm.xml", &domain_xml("keennet", "eng"));
     libvirtd.virsh_ok(&["create", &domain]);
     let ports = lab.ports("keenbr0");
     assert!(ports.starts_with("vnet"), "keenbr0's ports: {ports}");

@@ -287,7 +287,8 @@ fn write_vlan(w: &mut XmlWriter, vlan: &Vlan) {
     w.close("vlan");
 }
 
-fn write_bandwidth(w: &mut XmlWriter, bandwidth: &Bandwidth) {
+/// A `<bandwidth>` element as libvirt writes it.
+pub fn write_bandwidth(w: &mut XmlWriter, bandwidth: &Bandwidth) {
     w.tag("bandwidth").open();
     for (name, rate) in [
         ("inbound", &bandwidth.inbound),

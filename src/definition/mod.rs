@@ -12,7 +12,7 @@ pub mod values;
 use std::net::{IpAddr, Ipv4Addr};
 
 pub use error::{DefinitionError, error_chain};
-pub use format::{FormatFlags, address as format_address};
+pub use format::{FormatFlags, address as format_address, write_bandwidth};
 pub use update::{UpdateCommand, UpdateSection};
 pub use validate::range_size;
 pub use values::{BridgeName, ConfigText, LinkName, MacAddr, NetworkName, Uuid, ValueError};

@@ -23,7 +23,7 @@ use tokio::sync::{broadcast, oneshot};
 use virt::connect::Connect;
 use virt::network::Network;
 
-use crate::definition::{ForwardMode, NetworkDef, Uuid};
+use crate::definition::{ForwardMode, NetworkDef, Uuid, write_bandwidth};
 use crate::service::neighbour::{ForeignNetwork, Neighbour};
 use crate::service::{Event, NetworkEvent, Service};
 use crate::xml::write::XmlWriter;
@@ -102,9 +102,11 @@ impl Neighbour for Libvirtd {
 
 /// What libvirtd is given for a running network: for the networks with a
 /// bridge of virtnet's own, forward mode `bridge` on that bridge, with port
-/// isolation as defined (libvirt then adds no rules and runs no dnsmasq,
-/// and isolates the guests' ports when asked to); for the others, which have no
-/// kernel objects of their own, the definition as it is.
+/// isolation and portgroups (their names, default and bandwidth) as
+/// defined (libvirt then adds no rules and runs no dnsmasq, isolates the
+/// guests' ports when asked to, and finds the portgroups its guests name);
+/// for the others, which have no kernel objects of their own, the
+/// definition as it is.
 pub fn published_xml(def: &NetworkDef) -> String {
     if !ForwardMode::has_own_bridge(def.forward_mode()) {
         return def.to_xml(crate::definition::FormatFlags::default());
@@ -122,6 +124,17 @@ pub fn published_xml(def: &NetworkDef) -> String {
         xml.tag("port")
             .attr("isolated", if isolated { "yes" } else { "no" })
             .empty();
+    }
+    // A network with a bridge of its own takes no vlan or virtualport.
+    for group in &def.portgroups {
+        xml.tag("portgroup")
+            .attr("name", group.name.as_str())
+            .attr_opt("default", group.is_default.then_some("yes"))
+            .empty_or_open(group.bandwidth.is_some());
+        if let Some(bandwidth) = &group.bandwidth {
+            write_bandwidth(&mut xml, bandwidth);
+            xml.close("portgroup");
+        }
     }
     xml.close("network");
     xml.finish()
@@ -477,7 +490,9 @@ mod tests {
             "<network><name>a&amp;b</name><uuid>a6b49429-d5fd-4c7e-8e1a-6d3c1b2e4f50</uuid>\
              <forward mode='nat'/><bridge name='keenbr0'/><mac address='52:54:00:aa:bb:cc'/>\
              <port isolated='yes'/><ip address='192.168.100.1' prefix='24'><dhcp><range start='192.168.100.2' \
-             end='192.168.100.9'/></dhcp></ip></network>",
+             end='192.168.100.9'/></dhcp></ip>\
+             <portgroup name='eng' default='yes'><bandwidth><inbound average='500' burst='64'/></bandwidth></portgroup>\
+             <portgroup name='ops'/></network>",
         )
         .unwrap();
         assert_eq!(
@@ -485,7 +500,10 @@ mod tests {
             "<network>\n  <name>a&amp;b</name>\n  \
              <uuid>a6b49429-d5fd-4c7e-8e1a-6d3c1b2e4f50</uuid>\n  \
              <forward mode='bridge'/>\n  <bridge name='keenbr0'/>\n  \
-             <port isolated='yes'/>\n</network>\n"
+             <port isolated='yes'/>\n  \
+             <portgroup name='eng' default='yes'>\n    <bandwidth>\n      \
+             <inbound average='500' burst='64'/>\n    </bandwidth>\n  </portgroup>\n  \
+             <portgroup name='ops'/>\n</network>\n"
         );
     }
 
