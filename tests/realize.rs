@@ -666,6 +666,14 @@ fn table_watch_tells_virtnets_own_removals_from_others() {
 #[test]
 fn bandwidth_limits_hold_for_real_traffic() {
     let mut lab = Lab::new("qos");
+    // Whether this kernel has sfq, tried on a bridge of the test's own.
+    lab.host.ip(&["link", "add", "vn-sfq0", "type", "bridge"]);
+    let sfq = lab
+        .host
+        .exec(&["tc", "qdisc", "add", "dev", "vn-sfq0", "root", "sfq"])
+        .status
+        .success();
+    lab.host.ip(&["link", "del", "vn-sfq0"]);
     let before = lab.snapshot();
     let running = lab
         .start(
@@ -681,6 +689,16 @@ fn bandwidth_limits_hold_for_real_traffic() {
             && classes.contains("class htb 1:2 parent 1:1"),
         "{classes}"
     );
+    let qdiscs = lab.host.exec_ok(&["tc", "qdisc", "show", "dev", "vn-qos0"]);
+    if sfq {
+        assert!(qdiscs.contains("qdisc sfq 2: parent 1:2"), "{qdiscs}");
+    } else {
+        eprintln!(
+            "this kernel has no sfq (CONFIG_NET_SCH_SFQ): the network's class has no fair queue, \
+             and that check is skipped"
+        );
+        assert!(!qdiscs.contains("sfq"), "{qdiscs}");
+    }
     let rules = lab
         .host
         .exec_ok(&["nft", "list", "chain", "inet", "virtnet", "limit_vn-qos0"]);
