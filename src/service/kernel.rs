@@ -36,12 +36,18 @@ use super::error::{Result, ServiceError};
 /// the background begins.
 const QUIET: Duration = Duration::from_millis(50);
 
+/// How many teardowns may wait for a quiet moment; beyond, the oldest
+/// begins at once (a daemon that is never idle still cleans up).
+const MOST_WAITING: usize = 16;
+
 /// A stopped network's removal from the kernel, pending or under way.
 struct Teardown {
     /// The bridge it frees.
     bridge: Option<String>,
     /// Makes it begin at once, without waiting for a quiet moment.
     urgent: Arc<Notify>,
+    hurried: bool,
+    since: Instant,
     done: Shared<BoxFuture<'static, ()>>,
 }
 
@@ -50,9 +56,29 @@ impl Teardown {
         self.done.peek().is_some()
     }
 
-    fn hurry(&self) -> Shared<BoxFuture<'static, ()>> {
+    /// Makes it begin now.
+    fn begin_now(&mut self) {
         self.urgent.notify_one();
+        self.hurried = true;
+    }
+
+    /// Makes it begin now; the future ends when it is done.
+    fn hurry(&mut self) -> Shared<BoxFuture<'static, ()>> {
+        self.begin_now();
         self.done.clone()
+    }
+}
+
+/// Has the oldest teardowns begin when more than [`MOST_WAITING`] wait.
+fn begin_overdue(teardowns: &mut HashMap<String, Teardown>) {
+    let mut waiting: Vec<&mut Teardown> = teardowns
+        .values_mut()
+        .filter(|teardown| !teardown.hurried)
+        .collect();
+    let overdue = waiting.len().saturating_sub(MOST_WAITING);
+    waiting.sort_by_key(|teardown| teardown.since);
+    for teardown in waiting.into_iter().take(overdue) {
+        teardown.begin_now();
     }
 }
 
@@ -154,7 +180,7 @@ impl Kernel {
     async fn settle(&self, name: &str, bridge: Option<&str>) {
         let pending: Vec<_> = self
             .teardowns()
-            .iter()
+            .iter_mut()
             .filter(|(network, teardown)| {
                 network.as_str() == name
                     || (bridge.is_some() && teardown.bridge.as_deref() == bridge)
@@ -167,7 +193,7 @@ impl Kernel {
 
     /// Has every teardown in the background done now.
     pub async fn settle_all(&self) {
-        let pending: Vec<_> = self.teardowns().values().map(Teardown::hurry).collect();
+        let pending: Vec<_> = self.teardowns().values_mut().map(Teardown::hurry).collect();
         futures_util::future::join_all(pending).await;
         self.teardowns().clear();
     }
@@ -249,12 +275,15 @@ impl Kernel {
         let teardown = Teardown {
             bridge: running.bridge.as_ref().map(|bridge| bridge.name.clone()),
             urgent,
+            hurried: false,
+            since: Instant::now(),
             done,
         };
         let mut teardowns = self.teardowns();
         // Finished ones are forgotten here, so the map stays small.
         teardowns.retain(|_, teardown| !teardown.finished());
         teardowns.insert(name, teardown);
+        begin_overdue(&mut teardowns);
         drop(teardowns);
         Ok(shut_down?)
     }
@@ -396,5 +425,48 @@ impl Kernel {
             tracing::error!(network = name, "{}", error_chain(&error));
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_oldest_teardowns_begin_when_too_many_wait() {
+        let start = Instant::now();
+        let mut teardowns: HashMap<String, Teardown> = (0..=MOST_WAITING + 1)
+            .map(|age| {
+                let teardown = Teardown {
+                    bridge: None,
+                    urgent: Arc::new(Notify::new()),
+                    hurried: false,
+                    since: start + Duration::from_millis(age as u64),
+                    done: futures_util::future::pending().boxed().shared(),
+                };
+                (format!("n{age}"), teardown)
+            })
+            .collect();
+        teardowns.get_mut("n5").unwrap().hurried = true;
+        begin_overdue(&mut teardowns);
+        let hurried: Vec<&str> = {
+            let mut names: Vec<&str> = teardowns
+                .iter()
+                .filter(|(_, teardown)| teardown.hurried)
+                .map(|(name, _)| name.as_str())
+                .collect();
+            names.sort_unstable();
+            names
+        };
+        assert_eq!(hurried, ["n0", "n5"], "one over the limit, the oldest");
+        begin_overdue(&mut teardowns);
+        assert_eq!(
+            teardowns
+                .values()
+                .filter(|teardown| teardown.hurried)
+                .count(),
+            2,
+            "at the limit, the rest wait"
+        );
     }
 }
