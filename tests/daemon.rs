@@ -487,7 +487,18 @@ fn definitions_persist_with_libvirt_rules() {
 #[test]
 fn firewall_comes_back_after_a_flush() {
     let lab = Lab::new("flush");
-    lab.cli(&["net-define", &sample("keennet.xml")]);
+    // With an outbound limit: its chain hooks the bridge itself.
+    let keennet = std::fs::read_to_string(sample("keennet.xml")).unwrap();
+    let limited = lab.scratch.0.join("keennet.xml");
+    std::fs::write(
+        &limited,
+        keennet.replace(
+            "</network>",
+            "<bandwidth><outbound average='100000'/></bandwidth></network>",
+        ),
+    )
+    .unwrap();
+    lab.cli(&["net-define", limited.to_str().unwrap()]);
     lab.cli(&["net-start", "keennet"]);
     let script = udhcpc_script(&lab.scratch.0);
     let (guest, _) = lab.guest("keenbr0", "g1");
@@ -496,6 +507,10 @@ fn firewall_comes_back_after_a_flush() {
     let rules = lab
         .host
         .exec_ok(&["nft", "list", "table", "inet", "virtnet"]);
+    assert!(
+        rules.contains("type filter hook ingress device \"keenbr0\""),
+        "{rules}"
+    );
 
     lab.host.exec_ok(&["nft", "flush", "ruleset"]);
     lab.wait_until(|lab| {
