@@ -432,8 +432,8 @@ fn chains(plan: &FirewallPlan) -> Vec<NetworkChain> {
         })
         .collect();
     if let Some(limit) = plan.outbound_limit {
-        // tc's (and so libvirt's) kilobyte is 1000 bytes; nftables' 1024.
-        let bytes = |kbytes: u64| u32::try_from(kbytes.saturating_mul(1000)).unwrap_or(u32::MAX);
+        let (rate, rate_unit) = nft_quantity(limit.kbytes_per_second);
+        let (burst, burst_unit) = nft_quantity(limit.burst_kbytes);
         chains.push(NetworkChain {
             chain: Chain {
                 dev: Some(plan.bridge.clone().into()),
@@ -446,11 +446,11 @@ fn chains(plan: &FirewallPlan) -> Vec<NetworkChain> {
             },
             rules: vec![vec![
                 Statement::Limit(Limit {
-                    rate: bytes(limit.kbytes_per_second),
-                    rate_unit: Some("bytes".into()),
+                    rate,
+                    rate_unit: Some(rate_unit.into()),
                     per: Some("second".into()),
-                    burst: Some(bytes(limit.burst_kbytes)),
-                    burst_unit: Some("bytes".into()),
+                    burst: Some(burst),
+                    burst_unit: Some(burst_unit.into()),
                     inv: Some(true),
                 }),
                 Statement::Drop(None),
@@ -458,6 +458,17 @@ fn chains(plan: &FirewallPlan) -> Vec<NetworkChain> {
         });
     }
     chains
+}
+
+/// libvirt's kilobytes (1000 bytes, as tc counts) as nftables takes them:
+/// a 32-bit number of bytes, or of its kbytes or mbytes (1024 and 1024²
+/// bytes) when too large, rounded up.
+fn nft_quantity(kbytes: u64) -> (u32, &'static str) {
+    let bytes = kbytes.saturating_mul(1000);
+    [("bytes", 1), ("kbytes", 1 << 10), ("mbytes", 1 << 20)]
+        .into_iter()
+        .find_map(|(unit, size)| Some((u32::try_from(bytes.div_ceil(size)).ok()?, unit)))
+        .unwrap_or((u32::MAX, "mbytes"))
 }
 
 /// The transaction that installs one network's rules.
@@ -1032,6 +1043,15 @@ mod tests {
         batch.extend(deletion(delete_table, 1, "virtnet"));
         assert!(removes(&batch), "the second message counts");
         assert!(!removes(&batch[..7]), "a torn buffer is ignored");
+    }
+
+    #[test]
+    fn limits_are_in_bytes_unless_too_large() {
+        assert_eq!(nft_quantity(500), (500_000, "bytes"));
+        assert_eq!(nft_quantity(4_294_967), (4_294_967_000, "bytes"));
+        assert_eq!(nft_quantity(5_000_000), (4_882_813, "kbytes"));
+        assert_eq!(nft_quantity(1 << 40), (1_048_576_000, "mbytes"));
+        assert_eq!(nft_quantity(1 << 54), (u32::MAX, "mbytes"));
     }
 
     #[test]
