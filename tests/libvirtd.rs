@@ -271,6 +271,34 @@ fn libvirt_guests_land_on_virtnets_bridge_and_get_its_leases() {
         net_info_says(&libvirtd, "keennet", "Active:", "yes")
     });
 
+    // Portgroups changed live reach libvirtd's copy (live updates there).
+    lab.cli(&[
+        "net-update",
+        "keennet",
+        "add",
+        "portgroup",
+        "<portgroup name='ops'><bandwidth><inbound average='1000'/></bandwidth></portgroup>",
+        "--live",
+    ]);
+    lab.cli(&[
+        "net-update",
+        "keennet",
+        "delete",
+        "portgroup",
+        "<portgroup name='eng'/>",
+        "--live",
+    ]);
+    wait_for(
+        Duration::from_secs(10),
+        "the portgroups in libvirtd",
+        || {
+            let published = libvirtd.virsh_ok(&["net-dumpxml", "keennet"]);
+            published.contains("<portgroup name='ops'>")
+                && published.contains("<inbound average='1000'/>")
+                && !published.contains("'eng'")
+        },
+    );
+
     // Stopped in virtnet, withdrawn from libvirtd; nothing left in either.
     lab.cli(&["net-destroy", "keennet"]);
     wait_for(Duration::from_secs(10), "keennet withdrawn", || {

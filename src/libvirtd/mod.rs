@@ -23,7 +23,7 @@ use tokio::sync::{broadcast, oneshot};
 use virt::connect::Connect;
 use virt::network::Network;
 
-use crate::definition::{ForwardMode, NetworkDef, Uuid, write_bandwidth};
+use crate::definition::{ConfigText, ForwardMode, NetworkDef, PortGroup, Uuid, write_bandwidth};
 use crate::service::neighbour::{ForeignNetwork, Neighbour};
 use crate::service::{Event, NetworkEvent, Service};
 use crate::xml::write::XmlWriter;
@@ -98,6 +98,10 @@ impl Neighbour for Libvirtd {
             answer.await.ok().flatten()
         })
     }
+
+    fn live_changed(&self, def: &NetworkDef) {
+        self.publish(def);
+    }
 }
 
 /// What libvirtd is given for a running network: for the networks with a
@@ -125,16 +129,8 @@ pub fn published_xml(def: &NetworkDef) -> String {
             .attr("isolated", if isolated { "yes" } else { "no" })
             .empty();
     }
-    // A network with a bridge of its own takes no vlan or virtualport.
     for group in &def.portgroups {
-        xml.tag("portgroup")
-            .attr("name", group.name.as_str())
-            .attr_opt("default", group.is_default.then_some("yes"))
-            .empty_or_open(group.bandwidth.is_some());
-        if let Some(bandwidth) = &group.bandwidth {
-            write_bandwidth(&mut xml, bandwidth);
-            xml.close("portgroup");
-        }
+        write_portgroup(&mut xml, group);
     }
     xml.close("network");
     xml.finish()
@@ -419,14 +415,78 @@ fn ensure_published(
     if let Ok(network) = Network::lookup_by_uuid_string(connection, &uuid.to_string()) {
         if !network.is_active()? {
             Network::create_xml(connection, xml)?;
-        } else if bridge_of(&network.get_xml_desc(0)?) != bridge_of(xml) {
+            return Ok(());
+        }
+        let theirs = network.get_xml_desc(0)?;
+        if bridge_of(&theirs) != bridge_of(xml) {
             // An older publication (virtnet restarted it on another bridge).
             network.destroy()?;
             Network::create_xml(connection, xml)?;
+        } else {
+            // The same, but for portgroups changed live since.
+            update_portgroups(&network, &theirs, xml)?;
         }
         return Ok(());
     }
     Network::create_xml(connection, xml).map(drop)
+}
+
+/// Makes the portgroups of libvirtd's running network (`theirs`) those of
+/// `ours`, through libvirt's live updates: its guests' ports stay.
+fn update_portgroups(
+    network: &Network,
+    theirs: &str,
+    ours: &str,
+) -> Result<(), virt::error::Error> {
+    let (Ok(theirs), Ok(ours)) = (NetworkDef::parse(theirs), NetworkDef::parse(ours)) else {
+        return Ok(());
+    };
+    let update = |command, group: &PortGroup| {
+        network.update(
+            command,
+            virt::sys::VIR_NETWORK_SECTION_PORTGROUP,
+            -1,
+            &portgroup_xml(group),
+            virt::sys::VIR_NETWORK_UPDATE_AFFECT_LIVE,
+        )
+    };
+    let named = |groups: &[PortGroup], name: &ConfigText| {
+        groups.iter().find(|group| group.name == *name).cloned()
+    };
+    for group in &theirs.portgroups {
+        if named(&ours.portgroups, &group.name).is_none() {
+            update(virt::sys::VIR_NETWORK_UPDATE_COMMAND_DELETE, group)?;
+        }
+    }
+    for group in &ours.portgroups {
+        match named(&theirs.portgroups, &group.name) {
+            None => update(virt::sys::VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, group)?,
+            Some(their_group) if their_group != *group => {
+                update(virt::sys::VIR_NETWORK_UPDATE_COMMAND_MODIFY, group)?;
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// A portgroup as published: its name, default and bandwidth (a network
+/// with a bridge of its own takes no vlan or virtualport).
+fn write_portgroup(xml: &mut XmlWriter, group: &PortGroup) {
+    xml.tag("portgroup")
+        .attr("name", group.name.as_str())
+        .attr_opt("default", group.is_default.then_some("yes"))
+        .empty_or_open(group.bandwidth.is_some());
+    if let Some(bandwidth) = &group.bandwidth {
+        write_bandwidth(xml, bandwidth);
+        xml.close("portgroup");
+    }
+}
+
+fn portgroup_xml(group: &PortGroup) -> String {
+    let mut xml = XmlWriter::default();
+    write_portgroup(&mut xml, group);
+    xml.finish()
 }
 
 fn withdraw(connection: &Connect, uuid: &Uuid) -> Result<(), virt::error::Error> {

@@ -834,6 +834,9 @@ impl Service {
                 }
                 _ => None,
             };
+            if let Some(neighbour) = &self.neighbour {
+                neighbour.live_changed(&def);
+            }
             state.live = Some(Live { def, running });
         }
         if let Some(config) = config {

@@ -47,6 +47,8 @@ pub trait Neighbour: Send + Sync {
     /// `None` when the neighbour cannot be asked now: nothing is checked
     /// then (the neighbour makes its own checks when it starts networks).
     fn networks(&self) -> BoxFuture<'_, Option<Vec<ForeignNetwork>>>;
+    /// The live definition of a running network changed (net-update).
+    fn live_changed(&self, def: &NetworkDef);
 }
 
 /// Refuses `def` when it clashes with one of `foreign`: a network of the
