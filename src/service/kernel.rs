@@ -46,7 +46,9 @@ struct Teardown {
     bridge: Option<String>,
     /// Makes it begin at once, without waiting for a quiet moment.
     urgent: Arc<Notify>,
+    /// Told to begin at once: it waits no more.
     hurried: bool,
+    /// When the network stopped.
     since: Instant,
     done: Shared<BoxFuture<'static, ()>>,
 }
