@@ -46,14 +46,13 @@ impl Lab {
     }
 
     fn start_daemon(&mut self) {
-        self.daemon = Some(Daemon::start(&DaemonConfig {
-            ns: &self.host,
-            bus: &self.bus,
-            bus_name: BUS_NAME,
-            dirs: Some(&self.dirs),
-            log: self.scratch.0.join("virtnetd.log"),
-            args: &[],
-        }));
+        self.daemon = Some(Daemon::start(&DaemonConfig::kernel(
+            &self.host,
+            &self.bus,
+            BUS_NAME,
+            &self.scratch.0,
+            &[],
+        )));
     }
 
     fn daemon(&mut self) -> Daemon {

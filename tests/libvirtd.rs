@@ -47,14 +47,13 @@ impl Lab {
 
     fn start_daemon(&mut self) {
         let uri = uri(&self.scratch);
-        self.daemon = Some(Daemon::start(&DaemonConfig {
-            ns: &self.host,
-            bus: &self.bus,
-            bus_name: BUS_NAME,
-            dirs: Some(&self.scratch.0.join("virtnet")),
-            log: self.scratch.0.join("virtnetd.log"),
-            args: &["--libvirt-uri", &uri],
-        }));
+        self.daemon = Some(Daemon::start(&DaemonConfig::kernel(
+            &self.host,
+            &self.bus,
+            BUS_NAME,
+            &self.scratch.0,
+            &["--libvirt-uri", &uri],
+        )));
     }
 
     fn daemon(&self) -> &Daemon {

@@ -63,14 +63,13 @@ impl Bench {
 
     fn start_daemon(&mut self) -> Duration {
         let started = Instant::now();
-        self.daemon = Some(Daemon::start(&DaemonConfig {
-            ns: &self.host,
-            bus: &self.bus,
-            bus_name: BUS_NAME,
-            dirs: Some(&self.scratch.0.join("virtnet")),
-            log: self.scratch.0.join("virtnetd.log"),
-            args: &[],
-        }));
+        self.daemon = Some(Daemon::start(&DaemonConfig::kernel(
+            &self.host,
+            &self.bus,
+            BUS_NAME,
+            &self.scratch.0,
+            &[],
+        )));
         started.elapsed()
     }
 

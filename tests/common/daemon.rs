@@ -85,10 +85,31 @@ pub struct DaemonConfig<'a> {
     pub bus_name: &'a str,
     /// `None`: the test driver; else the kernel driver with its
     /// directories under this one.
-    pub dirs: Option<&'a Path>,
+    pub dirs: Option<PathBuf>,
     pub log: PathBuf,
     /// More arguments for virtnetd.
     pub args: &'a [&'a str],
+}
+
+impl<'a> DaemonConfig<'a> {
+    /// The kernel driver, with its directories (`virtnet/`) and its log
+    /// (`virtnetd.log`) in `scratch`.
+    pub fn kernel(
+        ns: &'a Netns,
+        bus: &'a str,
+        bus_name: &'a str,
+        scratch: &Path,
+        args: &'a [&'a str],
+    ) -> Self {
+        Self {
+            ns,
+            bus,
+            bus_name,
+            dirs: Some(scratch.join("virtnet")),
+            log: scratch.join("virtnetd.log"),
+            args,
+        }
+    }
 }
 
 impl Daemon {
@@ -98,7 +119,7 @@ impl Daemon {
             .args(["netns", "exec", &config.ns.name])
             .arg(env!("CARGO_BIN_EXE_virtnetd"))
             .args(["--bus-address", config.bus, "--bus-name", config.bus_name]);
-        match config.dirs {
+        match &config.dirs {
             None => {
                 command.args(["--driver", "test"]);
             }
