@@ -489,11 +489,31 @@ fn portgroup_xml(group: &PortGroup) -> String {
     xml.finish()
 }
 
+/// Stops libvirtd's copy of network `uuid`, unless what runs there is
+/// libvirt's own network of that uuid (one with a bridge of its own: an
+/// imported network's copy that libvirt runs again).
 fn withdraw(connection: &Connect, uuid: &Uuid) -> Result<(), virt::error::Error> {
     match Network::lookup_by_uuid_string(connection, &uuid.to_string()) {
-        Ok(network) if network.is_active()? => network.destroy(),
+        Ok(network) if network.is_active()? => {
+            if may_be_publication(&network.get_xml_desc(0)?) {
+                network.destroy()
+            } else {
+                tracing::info!("libvirtd runs its own network of uuid {uuid}; it stays as it is");
+                Ok(())
+            }
+        }
         _ => Ok(()),
     }
+}
+
+/// Whether a network running in libvirtd may be one virtnet published:
+/// those are in forward mode `bridge`, or have no bridge of their own (and
+/// read as virtnet writes them).
+fn may_be_publication(xml: &str) -> bool {
+    NetworkDef::parse(xml).is_ok_and(|def| {
+        def.forward_mode() == Some(ForwardMode::Bridge)
+            || !ForwardMode::has_own_bridge(def.forward_mode())
+    })
 }
 
 fn bridge_of(xml: &str) -> Option<String> {
@@ -565,6 +585,17 @@ mod tests {
              <inbound average='500' burst='64'/>\n    </bandwidth>\n  </portgroup>\n  \
              <portgroup name='ops'/>\n</network>\n"
         );
+    }
+
+    #[test]
+    fn only_what_may_be_a_publication_is_withdrawn() {
+        let nat = "<network><name>n</name><forward mode='nat'/><bridge name='virbr7'/>\
+                   <ip address='10.7.0.1' prefix='24'/></network>";
+        assert!(!may_be_publication(nat), "libvirt's own NAT network");
+        let published = published_xml(&NetworkDef::parse(nat).unwrap());
+        assert!(may_be_publication(&published));
+        let macvtap = "<network><name>m</name><forward mode='vepa'><interface dev='eth1'/></forward></network>";
+        assert!(may_be_publication(macvtap));
     }
 
     #[test]
