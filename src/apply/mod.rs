@@ -531,8 +531,7 @@ pub(crate) async fn reset_traffic_control(
     shaping: Option<&InboundShaping>,
 ) -> Result<(), StartError> {
     // Absent already, most likely: the error says nothing then.
-    let remove = ["qdisc", "del", "dev", bridge, "root"].map(str::to_owned);
-    let _ = run_tc(env, remove.to_vec()).await;
+    let _ = remove_root_qdisc(env, bridge).await;
     set_up_traffic_control(env, bridge, checksum_fix, shaping).await
 }
 
@@ -604,11 +603,16 @@ async fn set_up_traffic_control(
             if shaping.is_some() {
                 return Ok(());
             }
-            let remove = ["qdisc", "del", "dev", bridge, "root"].map(str::to_owned);
-            run_tc(env, remove.to_vec()).await.map_err(failed)
+            remove_root_qdisc(env, bridge).await.map_err(failed)
         }
         Err(message) => Err(failed(message)),
     }
+}
+
+/// Removes the bridge's root qdisc, with whatever hangs from it.
+async fn remove_root_qdisc(env: &Environment, bridge: &str) -> Result<(), String> {
+    let remove = ["qdisc", "del", "dev", bridge, "root"].map(str::to_owned);
+    run_tc(env, remove.to_vec()).await
 }
 
 /// Runs tc with `arguments`; on failure, returns what it said.
