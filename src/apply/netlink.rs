@@ -3,8 +3,10 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use futures_util::TryStreamExt;
+use futures_util::{Stream, StreamExt, TryStreamExt};
 use netlink_sys::AsyncSocket;
+use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
+use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use rtnetlink::packet_route::link::{
     BridgeStpState, InfoBridge, InfoKind, LinkAttribute, LinkInfo, LinkMessage,
@@ -269,12 +271,22 @@ impl Netlink {
             .collect())
     }
 
-    /// Deletes a link. The kernel does it inside the request's send, which
-    /// waits for an RCU grace period (tens of milliseconds): that wait
-    /// happens on a blocking thread of its own (same network namespace, as
-    /// threads inherit it), not on the runtime's.
+    /// Deletes a link, returning once the kernel announces it gone.
+    ///
+    /// The kernel deletes inside the request's send: it unlists the link
+    /// (and a bridge first waits in `br_multicast_dev_del` for an RCU
+    /// barrier), announces the deletion, then frees the device after a
+    /// second RCU barrier, and only then answers. That send runs on a
+    /// blocking thread of its own (same network namespace, as threads
+    /// inherit it), so the runtime's thread never waits in it; and nothing
+    /// of the link is left on the host once it is announced, so the freeing
+    /// finishes there in the background. When the announcement is missed
+    /// (the event socket overflowed), the answer decides.
     pub async fn delete_link(&self, index: u32) -> Result<()> {
-        let deleted = tokio::task::spawn_blocking(move || {
+        let (connection, _, announcements) =
+            rtnetlink::new_multicast_connection(&[rtnetlink::MulticastGroup::Link])
+                .map_err(NetlinkError::Connect)?;
+        let deletion = tokio::task::spawn_blocking(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_io()
                 .build()
@@ -288,9 +300,13 @@ impl Netlink {
                     .await
                     .map_err(failed(format!("delete link {index}")))
             })
-        })
-        .await;
-        deleted.unwrap_or_else(|error| Err(NetlinkError::Thread(error.to_string())))
+        });
+        tokio::select! {
+            deleted = deletion => {
+                deleted.unwrap_or_else(|error| Err(NetlinkError::Thread(error.to_string())))
+            }
+            () = announced_deletion(connection, announcements, index) => Ok(()),
+        }
     }
 
     /// Unicast routes of the main table, both families.
@@ -327,6 +343,32 @@ impl Netlink {
         Ok(routes)
     }
 }
+
+/// Returns once the kernel announces that link `index` was deleted; never,
+/// if the announcements end first. The socket lives as long as the future.
+async fn announced_deletion(
+    connection: impl Future<Output = ()>,
+    mut announcements: impl Stream<Item = Announcement> + Unpin,
+    index: u32,
+) {
+    let deleted = async {
+        while let Some((message, _)) = announcements.next().await {
+            if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(link)) =
+                message.payload
+                && link.header.index == index
+            {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        () = deleted => return,
+        () = connection => {}
+    }
+    std::future::pending().await
+}
+
+type Announcement = (NetlinkMessage<RouteNetlinkMessage>, netlink_sys::SocketAddr);
 
 fn host_route(message: &RouteMessage) -> Option<HostRoute> {
     const MAIN_TABLE: u8 = 254;
