@@ -796,16 +796,14 @@ pub async fn replace(old: &FirewallPlan, new: &FirewallPlan) -> Result<(), Firew
     apply(&batch, &format!("updating bridge {}", new.bridge)).await
 }
 
-/// Notices when someone removes objects of virtnet's table (`nft flush
-/// ruleset`, `nft delete table inet virtnet`, a rule deleted by hand), from
-/// nftables' netlink notifications: no process of its own, no polling.
-pub struct TableWatch {
+/// nftables' netlink notifications (NFNLGRP_NFTABLES) in the network
+/// namespace of the calling thread.
+struct Notifications {
     socket: netlink_sys::TokioSocket,
 }
 
-impl TableWatch {
-    /// Subscribes in the namespace of the calling thread.
-    pub fn open() -> std::io::Result<Self> {
+impl Notifications {
+    fn open() -> std::io::Result<Self> {
         use netlink_sys::AsyncSocket;
         const NFNLGRP_NFTABLES: u32 = 7;
         let mut socket = netlink_sys::TokioSocket::new(netlink_sys::protocols::NETLINK_NETFILTER)?;
@@ -814,13 +812,43 @@ impl TableWatch {
         Ok(Self { socket })
     }
 
+    /// The next batch of notifications; `ENOBUFS` when some were lost.
+    async fn next(&mut self) -> std::io::Result<Vec<u8>> {
+        use netlink_sys::AsyncSocketExt;
+        self.socket.recv_from_full().await.map(|(buffer, _)| buffer)
+    }
+
+    /// Returns once the kernel announces a generation committed by the
+    /// netlink port `port`; never, if notifications were lost.
+    async fn commit_by(&mut self, port: u32) {
+        while let Ok(buffer) = self.next().await {
+            if commits_by(&buffer, port) {
+                return;
+            }
+        }
+        std::future::pending().await
+    }
+}
+
+/// Notices when someone removes objects of virtnet's table (`nft flush
+/// ruleset`, `nft delete table inet virtnet`, a rule deleted by hand), from
+/// nftables' netlink notifications: no process of its own, no polling.
+pub struct TableWatch {
+    notifications: Notifications,
+}
+
+impl TableWatch {
+    /// Subscribes in the namespace of the calling thread.
+    pub fn open() -> std::io::Result<Self> {
+        Notifications::open().map(|notifications| Self { notifications })
+    }
+
     /// Returns once a batch of notifications removed something of
     /// virtnet's table.
     pub async fn removal(&mut self) -> std::io::Result<()> {
-        use netlink_sys::AsyncSocketExt;
         loop {
-            match self.socket.recv_from_full().await {
-                Ok((buffer, _)) if removes_from_our_table(&buffer, |pid| !ran_nft(pid)) => {
+            match self.notifications.next().await {
+                Ok(buffer) if removes_from_our_table(&buffer, |pid| !ran_nft(pid)) => {
                     return Ok(());
                 }
                 Ok(_) => {}
@@ -859,11 +887,42 @@ fn ran_nft(pid: u32) -> bool {
         .contains(&pid)
 }
 
+/// nftables' message types: subsystem NFNL_SUBSYS_NFTABLES, then the message.
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFT_MSG_NEWGEN: u16 = 15;
+
+/// The netlink messages in `buffer`: (type, sender's port, payload after
+/// the header); a torn buffer ends the walk.
+fn messages(buffer: &[u8]) -> impl Iterator<Item = (u16, u32, &[u8])> {
+    let mut rest = buffer;
+    std::iter::from_fn(move || {
+        if rest.len() < 16 {
+            return None;
+        }
+        let length = u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        if length < 16 || length > rest.len() {
+            return None;
+        }
+        let message = &rest[..length];
+        rest = rest.get((length + 3) & !3..).unwrap_or_default();
+        let kind = u16::from_ne_bytes([message[4], message[5]]);
+        let port = u32::from_ne_bytes([message[12], message[13], message[14], message[15]]);
+        Some((kind, port, &message[16..]))
+    })
+}
+
+/// Whether `buffer` announces a new generation of the rule set, committed
+/// by the netlink port `port`.
+fn commits_by(buffer: &[u8], port: u32) -> bool {
+    messages(buffer).any(|(kind, sender, _)| {
+        kind == (NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWGEN) && sender == port
+    })
+}
+
 /// Whether netlink messages in `buffer` delete a table, chain, rule, set or
 /// set element of virtnet's table (family inet), asked for by a netlink
 /// port `foreign` accepts.
 fn removes_from_our_table(buffer: &[u8], foreign: impl Fn(u32) -> bool) -> bool {
-    const NFNL_SUBSYS_NFTABLES: u16 = 10;
     /// NFT_MSG_DELTABLE, DELCHAIN, DELRULE, DELSET, DELSETELEM.
     const DELETIONS: [u16; 5] = [2, 5, 8, 11, 14];
     const NFPROTO_INET: u8 = 1;
@@ -875,39 +934,31 @@ fn removes_from_our_table(buffer: &[u8], foreign: impl Fn(u32) -> bool) -> bool 
             .get(at..at + 2)
             .map(|b| u16::from_ne_bytes([b[0], b[1]]))
     };
-    let mut rest = buffer;
-    while rest.len() >= 16 {
-        let length = u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        if length < 16 || length > rest.len() {
-            return false;
-        }
-        let message = &rest[..length];
-        let kind = u16_at(message, 4).unwrap_or(0);
-        let port = u32::from_ne_bytes([message[12], message[13], message[14], message[15]]);
+    messages(buffer).any(|(kind, port, payload)| {
         let deletion = kind >> 8 == NFNL_SUBSYS_NFTABLES
             && DELETIONS.contains(&(kind & 0xff))
             && foreign(port);
         // nfgenmsg (family, version, resource id), then attributes.
-        if deletion && message.get(16) == Some(&NFPROTO_INET) {
-            let mut attributes = message.get(20..).unwrap_or_default();
-            while let (Some(size), Some(number)) = (u16_at(attributes, 0), u16_at(attributes, 2)) {
-                let size = usize::from(size);
-                if size < 4 || size > attributes.len() {
-                    break;
-                }
-                if number & 0x3fff == TABLE_ATTRIBUTE {
-                    let name = &attributes[4..size];
-                    let name = name.split(|byte| *byte == 0).next().unwrap_or_default();
-                    if name == TABLE.as_bytes() {
-                        return true;
-                    }
-                }
-                attributes = attributes.get((size + 3) & !3..).unwrap_or_default();
-            }
+        if !deletion || payload.first() != Some(&NFPROTO_INET) {
+            return false;
         }
-        rest = rest.get((length + 3) & !3..).unwrap_or_default();
-    }
-    false
+        let mut attributes = payload.get(4..).unwrap_or_default();
+        while let (Some(size), Some(number)) = (u16_at(attributes, 0), u16_at(attributes, 2)) {
+            let size = usize::from(size);
+            if size < 4 || size > attributes.len() {
+                break;
+            }
+            if number & 0x3fff == TABLE_ATTRIBUTE {
+                let name = &attributes[4..size];
+                let name = name.split(|byte| *byte == 0).next().unwrap_or_default();
+                if name == TABLE.as_bytes() {
+                    return true;
+                }
+            }
+            attributes = attributes.get((size + 3) & !3..).unwrap_or_default();
+        }
+        false
+    })
 }
 
 /// How many chains of networks the table holds (`None` when it is absent).
@@ -928,17 +979,66 @@ async fn network_chains() -> Option<usize> {
     Some(chains)
 }
 
-/// Runs the transaction with `nft -j -f -`.
+/// Runs the transaction with `nft -j -f -`. It is done once the kernel
+/// announces the generation nft committed: after a deletion, nft's exit
+/// waits for an RCU grace period (the kernel frees the deleted objects
+/// before it lets go of nft's socket), and that wait goes on in the
+/// background. Without the announcement (notifications lost), nft's exit
+/// decides.
 async fn apply(batch: &Transaction, what: &str) -> Result<(), FirewallError> {
-    nft(&["-j", "-f", "-"], &batch.to_json(), what)
-        .await
-        .map(drop)
+    let notifications = Notifications::open();
+    let (pid, finished) = launch_nft(&["-j", "-f", "-"], &batch.to_json(), what).await?;
+    // A task of its own, so that nft is reaped even when not awaited.
+    let finished = tokio::spawn(finished);
+    let finished = async {
+        finished.await.unwrap_or_else(|error| {
+            Err(FirewallError::Spawn {
+                what: what.to_owned(),
+                source: std::io::Error::other(error),
+            })
+        })
+    };
+    match notifications.map_err(|error| error.to_string()) {
+        Ok(mut notifications) if pid != 0 => {
+            let applied = tokio::select! {
+                output = finished => output.map(drop),
+                () = notifications.commit_by(pid) => Ok(()),
+            };
+            // Closing a netfilter socket waits, as nft's exit does, until the
+            // kernel has freed what was deleted: not on the runtime's thread.
+            drop(tokio::task::spawn_blocking(move || drop(notifications)));
+            applied
+        }
+        unannounced => {
+            if let Err(error) = unannounced {
+                tracing::debug!("nftables' notifications unavailable: {error}");
+            }
+            finished.await.map(drop)
+        }
+    }
 }
 
 /// Runs nft with `input` on its standard input; returns its output.
 async fn nft(arguments: &[&str], input: &str, what: &str) -> Result<String, FirewallError> {
+    launch_nft(arguments, input, what).await?.1.await
+}
+
+/// Starts nft with `input` on its standard input: its pid, and its output
+/// once it has finished.
+async fn launch_nft(
+    arguments: &[&str],
+    input: &str,
+    what: &str,
+) -> Result<
+    (
+        u32,
+        impl Future<Output = Result<String, FirewallError>> + Send + 'static,
+    ),
+    FirewallError,
+> {
     use tokio::io::AsyncWriteExt;
-    let spawn_error = |source| FirewallError::Spawn {
+    let what = what.to_owned();
+    let spawn_error = |what: &str, source| FirewallError::Spawn {
         what: what.to_owned(),
         source,
     };
@@ -948,24 +1048,29 @@ async fn nft(arguments: &[&str], input: &str, what: &str) -> Result<String, Fire
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .map_err(spawn_error)?;
-    if let Some(pid) = child.id() {
-        remember_nft(pid);
-    }
+        .map_err(|source| spawn_error(&what, source))?;
+    let pid = child.id().unwrap_or_default();
+    remember_nft(pid);
     if let Some(mut stdin) = child.stdin.take() {
         stdin
             .write_all(input.as_bytes())
             .await
-            .map_err(spawn_error)?;
+            .map_err(|source| spawn_error(&what, source))?;
     }
-    let output = child.wait_with_output().await.map_err(spawn_error)?;
-    if !output.status.success() {
-        return Err(FirewallError::Refused {
-            what: what.to_owned(),
-            message: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    let finished = async move {
+        let output = child
+            .wait_with_output()
+            .await
+            .map_err(|source| spawn_error(&what, source))?;
+        if !output.status.success() {
+            return Err(FirewallError::Refused {
+                what,
+                message: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    Ok((pid, finished))
 }
 
 #[cfg(test)]
@@ -1043,6 +1148,17 @@ mod tests {
         batch.extend(deletion(delete_table, 1, "virtnet"));
         assert!(removes(&batch), "the second message counts");
         assert!(!removes(&batch[..7]), "a torn buffer is ignored");
+    }
+
+    #[test]
+    fn commits_are_told_by_the_port_that_asked() {
+        let new_generation = (10 << 8) | 15;
+        assert!(commits_by(&deletion(new_generation, 1, "virtnet"), 4242));
+        assert!(!commits_by(&deletion(new_generation, 1, "virtnet"), 4243));
+        assert!(!commits_by(&deletion((10 << 8) | 8, 1, "virtnet"), 4242));
+        let mut batch = deletion((10 << 8) | 8, 1, "virtnet");
+        batch.extend(deletion(new_generation, 0, ""));
+        assert!(commits_by(&batch, 4242), "the batch's last message counts");
     }
 
     #[test]
