@@ -218,35 +218,37 @@ fn rendered(rule: &Rule) -> Vec<Vec<Statement<'static>>> {
     if rule.conditions.contains(&Condition::TcpOrUdp) {
         ["tcp", "udp"]
             .into_iter()
-            .map(|protocol| statements(rule, protocol))
+            .map(|protocol| statements(rule, Some(protocol)))
             .collect()
     } else {
-        vec![statements(rule, "")]
+        vec![statements(rule, None)]
     }
 }
 
 /// The statements of `rule`, matching `protocol` for its TCP-or-UDP
-/// condition.
-fn statements(rule: &Rule, protocol: &'static str) -> Vec<Statement<'static>> {
+/// condition (a rule without one has no protocol).
+fn statements(rule: &Rule, protocol: Option<&'static str>) -> Vec<Statement<'static>> {
     let mut statements: Vec<Statement<'static>> = rule
         .conditions
         .iter()
-        .map(|condition| match condition {
-            Condition::SourceIn(subnet) => equals(address_field(subnet, "saddr"), prefix(subnet)),
-            Condition::DestinationIn(subnet) => {
-                equals(address_field(subnet, "daddr"), prefix(subnet))
+        .filter_map(|condition| match condition {
+            Condition::SourceIn(subnet) => {
+                Some(equals(address_field(subnet, "saddr"), prefix(subnet)))
             }
-            Condition::InputInterface(name) => equals(
+            Condition::DestinationIn(subnet) => {
+                Some(equals(address_field(subnet, "daddr"), prefix(subnet)))
+            }
+            Condition::InputInterface(name) => Some(equals(
                 meta(MetaKey::Iifname),
                 Expression::String(name.clone().into()),
-            ),
-            Condition::OutputInterface(name) => equals(
+            )),
+            Condition::OutputInterface(name) => Some(equals(
                 meta(MetaKey::Oifname),
                 Expression::String(name.clone().into()),
-            ),
-            Condition::TcpOrUdp => {
+            )),
+            Condition::TcpOrUdp => protocol.map(|protocol| {
                 equals(meta(MetaKey::L4proto), Expression::String(protocol.into()))
-            }
+            }),
         })
         .collect();
     statements.push(match &rule.action {

@@ -418,7 +418,7 @@ async fn check_route_collisions(netlink: &Netlink, plan: &BridgedPlan) -> Result
         .map(|(address, prefix)| Subnet::new(*address, *prefix))
         .chain(plan.bridge.routes.iter().map(|route| route.destination))
         .collect();
-    let routes = netlink.routes().await?;
+    let routes = Netlink::routes().await?;
     let Some(route) = routes
         .iter()
         .find(|route| wanted.contains(&route.destination))

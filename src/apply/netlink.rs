@@ -310,11 +310,12 @@ impl Netlink {
     }
 
     /// Unicast routes of the main table, both families.
-    pub async fn routes(&self) -> Result<Vec<HostRoute>> {
-        // why: a socket of its own with strict checking, so that the kernel
-        // filters the dump down to the main table's unicast routes (the
-        // local table holds two more per address) and this connection's
-        // other requests keep the lenient checks they were written for.
+    ///
+    /// A connection of its own with strict checking, so that the kernel
+    /// filters the dump down to the main table's unicast routes (the local
+    /// table holds two more per address), while the other requests keep
+    /// the lenient checks they were written for.
+    pub async fn routes() -> Result<Vec<HostRoute>> {
         let (mut connection, handle, _) =
             rtnetlink::new_connection().map_err(NetlinkError::Connect)?;
         connection

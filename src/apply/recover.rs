@@ -32,7 +32,7 @@ impl HostSnapshot {
             Ok::<_, StartError>((
                 netlink.link_indexes().await?,
                 netlink.addresses().await?,
-                netlink.routes().await?,
+                Netlink::routes().await?,
             ))
         };
         let (dumps, firewall) = tokio::join!(dumps, Inventory::read());
