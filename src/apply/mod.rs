@@ -288,8 +288,8 @@ async fn start_bridged(
 }
 
 /// Removes what a (partial) start made. The three removals do not depend
-/// on each other, and each waits in the kernel for an RCU grace period (tens
-/// of milliseconds for a link or an nftables deletion), so they run side by
+/// on each other, and each waits on the kernel or a process (a bridge's
+/// deletion on an RCU barrier, tens of milliseconds), so they run side by
 /// side: the rules match the bridge by name, and dnsmasq is stopping.
 async fn undo(
     netlink: &Netlink,

@@ -5,10 +5,10 @@
 //! next start.
 //!
 //! A stop takes the network out of service at once (dnsmasq stopped,
-//! bridge down) and removes its rules and bridge in the background: those
-//! removals wait on the kernel for RCU grace periods, tens of milliseconds
-//! each, and a bridge's deletion holds the kernel's RTNL lock all along,
-//! which every other network's start needs. So the removals wait until no
+//! bridge down) and removes its rules and bridge in the background: a
+//! bridge's deletion waits in the kernel for an RCU barrier, tens of
+//! milliseconds, while it holds the kernel's RTNL lock, which every other
+//! network's start needs. So the removals wait until no
 //! start or stop has been under way for [`QUIET`], and go one at a time.
 //! Anything that needs the network's name or bridge again has its
 //! teardown done first, at once.
