@@ -357,7 +357,9 @@ fn stopped(running: &RunningNetwork, errors: Vec<String>) -> Result<(), StopErro
     }
 }
 
-/// Stops a running network: everything [`start`] made goes.
+/// Stops a running network: everything [`start`] made goes. It returns
+/// once the kernel has committed the rules' removal and unlisted the
+/// bridge; the kernel finishes freeing them in the background.
 pub async fn stop(running: &RunningNetwork) -> Result<(), StopError> {
     let mut errors = Vec::new();
     match Netlink::connect() {
