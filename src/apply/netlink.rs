@@ -361,12 +361,12 @@ async fn announced_deletion(
                 return;
             }
         }
+        std::future::pending().await
     };
     tokio::select! {
-        () = deleted => return,
-        () = connection => {}
+        () = deleted => {}
+        () = connection => std::future::pending().await,
     }
-    std::future::pending().await
 }
 
 type Announcement = (NetlinkMessage<RouteNetlinkMessage>, netlink_sys::SocketAddr);
