@@ -828,7 +828,9 @@ async fn network_chains() -> Option<usize> {
 /// background. Without the announcement (notifications lost), nft's exit
 /// decides.
 async fn apply(batch: &Transaction, what: &str) -> Result<(), FirewallError> {
-    let notifications = Notifications::open();
+    let notifications = Notifications::open()
+        .inspect_err(|error| tracing::debug!("nftables' notifications unavailable: {error}"))
+        .ok();
     let (pid, finished) = launch_nft(&["-j", "-f", "-"], &batch.to_json(), what).await?;
     // A task of its own, so that nft is reaped even when not awaited.
     let finished = tokio::spawn(finished);
@@ -840,24 +842,17 @@ async fn apply(batch: &Transaction, what: &str) -> Result<(), FirewallError> {
             })
         })
     };
-    match notifications.map_err(|error| error.to_string()) {
-        Ok(mut notifications) if pid != 0 => {
-            let applied = tokio::select! {
-                output = finished => output.map(drop),
-                () = notifications.commit_by(pid) => Ok(()),
-            };
-            // Closing a netfilter socket waits, as nft's exit does, until the
-            // kernel has freed what was deleted: not on the runtime's thread.
-            drop(tokio::task::spawn_blocking(move || drop(notifications)));
-            applied
-        }
-        unannounced => {
-            if let Err(error) = unannounced {
-                tracing::debug!("nftables' notifications unavailable: {error}");
-            }
-            finished.await.map(drop)
-        }
-    }
+    let (Some(mut notifications), Some(pid)) = (notifications, pid) else {
+        return finished.await.map(drop);
+    };
+    let applied = tokio::select! {
+        output = finished => output.map(drop),
+        () = notifications.commit_by(pid) => Ok(()),
+    };
+    // Closing a netfilter socket waits, as nft's exit does, until the
+    // kernel has freed what was deleted: not on the runtime's thread.
+    drop(tokio::task::spawn_blocking(move || drop(notifications)));
+    applied
 }
 
 /// Runs nft with `input` on its standard input; returns its output.
@@ -873,7 +868,7 @@ async fn launch_nft(
     what: &str,
 ) -> Result<
     (
-        u32,
+        Option<u32>,
         impl Future<Output = Result<String, FirewallError>> + Send + 'static,
     ),
     FirewallError,
@@ -891,8 +886,10 @@ async fn launch_nft(
         .stderr(std::process::Stdio::piped())
         .spawn()
         .map_err(|source| spawn_error(&what, source))?;
-    let pid = child.id().unwrap_or_default();
-    remember_nft(pid);
+    let pid = child.id();
+    if let Some(pid) = pid {
+        remember_nft(pid);
+    }
     if let Some(mut stdin) = child.stdin.take() {
         stdin
             .write_all(input.as_bytes())
