@@ -27,16 +27,14 @@ pub struct HostSnapshot {
 impl HostSnapshot {
     pub async fn read() -> Result<Self, StartError> {
         let netlink = Netlink::connect()?;
-        // One dump at a time: the kernel refuses a second on the same socket.
+        // One dump at a time: the kernel refuses a second on the same socket
+        // (the routes come over a connection of their own).
         let dumps = async {
-            Ok::<_, StartError>((
-                netlink.link_indexes().await?,
-                netlink.addresses().await?,
-                Netlink::routes().await?,
-            ))
+            Ok::<_, StartError>((netlink.link_indexes().await?, netlink.addresses().await?))
         };
-        let (dumps, firewall) = tokio::join!(dumps, Inventory::read());
-        let (links, addresses, routes) = dumps?;
+        let (dumps, routes, firewall) = tokio::join!(dumps, Netlink::routes(), Inventory::read());
+        let (links, addresses) = dumps?;
+        let routes = routes?;
         Ok(Self {
             links,
             addresses,
