@@ -841,6 +841,16 @@ fn autostart_goes_on_past_a_failing_network() {
         "<network><name>doomed</name><bridge name='vtdoom'/><ip address='10.254.0.1' prefix='24'/></network>",
     );
     lab.cli(&["net-define", &doomed]);
+    let rival = write(
+        "rival.xml",
+        "<network><name>rival</name><bridge name='vtdoom'/><ip address='10.253.0.1' prefix='24'/></network>",
+    );
+    let refused = lab.cli_fails(&["net-define", &rival]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("internal error: bridge name 'vtdoom' already in use."),
+        "a bridge name another network holds is refused: {refused:?}"
+    );
     lab.cli(&["net-define", &sample("keennet.xml")]);
     lab.cli(&["net-autostart", "doomed"]);
     lab.cli(&["net-autostart", "keennet"]);
