@@ -683,6 +683,32 @@ fn start_refuses_what_collides_and_leaves_no_trace() {
     lab.stop(&on_host_bridge);
     lab.host.ip(&["link", "del", "br0"]);
 
+    // tc fails after the rules and dnsmasq are in place: both go again.
+    let shaped = NetworkDef::parse(
+        "<network><name>shaped</name><forward/><bridge name='vn-shaped0'/>
+         <bandwidth><inbound average='1000'/></bandwidth>
+         <ip address='10.63.0.1' prefix='24'><dhcp>
+         <range start='10.63.0.2' end='10.63.0.9'/></dhcp></ip></network>",
+    )
+    .expect("shaped network parses");
+    let without_tc = Environment {
+        tc: "/nonexistent/tc".into(),
+        ..lab.env.clone()
+    };
+    let error = lab
+        .host
+        .block_on(apply::start(&shaped, &without_tc, &[]))
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("cannot run /nonexistent/tc"),
+        "{error}"
+    );
+    assert_eq!(
+        before,
+        lab.snapshot(),
+        "a start failing at traffic control rolls everything back"
+    );
+
     let broken = Lab {
         env: Environment {
             dnsmasq: "/nonexistent/dnsmasq".into(),

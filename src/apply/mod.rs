@@ -623,7 +623,7 @@ async fn run_tc(env: &Environment, arguments: Vec<String>) -> Result<(), String>
         .args(arguments)
         .output()
         .await
-        .map_err(|error| error.to_string())?;
+        .map_err(|error| format!("cannot run {}: {error}", env.tc.display()))?;
     if output.status.success() {
         Ok(())
     } else {
