@@ -730,6 +730,96 @@ fn start_refuses_what_collides_and_leaves_no_trace() {
     );
 }
 
+/// `/proc/sys/net/<key>` in the host namespace.
+fn sysctl(lab: &Lab, key: &str) -> String {
+    lab.host
+        .exec_ok(&["cat", &format!("/proc/sys/net/{key}")])
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn the_bridge_gets_what_the_definition_says() {
+    let lab = Lab::new("attrs");
+    let before = lab.snapshot();
+    let isolated = lab
+        .start(
+            "<network><name>v4only</name><bridge name='vn-v4only0'/>
+             <ip address='10.67.0.1' prefix='24'/></network>",
+        )
+        .expect("an isolated IPv4 network starts");
+    assert_eq!(
+        sysctl(&lab, "ipv6/conf/vn-v4only0/disable_ipv6"),
+        "1",
+        "no IPv6 on a bridge without an IPv6 address"
+    );
+    assert_eq!(
+        sysctl(&lab, "ipv4/ip_forward"),
+        "0",
+        "an isolated network does not turn forwarding on"
+    );
+
+    let running = lab
+        .start(
+            "<network><name>attrs</name><forward mode='nat'/>
+             <bridge name='vn-attrs0' stp='on' delay='3'/>
+             <mac address='52:54:00:12:34:56'/><mtu size='9000'/>
+             <ip address='10.64.0.1' prefix='24'/>
+             <ip family='ipv6' address='fd00:64::1' prefix='64'/>
+             <route address='10.65.0.0' prefix='24' gateway='10.64.0.2'/></network>",
+        )
+        .expect("the network starts");
+    let link: serde_json::Value = serde_json::from_str(&lab.host.exec_ok(&[
+        "ip",
+        "-d",
+        "-j",
+        "link",
+        "show",
+        "dev",
+        "vn-attrs0",
+    ]))
+    .expect("ip's JSON");
+    let link = &link[0];
+    assert_eq!(link["address"], "52:54:00:12:34:56", "{link}");
+    assert_eq!(link["mtu"], 9000, "{link}");
+    assert!(
+        link["flags"]
+            .as_array()
+            .is_some_and(|flags| flags.iter().any(|flag| flag == "UP")),
+        "the bridge is up: {link}"
+    );
+    let bridge = &link["linkinfo"]["info_data"];
+    assert_eq!(link["linkinfo"]["info_kind"], "bridge", "{link}");
+    assert_eq!(bridge["stp_state"], 1, "stp on: {bridge}");
+    assert_eq!(
+        bridge["forward_delay"], 300,
+        "a 3 s forward delay, in centiseconds: {bridge}"
+    );
+    let addresses = lab
+        .host
+        .exec_ok(&["ip", "-o", "addr", "show", "dev", "vn-attrs0"]);
+    for address in ["inet 10.64.0.1/24", "inet6 fd00:64::1/64"] {
+        assert!(addresses.contains(address), "{address}: {addresses}");
+    }
+    let route = lab.host.exec_ok(&["ip", "route", "show", "10.65.0.0/24"]);
+    assert!(
+        route.contains("via 10.64.0.2 dev vn-attrs0"),
+        "the <route> is there: {route}"
+    );
+    for (key, value) in [
+        ("ipv6/conf/vn-attrs0/disable_ipv6", "0"),
+        ("ipv6/conf/vn-attrs0/accept_ra", "0"),
+        ("ipv6/conf/vn-attrs0/autoconf", "0"),
+        ("ipv4/ip_forward", "1"),
+        ("ipv6/conf/all/forwarding", "1"),
+    ] {
+        assert_eq!(sysctl(&lab, key), value, "{key}");
+    }
+    lab.stop(&running);
+    lab.stop(&isolated);
+    lab.assert_back_to(&before);
+}
+
 #[test]
 fn bridge_names_come_from_templates() {
     let lab = Lab::new("names");
