@@ -6,7 +6,7 @@
 mod common;
 
 use std::io::Read;
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 
 use common::guest::{dhcp, pings, udhcpc_script, wait_forwarding, walk};
@@ -132,9 +132,18 @@ impl Lab {
 /// Opens a TCP connection from `guest` to `outside` and returns the peer
 /// address the outside host saw.
 fn source_seen_outside(lab: &Lab, guest: &Netns) -> Ipv4Addr {
+    match peer_seen_outside(lab, guest, "10.255.0.2:9000".parse().unwrap()).ip() {
+        IpAddr::V4(v4) => v4,
+        other => panic!("unexpected peer {other}"),
+    }
+}
+
+/// Opens a TCP connection from `guest` to `listen` in the outside host and
+/// returns the peer (address and port) the outside host saw.
+fn peer_seen_outside(lab: &Lab, guest: &Netns, listen: SocketAddr) -> SocketAddr {
     let listener = lab
         .outside
-        .run_in(|| TcpListener::bind("10.255.0.2:9000").expect("listen in outside"));
+        .run_in(|| TcpListener::bind(listen).expect("listen in outside"));
     // Polled with a deadline: a connection that never comes fails the test
     // instead of hanging it.
     listener.set_nonblocking(true).unwrap();
@@ -159,15 +168,19 @@ fn source_seen_outside(lab: &Lab, guest: &Netns) -> Ipv4Addr {
                 }
             }
         });
-        let nc = guest.exec(&["sh", "-c", "echo hello | busybox nc -w 3 10.255.0.2 9000"]);
+        let nc = guest.exec(&[
+            "sh",
+            "-c",
+            &format!(
+                "echo hello | busybox nc -w 3 {} {}",
+                listen.ip(),
+                listen.port()
+            ),
+        ]);
         (accept.join().expect("accept thread"), nc)
     });
     assert!(nc.status.success(), "nc from the guest: {nc:?}");
-    let client = client.expect("the outside host accepted the guest's connection");
-    match client.ip() {
-        std::net::IpAddr::V4(v4) => v4,
-        other => panic!("unexpected peer {other}"),
-    }
+    client.expect("the outside host accepted the guest's connection")
 }
 
 /// The rtnetlink multicast groups (bit n-1 for group n) that the dnsmasq
@@ -483,6 +496,31 @@ fn dns_answers_for_dns_hosts_and_static_dhcp_hosts() {
     lab.assert_back_to(&before);
 }
 
+/// Waits until `guest` has a usable global IPv6 address starting with
+/// `prefix`, configured from the network's router advertisements.
+fn slaac(lab: &Lab, guest: &Netns, prefix: &str) {
+    // The guest asks for a router advertisement when its link comes up; a
+    // second request covers one sent before dnsmasq could answer.
+    let mut global = String::new();
+    for attempt in 0..200 {
+        global = guest.exec_ok(&[
+            "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global",
+        ]);
+        if global.contains(prefix) && !global.contains("tentative") {
+            return;
+        }
+        if attempt == 50 {
+            guest.ip(&["link", "set", "eth0", "down"]);
+            guest.ip(&["link", "set", "eth0", "up"]);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!(
+        "no SLAAC address from RA: {global}\n{}",
+        lab.diagnose(guest)
+    );
+}
+
 #[test]
 fn dual_stack_guest_gets_an_ipv6_address_from_router_advertisements() {
     let mut lab = Lab::new("ipv6");
@@ -504,27 +542,7 @@ fn dual_stack_guest_gets_an_ipv6_address_from_router_advertisements() {
         (10..=20).contains(&v4.octets()[3]),
         "lease {v4} in the range"
     );
-    // The guest asks for a router advertisement when its link comes up; a
-    // second request covers one sent before dnsmasq could answer.
-    let mut global = String::new();
-    for attempt in 0..200 {
-        global = guest.exec_ok(&[
-            "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global",
-        ]);
-        if global.contains("fd00:66:6:") && !global.contains("tentative") {
-            break;
-        }
-        if attempt == 50 {
-            guest.ip(&["link", "set", "eth0", "down"]);
-            guest.ip(&["link", "set", "eth0", "up"]);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert!(
-        global.contains("fd00:66:6:"),
-        "SLAAC address from RA: {global}\n{}",
-        lab.diagnose(&guest)
-    );
+    slaac(&lab, &guest, "fd00:66:6:");
     let ping6 = guest.exec(&[
         "busybox",
         "ping",
@@ -539,6 +557,48 @@ fn dual_stack_guest_gets_an_ipv6_address_from_router_advertisements() {
         ping6.status.success(),
         "IPv6 to the host: {ping6:?}\n{}\n{}",
         guest.exec_ok(&["ip", "-6", "route"]),
+        lab.diagnose(&guest)
+    );
+    drop(guest);
+    lab.stop(&running);
+    lab.assert_back_to(&before);
+}
+
+#[test]
+fn nat_uses_the_given_address_and_ports_and_masquerades_ipv6() {
+    let mut lab = Lab::new("snat");
+    lab.host
+        .ip(&["addr", "add", "10.255.0.100/24", "dev", "uplink"]);
+    lab.host
+        .ip(&["addr", "add", "fd00:255::1/64", "dev", "uplink", "nodad"]);
+    lab.host
+        .ip(&["-6", "route", "add", "default", "via", "fd00:255::2"]);
+    lab.outside
+        .ip(&["addr", "add", "fd00:255::2/64", "dev", "eth0", "nodad"]);
+    let before = lab.snapshot();
+    let running = lab
+        .start(
+            "<network><name>snat</name><forward mode='nat'><nat ipv6='yes'>
+               <address start='10.255.0.100' end='10.255.0.100'/>
+               <port start='2000' end='2000'/></nat></forward>
+             <bridge name='vn-snat0' stp='off'/>
+             <ip address='10.68.0.1' prefix='24'><dhcp>
+               <range start='10.68.0.2' end='10.68.0.9'/></dhcp></ip>
+             <ip family='ipv6' address='fd00:68::1' prefix='64'/></network>",
+        )
+        .expect("the network starts");
+    let guest = lab.guest("vn-snat0", None);
+    lab.dhcp(&guest);
+    assert_eq!(
+        peer_seen_outside(&lab, &guest, "10.255.0.2:9000".parse().unwrap()),
+        "10.255.0.100:2000".parse::<SocketAddr>().unwrap(),
+        "translated to the <nat> address and port"
+    );
+    slaac(&lab, &guest, "fd00:68:");
+    assert_eq!(
+        peer_seen_outside(&lab, &guest, "[fd00:255::2]:9000".parse().unwrap()).ip(),
+        "fd00:255::1".parse::<IpAddr>().unwrap(),
+        "IPv6 masqueraded behind the host's address\n{}",
         lab.diagnose(&guest)
     );
     drop(guest);
