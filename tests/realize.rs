@@ -657,16 +657,6 @@ fn start_refuses_what_collides_and_leaves_no_trace() {
     );
     lab.host.ip(&["link", "del", "keenbr0"]);
 
-    lab.host
-        .ip(&["addr", "add", "192.168.132.7/24", "dev", "uplink"]);
-    let error = lab.start(&sample("keennet.xml")).unwrap_err();
-    assert_eq!(
-        error.to_string(),
-        "internal error: Network is already in use by interface uplink"
-    );
-    lab.host
-        .ip(&["addr", "del", "192.168.132.7/24", "dev", "uplink"]);
-
     let def = NetworkDef::parse(&sample("keennet.xml")).expect("sample parses");
     let error = lab
         .host
@@ -678,43 +668,49 @@ fn start_refuses_what_collides_and_leaves_no_trace() {
         "a bridge name another network holds is refused"
     );
 
-    lab.host
-        .ip(&["route", "add", "192.168.132.0/24", "via", "10.255.0.2"]);
-    let error = lab.start(&sample("keennet.xml")).unwrap_err();
-    assert_eq!(
-        error.to_string(),
-        "internal error: Network is already in use by interface uplink",
-        "a host route to the subnet is a collision"
-    );
-    lab.host
-        .ip(&["route", "del", "192.168.132.0/24", "via", "10.255.0.2"]);
-
+    let keennet = sample("keennet.xml");
     let routed = "<network><name>routes</name><forward mode='route'/>
       <bridge name='vn-routes0'/><ip address='10.62.0.1' prefix='24'/>
       <route address='10.70.0.0' prefix='24' gateway='10.62.0.2'/></network>";
-    lab.host
-        .ip(&["route", "add", "10.70.0.0/24", "via", "10.255.0.2"]);
-    let error = lab.start(routed).unwrap_err();
-    assert_eq!(
-        error.to_string(),
-        "internal error: Network is already in use by interface uplink",
-        "a <route> the host already has is a collision"
-    );
-    lab.host
-        .ip(&["route", "del", "10.70.0.0/24", "via", "10.255.0.2"]);
-
     let ipv6 = "<network><name>six</name><bridge name='vn-six0'/>
       <ip family='ipv6' address='fd00:62::1' prefix='64'/></network>";
-    lab.host
-        .ip(&["addr", "add", "fd00:62::7/64", "dev", "uplink", "nodad"]);
-    let error = lab.start(ipv6).unwrap_err();
-    assert_eq!(
-        error.to_string(),
-        "internal error: Network is already in use by interface uplink",
-        "an IPv6 subnet the host uses is a collision"
-    );
-    lab.host
-        .ip(&["addr", "del", "fd00:62::7/64", "dev", "uplink"]);
+    // What the host holds (`ip OBJECT add|del ARGUMENTS`), and a network
+    // that needs it.
+    let collisions: [(&str, &str, &[&str], &str); 4] = [
+        (
+            "a host address in the subnet",
+            "addr",
+            &["192.168.132.7/24", "dev", "uplink"],
+            &keennet,
+        ),
+        (
+            "a host route to the subnet",
+            "route",
+            &["192.168.132.0/24", "via", "10.255.0.2"],
+            &keennet,
+        ),
+        (
+            "a <route> the host already has",
+            "route",
+            &["10.70.0.0/24", "via", "10.255.0.2"],
+            routed,
+        ),
+        (
+            "an IPv6 subnet the host uses",
+            "addr",
+            &["fd00:62::7/64", "dev", "uplink", "nodad"],
+            ipv6,
+        ),
+    ];
+    for (what, object, arguments, xml) in collisions {
+        lab.host.ip(&[&[object, "add"], arguments].concat());
+        assert_eq!(
+            lab.start(xml).unwrap_err().to_string(),
+            "internal error: Network is already in use by interface uplink",
+            "{what} is a collision"
+        );
+        lab.host.ip(&[&[object, "del"], arguments].concat());
+    }
 
     let limited = "<network><name>limited</name><forward mode='open'/><bridge name='vn-limit0'/>
       <bandwidth><outbound average='1000'/></bandwidth>
