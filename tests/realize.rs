@@ -227,6 +227,16 @@ fn nat_keennet_guest_gets_a_lease_and_is_masqueraded() {
         0,
         "dnsmasq, bound to its addresses, wakes for no address or route event"
     );
+    let pid = running.dnsmasq.as_ref().expect("keennet has a dnsmasq").pid;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uids = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))
+        .expect("a Uid line");
+    assert!(
+        uids.split_whitespace().all(|uid| uid != "0"),
+        "dnsmasq gives up root, as by default: Uid {uids}"
+    );
 
     let guest = lab.guest("keenbr0", None);
     let address = lab.dhcp(&guest);
