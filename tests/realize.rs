@@ -6,7 +6,7 @@
 mod common;
 
 use std::io::Read;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, TcpListener};
 use std::path::PathBuf;
 
 use common::guest::{dhcp, pings, udhcpc_script, wait_forwarding, walk};
@@ -568,6 +568,102 @@ fn dual_stack_guest_gets_an_ipv6_address_from_router_advertisements() {
         "IPv6 to the host: {ping6:?}\n{}\n{}",
         guest.exec_ok(&["ip", "-6", "route"]),
         lab.diagnose(&guest)
+    );
+    drop(guest);
+    lab.stop(&running);
+    lab.assert_back_to(&before);
+}
+
+/// The options of a DHCPv6 message (or of an option holding options):
+/// (code, data); a torn option ends them.
+fn dhcpv6_options(mut rest: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    std::iter::from_fn(move || {
+        let code = u16::from_be_bytes(rest.get(..2)?.try_into().ok()?);
+        let length = usize::from(u16::from_be_bytes(rest.get(2..4)?.try_into().ok()?));
+        let data = rest.get(4..4 + length)?;
+        rest = &rest[4 + length..];
+        Some((code, data))
+    })
+}
+
+/// Asks for an address by DHCPv6 from `guest`'s eth0 (busybox has no
+/// DHCPv6 client): one SOLICIT to all DHCP servers, and the address the
+/// ADVERTISE offers.
+fn dhcpv6_offer(guest: &Netns) -> Ipv6Addr {
+    const SOLICIT: u8 = 1;
+    const ADVERTISE: u8 = 2;
+    const CLIENT_ID: u16 = 1;
+    const IA_NA: u16 = 3;
+    const IA_ADDRESS: u16 = 5;
+    const ELAPSED_TIME: u16 = 8;
+    let transaction = [0x12, 0x34, 0x56];
+    let mut solicit = vec![SOLICIT];
+    solicit.extend(transaction);
+    let mut option = |code: u16, data: &[u8]| {
+        solicit.extend(code.to_be_bytes());
+        solicit.extend(u16::try_from(data.len()).unwrap().to_be_bytes());
+        solicit.extend(data);
+    };
+    // DUID-LL (type 3) over Ethernet (hardware type 1).
+    option(CLIENT_ID, &[0, 3, 0, 1, 0x52, 0x54, 0, 0, 0, 0x66]);
+    // IAID 1, T1 and T2 left to the server.
+    option(IA_NA, &[0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+    option(ELAPSED_TIME, &[0, 0]);
+
+    guest.run_in(|| {
+        let eth0 = std::ffi::CString::new("eth0").unwrap();
+        // SAFETY: if_nametoindex(3) reads a NUL-terminated name.
+        let index = unsafe { libc::if_nametoindex(eth0.as_ptr()) };
+        assert_ne!(index, 0, "eth0 in the guest");
+        let socket = std::net::UdpSocket::bind("[::]:546").expect("the DHCPv6 client port");
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_millis(500)))
+            .unwrap();
+        let servers = SocketAddrV6::new("ff02::1:2".parse().unwrap(), 547, 0, index);
+        let mut reply = [0u8; 1500];
+        // Until the link-local address has passed duplicate detection,
+        // sending fails or goes unanswered: try for a while.
+        for _ in 0..20 {
+            if socket.send_to(&solicit, servers).is_err() {
+                std::thread::sleep(std::time::Duration::from_millis(250));
+                continue;
+            }
+            let Ok(length) = socket.recv(&mut reply) else {
+                continue;
+            };
+            let reply = &reply[..length];
+            if reply.len() < 4 || reply[0] != ADVERTISE || reply[1..4] != transaction {
+                continue;
+            }
+            let offered = dhcpv6_options(&reply[4..])
+                .filter(|(code, _)| *code == IA_NA)
+                .flat_map(|(_, ia)| dhcpv6_options(ia.get(12..).unwrap_or_default()))
+                .find(|(code, _)| *code == IA_ADDRESS)
+                .and_then(|(_, address)| <[u8; 16]>::try_from(address.get(..16)?).ok());
+            if let Some(octets) = offered {
+                return Ipv6Addr::from(octets);
+            }
+        }
+        panic!("no DHCPv6 ADVERTISE with an address");
+    })
+}
+
+#[test]
+fn dhcpv6_offers_an_address_from_the_range() {
+    let mut lab = Lab::new("dhcp6");
+    let xml = "<network><name>dhcp6</name><forward/>
+      <bridge name='vn-dhcp6' stp='off'/>
+      <ip address='10.69.0.1' prefix='24'/>
+      <ip family='ipv6' address='fd00:69::1' prefix='64'><dhcp>
+        <range start='fd00:69::100' end='fd00:69::1ff'/></dhcp></ip></network>";
+    let before = lab.snapshot();
+    let running = lab.start(xml).expect("the network starts");
+    let guest = lab.guest("vn-dhcp6", None);
+    let offered = dhcpv6_offer(&guest);
+    let range = "fd00:69::100".parse::<Ipv6Addr>().unwrap()..="fd00:69::1ff".parse().unwrap();
+    assert!(
+        range.contains(&offered),
+        "DHCPv6 offers {offered}, in the range"
     );
     drop(guest);
     lab.stop(&running);
