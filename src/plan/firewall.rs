@@ -9,13 +9,18 @@
 //! every other network untouched.
 //!
 //! Meaning compared with libvirt 11.x's nftables rules
-//! (`networkxml2firewalldata/*-linux.nftables`), case by case:
+//! (`networkxml2firewalldata/*-linux.nftables`), case by case: the test
+//! `tests/firewall_meaning.rs` evaluates both rule sets of every case for
+//! the same probe packets, and the only differences it finds are the
+//! deliberate ones listed below.
 //! - nat: guests' own subnets may leave (optionally only through the
 //!   forward `dev`), replies come back, new connections into the bridge are
 //!   rejected; source NAT skips multicast 224.0.0.0/24 (ff02::/16),
 //!   broadcast and the subnet itself, then masquerades TCP/UDP into the port
 //!   range (1024–65535 unless `<nat><port>` says otherwise, SNAT when
-//!   `<nat><address>` gives addresses) and everything else. Same as libvirt.
+//!   `<nat><address>` gives addresses) and everything else. IPv6 subnets
+//!   are translated only with `<nat ipv6='yes'>`; otherwise they are routed
+//!   as in route mode. A `<tftp>` adds no rules. Same as libvirt.
 //! - route: as nat without address translation, and new connections into
 //!   the guests' subnets are accepted. Same as libvirt.
 //! - isolated (no `<forward>`): nothing is routed in or out; guests reach the
@@ -41,6 +46,10 @@
 //!   (`bind-interfaces`, see `plan::dnsmasq`), which, unlike libvirt's
 //!   `bind-dynamic`, does not check where a query came in; this rule does.
 //! - Rules carry no counters.
+//! - The DHCP checksum fix-up (a tc `csum` filter for udp port 68, which
+//!   libvirt's nftables files begin with) is set up only when the network
+//!   serves IPv4 DHCP: libvirt adds it to every bridge it makes. On a
+//!   kernel without tc's `csum` action, virtnet leaves it out.
 //! - An outbound `<bandwidth>` limit (traffic the guests send into the
 //!   host) is a `limit rate over … drop` rule in a chain on the bridge's
 //!   ingress hook: the same token-bucket policing as libvirt's tc `police`
