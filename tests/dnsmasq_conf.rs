@@ -1,5 +1,7 @@
 //! libvirt's networkxml2conf cases: the dnsmasq configuration and DHCP
-//! hosts file written for each network, compared byte for byte.
+//! hosts file written for each network, compared byte for byte; and the
+//! configuration virtnet runs, which must differ from it only as
+//! `plan::dnsmasq` documents.
 
 mod common;
 
@@ -54,14 +56,90 @@ fn run_case(data: &Path, name: &str, files: &DnsmasqFiles) -> Result<(), String>
         ));
     }
     match read("hostsfile") {
-        Ok(expected) if plan.hosts_file != expected => Err(format!(
-            "hosts file differs:\n--- expected\n{expected}--- ours\n{}",
-            plan.hosts_file
-        )),
-        Err(_) if !plan.hosts_file.is_empty() => Err(format!(
-            "hosts file expected empty, ours:\n{}",
-            plan.hosts_file
-        )),
-        _ => Ok(()),
+        Ok(expected) if plan.hosts_file != expected => {
+            return Err(format!(
+                "hosts file differs:\n--- expected\n{expected}--- ours\n{}",
+                plan.hosts_file
+            ));
+        }
+        Err(_) if !plan.hosts_file.is_empty() => {
+            return Err(format!(
+                "hosts file expected empty, ours:\n{}",
+                plan.hosts_file
+            ));
+        }
+        _ => {}
+    }
+    differs_as_documented(&def, bridge.as_str(), files, &plan.config, &plan.hosts_file)
+}
+
+/// What virtnet runs ([`Profile::Virtnet`]) is libvirt's configuration
+/// plus the differences documented in `plan::dnsmasq`: undoing exactly
+/// those gives libvirt's text back, and the hosts file is the same.
+fn differs_as_documented(
+    def: &NetworkDef,
+    bridge: &str,
+    files: &DnsmasqFiles,
+    libvirt: &str,
+    libvirt_hosts: &str,
+) -> Result<(), String> {
+    let resolver = "192.0.2.53";
+    let lease_file = files.state_dir.join(format!("{bridge}.leases"));
+    let virtnet_files = DnsmasqFiles {
+        lease_file: Some(lease_file.clone()),
+        host_resolvers: Some(vec![resolver.parse().unwrap()]),
+        ..files.clone()
+    };
+    let virtnet = contents(def, bridge, &virtnet_files, Profile::Virtnet)
+        .map_err(|e| format!("no virtnet configuration: {e}"))?;
+    if virtnet.hosts_file != libvirt_hosts {
+        return Err(format!(
+            "virtnet's hosts file differs from libvirt's:\n{}",
+            virtnet.hosts_file
+        ));
+    }
+    let mut undone = Vec::new();
+    let mut lines = virtnet.config.lines().peekable();
+    while let Some(line) = lines.next() {
+        match line {
+            // server= for the host's resolvers and no-resolv, instead of
+            // reading resolv.conf.
+            _ if line == format!("server={resolver}") => {
+                assert_eq!(
+                    lines.next(),
+                    Some("no-resolv"),
+                    "after the host's resolvers"
+                );
+            }
+            // bind-interfaces and listen-address= instead of bind-dynamic.
+            "bind-interfaces" => {
+                undone.push("bind-dynamic");
+                while lines
+                    .peek()
+                    .is_some_and(|next| next.starts_with("interface="))
+                {
+                    undone.push(lines.next().unwrap());
+                }
+                while lines
+                    .peek()
+                    .is_some_and(|next| next.starts_with("listen-address="))
+                {
+                    lines.next();
+                }
+            }
+            // dnsmasq's own lease file, and no ping check.
+            _ if line == format!("dhcp-leasefile={}", lease_file.display()) => {}
+            "no-ping" => {}
+            _ => undone.push(line),
+        }
+    }
+    let undone = undone.join("\n") + "\n";
+    if undone == libvirt {
+        Ok(())
+    } else {
+        Err(format!(
+            "virtnet's configuration, its documented differences undone, is not libvirt's:\n--- libvirt\n{libvirt}--- undone\n{undone}--- virtnet\n{}",
+            virtnet.config
+        ))
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! [`Profile::Libvirt`] reproduces libvirt byte for byte; libvirt's
 //! conformance corpus checks it. [`Profile::Virtnet`] is what virtnet runs:
-//! every line libvirt writes, plus the lines below.
+//! every line libvirt writes, with the differences below (the corpus test
+//! undoes them in every case and must get libvirt's text back).
 //!
 //! # Differences from libvirt
 //!
