@@ -164,4 +164,32 @@ mod tests {
             "[\n    {\n        \"ip-address\": \"192.168.122.3\",\n        \"mac-address\": \"52:54:00:a4:6f:91\",\n        \"hostname\": \"fedora\",\n        \"client-id\": \"01:52:54:00:a4:6f:91\",\n        \"expiry-time\": 0\n    }\n]\n"
         );
     }
+
+    /// libvirt's lease helper (`virLeaseNew`) writes an IPv6 lease's keys
+    /// as: iaid, ip-address, mac-address, hostname, client-id,
+    /// server-duid, expiry-time. libvirt's corpus holds no IPv6 lease.
+    #[test]
+    fn writes_an_ipv6_lease_in_libvirts_key_order() {
+        let file = "duid 00:01:00:01:2c:aa:bb:cc:52:54:00:00:00:01\n\
+                    1900000000 1234 2001:db8::2 gentoo 00:03:00:01:52:54:00:04:be:64\n";
+        let text = to_status_json(&parse_dnsmasq(file));
+        let keys: Vec<&str> = text
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix('"')?.split('"').next())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "iaid",
+                "ip-address",
+                "mac-address",
+                "hostname",
+                "client-id",
+                "server-duid",
+                "expiry-time"
+            ],
+            "{text}"
+        );
+        assert_eq!(from_status_json(&text).unwrap(), parse_dnsmasq(file));
+    }
 }
