@@ -114,18 +114,12 @@ fn differs_as_documented(
             // bind-interfaces and listen-address= instead of bind-dynamic.
             "bind-interfaces" => {
                 undone.push("bind-dynamic");
+                // interface=, then the addresses bound.
+                undone.extend(lines.next());
                 while lines
-                    .peek()
-                    .is_some_and(|next| next.starts_with("interface="))
-                {
-                    undone.push(lines.next().unwrap());
-                }
-                while lines
-                    .peek()
-                    .is_some_and(|next| next.starts_with("listen-address="))
-                {
-                    lines.next();
-                }
+                    .next_if(|next| next.starts_with("listen-address="))
+                    .is_some()
+                {}
             }
             // dnsmasq's own lease file, and no ping check.
             _ if line == format!("dhcp-leasefile={}", lease_file.display()) => {}

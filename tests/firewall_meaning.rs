@@ -8,11 +8,12 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use common::{corpus_dir, read_tsv};
-use virtnet::definition::NetworkDef;
+use virtnet::definition::{IpFamily, NetworkDef};
 use virtnet::plan::firewall::{self, Action, Condition, FirewallPlan, Rule, Subnet};
 
 const BRIDGE: &str = "virbr0";
@@ -86,7 +87,7 @@ struct LibvirtRule {
 /// order the kernel runs them.
 #[derive(Default)]
 struct LibvirtRules {
-    chains: Vec<((String, String), Vec<LibvirtRule>)>,
+    chains: BTreeMap<(String, String), Vec<LibvirtRule>>,
 }
 
 impl LibvirtRules {
@@ -129,19 +130,16 @@ impl LibvirtRules {
             );
             return;
         };
-        let rule = parse_rule(rule);
-        let key = ((*family).to_owned(), (*chain).to_owned());
-        match self.chains.iter_mut().find(|(name, _)| *name == key) {
-            Some((_, rules)) => rules.insert(0, rule),
-            None => self.chains.push((key, vec![rule])),
-        }
+        self.chains
+            .entry(((*family).to_owned(), (*chain).to_owned()))
+            .or_default()
+            .insert(0, parse_rule(rule));
     }
 
     fn chain(&self, family: &str, chain: &str) -> &[LibvirtRule] {
         self.chains
-            .iter()
-            .find(|((f, c), _)| f == family && c == chain)
-            .map_or(&[], |(_, rules)| rules.as_slice())
+            .get(&(family.to_owned(), chain.to_owned()))
+            .map_or(&[], Vec::as_slice)
     }
 
     /// The forward hook: libvirt's base chain jumps to guest_cross,
@@ -200,7 +198,7 @@ fn matches_packet(condition: &Match, packet: &Packet) -> bool {
 
 /// An `ip` or `ip6` match only sees packets of its family.
 fn same_family(subnet: &Subnet, address: &IpAddr) -> bool {
-    subnet.network.is_ipv4() == address.is_ipv4()
+    subnet.family() == IpFamily::of(address)
 }
 
 fn parse_rule(words: &[&str]) -> LibvirtRule {

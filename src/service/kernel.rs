@@ -8,8 +8,8 @@
 //! bridge down) and removes its rules and bridge in the background: a
 //! bridge's deletion waits in the kernel for an RCU barrier, tens of
 //! milliseconds, while it holds the kernel's RTNL lock, which every other
-//! network's start needs. So the removals wait until no
-//! start or stop has been under way for `QUIET` (50 ms), and go one at a time.
+//! network's start needs. So the removals wait until no start or stop has
+//! been under way for `QUIET` (50 ms), and go one at a time.
 //! Anything that needs the network's name or bridge again has its
 //! teardown done first, at once.
 
