@@ -519,7 +519,11 @@ fn firewall_comes_back_after_a_flush() {
             == rules.as_bytes()
     });
     assert!(pings(&guest, "10.255.0.2"), "NAT works again");
-    assert!(lab.log().contains("restored them"), "{}", lab.log());
+    assert!(
+        lab.log().contains("put virtnet's nftables table right"),
+        "{}",
+        lab.log()
+    );
 
     lab.host.exec_ok(&["nft", "add", "table", "ip", "theirs"]);
     lab.host

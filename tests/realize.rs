@@ -5,13 +5,13 @@
 
 mod common;
 
-use std::io::Read;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::path::PathBuf;
 
-use common::guest::{dhcp, pings, udhcpc_script, wait_forwarding, walk};
+use common::guest::{dhcp, peer_seen, pings, udhcpc_script, wait_forwarding, walk};
 use common::netns::{Netns, host_and_outside, plug_guest, veth};
 use common::{ScratchDir, project_dir};
+use virtnet::apply::firewall::Firewall;
 use virtnet::apply::{self, Environment, StartError};
 use virtnet::definition::{ForwardMode, NetworkDef};
 use virtnet::state::RunningNetwork;
@@ -23,6 +23,7 @@ struct Lab {
     outside: Netns,
     scratch: ScratchDir,
     env: Environment,
+    firewall: Firewall,
     script: PathBuf,
     guests: u32,
 }
@@ -43,6 +44,7 @@ impl Lab {
             outside,
             scratch,
             env,
+            firewall: Firewall::new(),
             script,
             guests: 0,
         }
@@ -51,12 +53,13 @@ impl Lab {
     fn start(&self, xml: &str) -> Result<RunningNetwork, StartError> {
         let def = NetworkDef::parse(xml).expect("test definitions parse");
         def.validate().expect("test definitions are valid");
-        self.host.block_on(apply::start(&def, &self.env, &[]))
+        self.host
+            .block_on(apply::start(&def, &self.env, &self.firewall, &[]))
     }
 
     fn stop(&self, running: &RunningNetwork) {
         self.host
-            .block_on(apply::stop(running))
+            .block_on(apply::stop(running, &self.firewall))
             .expect("stop removes everything");
     }
 
@@ -132,55 +135,10 @@ impl Lab {
 /// Opens a TCP connection from `guest` to `outside` and returns the peer
 /// address the outside host saw.
 fn source_seen_outside(lab: &Lab, guest: &Netns) -> Ipv4Addr {
-    match peer_seen_outside(lab, guest, "10.255.0.2:9000".parse().unwrap()).ip() {
+    match peer_seen(&lab.outside, guest, "10.255.0.2:9000".parse().unwrap()).ip() {
         IpAddr::V4(v4) => v4,
         other => panic!("unexpected peer {other}"),
     }
-}
-
-/// Opens a TCP connection from `guest` to `listen` in the outside host and
-/// returns the peer (address and port) the outside host saw.
-fn peer_seen_outside(lab: &Lab, guest: &Netns, listen: SocketAddr) -> SocketAddr {
-    let listener = lab
-        .outside
-        .run_in(|| TcpListener::bind(listen).expect("listen in outside"));
-    // Polled with a deadline: a connection that never comes fails the test
-    // instead of hanging it.
-    listener.set_nonblocking(true).unwrap();
-    let (client, nc) = std::thread::scope(|scope| {
-        let accept = scope.spawn(|| {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-            loop {
-                match listener.accept() {
-                    Ok((mut stream, peer)) => {
-                        stream.set_nonblocking(false).unwrap();
-                        let mut buffer = [0u8; 16];
-                        let _ = stream.read(&mut buffer);
-                        return Some(peer);
-                    }
-                    Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
-                        if std::time::Instant::now() > deadline {
-                            return None;
-                        }
-                        std::thread::sleep(std::time::Duration::from_millis(10));
-                    }
-                    Err(error) => panic!("accept in outside: {error}"),
-                }
-            }
-        });
-        let nc = guest.exec(&[
-            "sh",
-            "-c",
-            &format!(
-                "echo hello | busybox nc -w 3 {} {}",
-                listen.ip(),
-                listen.port()
-            ),
-        ]);
-        (accept.join().expect("accept thread"), nc)
-    });
-    assert!(nc.status.success(), "nc from the guest: {nc:?}");
-    client.expect("the outside host accepted the guest's connection")
 }
 
 /// The rtnetlink multicast groups (bit n-1 for group n) that the dnsmasq
@@ -696,13 +654,13 @@ fn nat_uses_the_given_address_and_ports_and_masquerades_ipv6() {
     let guest = lab.guest("vn-snat0", None);
     lab.dhcp(&guest);
     assert_eq!(
-        peer_seen_outside(&lab, &guest, "10.255.0.2:9000".parse().unwrap()),
+        peer_seen(&lab.outside, &guest, "10.255.0.2:9000".parse().unwrap()),
         "10.255.0.100:2000".parse::<SocketAddr>().unwrap(),
         "translated to the <nat> address and port"
     );
     slaac(&lab, &guest, "fd00:68:");
     assert_eq!(
-        peer_seen_outside(&lab, &guest, "[fd00:255::2]:9000".parse().unwrap()).ip(),
+        peer_seen(&lab.outside, &guest, "[fd00:255::2]:9000".parse().unwrap()).ip(),
         "fd00:255::1".parse::<IpAddr>().unwrap(),
         "IPv6 masqueraded behind the host's address\n{}",
         lab.diagnose(&guest)
@@ -766,7 +724,12 @@ fn start_refuses_what_collides_and_leaves_no_trace() {
     let def = NetworkDef::parse(&sample("keennet.xml")).expect("sample parses");
     let error = lab
         .host
-        .block_on(apply::start(&def, &lab.env, &["keenbr0".to_owned()]))
+        .block_on(apply::start(
+            &def,
+            &lab.env,
+            &lab.firewall,
+            &["keenbr0".to_owned()],
+        ))
         .unwrap_err();
     assert_eq!(
         error.to_string(),
@@ -859,7 +822,7 @@ fn start_refuses_what_collides_and_leaves_no_trace() {
     };
     let error = lab
         .host
-        .block_on(apply::start(&shaped, &without_tc, &[]))
+        .block_on(apply::start(&shaped, &without_tc, &lab.firewall, &[]))
         .unwrap_err();
     assert!(
         error.to_string().contains("cannot run /nonexistent/tc"),
@@ -1019,19 +982,23 @@ fn bridge_names_come_from_templates() {
 fn table_watch_tells_virtnets_own_removals_from_others() {
     use std::time::Duration;
     use tokio::time::timeout;
-    use virtnet::apply::firewall::TableWatch;
 
     let lab = Lab::new("watch");
     let before = lab.snapshot();
     let def = NetworkDef::parse(&sample("keennet.xml")).expect("sample parses");
     lab.host.block_on(async {
-        let mut watch = TableWatch::open().expect("subscribes to nftables' changes");
-        let running = apply::start(&def, &lab.env, &[])
+        let mut watch = lab
+            .firewall
+            .watch()
+            .expect("subscribes to nftables' changes");
+        let running = apply::start(&def, &lab.env, &lab.firewall, &[])
             .await
             .expect("keennet starts");
-        apply::stop(&running).await.expect("keennet stops");
+        apply::stop(&running, &lab.firewall)
+            .await
+            .expect("keennet stops");
         assert!(
-            timeout(Duration::from_millis(300), watch.removal())
+            timeout(Duration::from_millis(300), watch.change())
                 .await
                 .is_err(),
             "virtnet's own stop is taken for someone else's removal"
@@ -1047,7 +1014,7 @@ fn table_watch_tells_virtnets_own_removals_from_others() {
                 .expect("nft runs");
             assert!(status.success(), "nft {change:?}");
         }
-        timeout(Duration::from_secs(2), watch.removal())
+        timeout(Duration::from_secs(2), watch.change())
             .await
             .expect("someone else's removal is seen")
             .expect("notifications are read");

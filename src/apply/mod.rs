@@ -24,6 +24,7 @@ use crate::state::pool::InterfacePool;
 use crate::state::{RunningBridge, RunningNetwork};
 
 use self::dnsmasq::{DnsmasqInstance, DnsmasqPaths};
+use self::firewall::Firewall;
 use self::netlink::Netlink;
 
 /// Where virtnet keeps files and which programs it runs.
@@ -153,11 +154,12 @@ const DEFAULT_BRIDGE_TEMPLATE: &str = "virbr%d";
 /// libvirt gives up after this many candidate names.
 const MAX_BRIDGE_ID: u32 = 256;
 
-/// Starts `def`. `reserved` are bridge names other virtnet networks hold
-/// (running or about to be).
+/// Starts `def`, its rules in `firewall`. `reserved` are bridge names
+/// other virtnet networks hold (running or about to be).
 pub async fn start(
     def: &NetworkDef,
     env: &Environment,
+    firewall: &Firewall,
     reserved: &[String],
 ) -> Result<RunningNetwork, StartError> {
     let netlink = Netlink::connect()?;
@@ -185,7 +187,7 @@ pub async fn start(
     let (files, paths) = env.dnsmasq_files(&def.name, &bridge);
     let plan = network::plan(def, &bridge, mac, &files)?;
     let mut started = Started::default();
-    match start_bridged(env, &netlink, &plan, &paths, &mut started).await {
+    match start_bridged(env, firewall, &netlink, &plan, &paths, &mut started).await {
         Ok(()) => Ok(RunningNetwork {
             name: def.name.to_string(),
             uuid: def.uuid.to_string(),
@@ -197,7 +199,7 @@ pub async fn start(
         }),
         Err(error) => {
             // Best effort: the start error is what the caller needs.
-            let _ = undo(&netlink, &started, plan.firewall.as_ref()).await;
+            let _ = undo(&netlink, firewall, &started, plan.firewall.as_ref()).await;
             Err(error)
         }
     }
@@ -213,6 +215,7 @@ struct Started {
 
 async fn start_bridged(
     env: &Environment,
+    firewall: &Firewall,
     netlink: &Netlink,
     plan: &BridgedPlan,
     paths: &DnsmasqPaths,
@@ -255,7 +258,7 @@ async fn start_bridged(
     let (rules, checksum, dns) = tokio::join!(
         async {
             match &plan.firewall {
-                Some(rules) => firewall::start(rules).await.map(|()| true),
+                Some(rules) => firewall.start(rules).await.map(|()| true),
                 None => Ok(false),
             }
         },
@@ -293,6 +296,7 @@ async fn start_bridged(
 /// side: the rules match the bridge by name, and dnsmasq is stopping.
 async fn undo(
     netlink: &Netlink,
+    firewall: &Firewall,
     started: &Started,
     rules: Option<&crate::plan::firewall::FirewallPlan>,
 ) -> Vec<String> {
@@ -305,7 +309,7 @@ async fn undo(
         },
         async {
             match rules.filter(|_| started.firewall) {
-                Some(rules) => firewall::stop(rules).await.map_err(|e| error_chain(&e)),
+                Some(rules) => firewall.stop(rules).await.map_err(|e| error_chain(&e)),
                 None => Ok(()),
             }
         },
@@ -360,7 +364,7 @@ fn stopped(running: &RunningNetwork, errors: Vec<String>) -> Result<(), StopErro
 /// Stops a running network: everything [`start`] made goes. It returns
 /// once the kernel has committed the rules' removal and unlisted the
 /// bridge; the kernel finishes freeing them in the background.
-pub async fn stop(running: &RunningNetwork) -> Result<(), StopError> {
+pub async fn stop(running: &RunningNetwork, firewall: &Firewall) -> Result<(), StopError> {
     let mut errors = Vec::new();
     match Netlink::connect() {
         Ok(netlink) => {
@@ -369,7 +373,7 @@ pub async fn stop(running: &RunningNetwork) -> Result<(), StopError> {
                 firewall: running.firewall.is_some(),
                 dnsmasq: running.dnsmasq.clone(),
             };
-            errors.extend(undo(&netlink, &started, running.firewall.as_ref()).await);
+            errors.extend(undo(&netlink, firewall, &started, running.firewall.as_ref()).await);
         }
         Err(error) => errors.push(error_chain(&error)),
     }

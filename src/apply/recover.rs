@@ -11,17 +11,15 @@ use crate::plan::network::{self, BridgedPlan};
 use crate::state::RunningNetwork;
 
 use super::dnsmasq::{self, DnsmasqInstance};
-use super::firewall::{self, Inventory};
+use super::firewall::Firewall;
 use super::netlink::{HostRoute, Netlink};
 use super::{Environment, StartError};
 
-/// The host as one read sees it: links, addresses, routes and virtnet's
-/// table.
+/// The host as one read sees it: links, addresses and routes.
 pub struct HostSnapshot {
     links: HashMap<u32, String>,
     addresses: Vec<(u32, IpAddr, u8)>,
     routes: Vec<HostRoute>,
-    firewall: Inventory,
 }
 
 impl HostSnapshot {
@@ -32,14 +30,13 @@ impl HostSnapshot {
         let dumps = async {
             Ok::<_, StartError>((netlink.link_indexes().await?, netlink.addresses().await?))
         };
-        let (dumps, routes, firewall) = tokio::join!(dumps, Netlink::routes(), Inventory::read());
+        let (dumps, routes) = tokio::join!(dumps, Netlink::routes());
         let (links, addresses) = dumps?;
         let routes = routes?;
         Ok(Self {
             links,
             addresses,
             routes,
-            firewall,
         })
     }
 }
@@ -55,11 +52,13 @@ pub enum Adoption {
 
 /// Takes over a network an earlier run started, checking each object and
 /// re-creating only those missing. `running` is updated (a restarted
-/// dnsmasq has a new pid).
+/// dnsmasq has a new pid). Its rules are taken into `firewall`, which
+/// checks them with the rest of the table once every network is adopted.
 pub async fn adopt(
     def: &NetworkDef,
     running: &mut RunningNetwork,
     env: &Environment,
+    firewall: &Firewall,
     host: &HostSnapshot,
 ) -> Result<Adoption, StartError> {
     let Some(bridge) = running.bridge.clone() else {
@@ -103,10 +102,8 @@ pub async fn adopt(
             .await?;
         repaired.push("inbound shaping".to_owned());
     }
-    if let Some(rules) = &plan.firewall
-        && firewall::adopt(rules, &host.firewall).await?
-    {
-        repaired.push("firewall rules".to_owned());
+    if let Some(rules) = &plan.firewall {
+        firewall.adopt(rules).await;
     }
     let alive = running
         .dnsmasq
@@ -133,10 +130,11 @@ fn bridged_plan(
 }
 
 /// Removes whatever a start or stop that did not finish left of `def`
-/// (whose bridge name is concrete): its bridge, rules, dnsmasq and files.
-/// With `ifindex` known, only the bridge of that index goes (a link of the
-/// same name made since by someone else stays). Goes on past errors and
-/// returns them all.
+/// (whose bridge name is concrete): its bridge, dnsmasq and files (its
+/// rules go when the table is put right, [`Firewall::reconcile`]). With
+/// `ifindex` known, only the bridge of that index goes (a link of the same
+/// name made since by someone else stays). Goes on past errors and returns
+/// them all.
 pub async fn clean_up(def: &NetworkDef, env: &Environment, ifindex: Option<u32>) -> Vec<String> {
     if !ForwardMode::has_own_bridge(def.forward_mode()) {
         return Vec::new();
@@ -153,11 +151,6 @@ pub async fn clean_up(def: &NetworkDef, env: &Environment, ifindex: Option<u32>)
         .unwrap_or(0);
     let instance = DnsmasqInstance { pid, paths };
     if let Err(error) = instance.stop().await {
-        errors.push(error_chain(&error));
-    }
-    if let Some(rules) = crate::plan::firewall::plan(def, bridge)
-        && let Err(error) = firewall::remove_leftovers(&rules).await
-    {
         errors.push(error_chain(&error));
     }
     let removed = async {
@@ -186,6 +179,7 @@ pub async fn refresh(
     def: &NetworkDef,
     running: &RunningNetwork,
     env: &Environment,
+    firewall: &Firewall,
 ) -> Result<RunningNetwork, StartError> {
     let mut refreshed = running.clone();
     let Some(bridge) = &running.bridge else {
@@ -200,9 +194,9 @@ pub async fn refresh(
     };
     let plan = bridged_plan(def, &bridge.name, MacAddr(bridge.mac), env)?;
     match (&running.firewall, &plan.firewall) {
-        (Some(old), Some(new)) if old != new => firewall::replace(old, new).await?,
-        (Some(old), None) => firewall::stop(old).await?,
-        (None, Some(new)) => firewall::start(new).await?,
+        (Some(old), Some(new)) if old != new => firewall.replace(old, new).await?,
+        (Some(old), None) => firewall.stop(old).await?,
+        (None, Some(new)) => firewall.start(new).await?,
         _ => {}
     }
     refreshed.firewall.clone_from(&plan.firewall);

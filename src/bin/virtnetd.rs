@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use clap::Parser;
 use virtnet::apply::Environment;
-use virtnet::apply::firewall::TableWatch;
 use virtnet::cli::args::virtnetd::{Cli, DriverKind};
 use virtnet::dbus;
 use virtnet::definition::error_chain;
@@ -72,30 +71,34 @@ async fn run(cli: Cli) -> Result<(), String> {
     Ok(())
 }
 
-/// Restores the rules of running networks whenever someone removes them
-/// (`nft flush ruleset`, a firewall manager reloading).
+/// Puts virtnet's table right whenever someone else changes it (`nft
+/// flush ruleset`, a rule removed or added by hand, a firewall manager
+/// reloading).
 async fn guard_firewall(service: Arc<Service>) {
-    let mut watch = match TableWatch::open() {
-        Ok(watch) => watch,
-        Err(error) => {
+    let mut watch = match service.watch_firewall() {
+        Some(Ok(watch)) => watch,
+        Some(Err(error)) => {
             tracing::error!(
-                "cannot follow nftables changes, rules removed by others stay removed: {error}"
+                "cannot follow nftables changes, changes others make to virtnet's table stay: {error}"
             );
             return;
         }
+        None => return,
     };
     loop {
-        if let Err(error) = watch.removal().await {
+        if let Err(error) = watch.change().await {
             tracing::error!("cannot read nftables changes: {error}");
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             continue;
         }
         // A flush comes as a burst of notifications: let it end first.
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        match service.reload_firewall().await {
-            Ok(true) => tracing::warn!("virtnet's nftables rules were removed; restored them"),
-            Ok(false) => {}
-            Err(error) => tracing::error!("cannot restore nftables rules: {}", error_chain(&error)),
+        watch.drain();
+        if let Err(error) = service.reload_firewall().await {
+            tracing::error!(
+                "cannot put virtnet's nftables table right: {}",
+                error_chain(&error)
+            );
         }
     }
 }

@@ -22,7 +22,7 @@ use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use tokio::sync::Notify;
 
-use crate::apply::firewall;
+use crate::apply::firewall::{Firewall, TableWatch};
 use crate::apply::netlink::Netlink;
 use crate::apply::recover::{self, Adoption, HostSnapshot};
 use crate::apply::{self, Environment};
@@ -140,6 +140,8 @@ impl Drop for Busy<'_> {
 pub struct Kernel {
     env: Environment,
     store: Store,
+    /// virtnet's nftables table; shared with the teardowns in the background.
+    firewall: Arc<Firewall>,
     /// Teardowns in the background, by network name.
     teardowns: std::sync::Mutex<HashMap<String, Teardown>>,
     activity: Arc<Activity>,
@@ -156,6 +158,7 @@ impl Kernel {
         Self {
             env,
             store,
+            firewall: Arc::default(),
             teardowns: std::sync::Mutex::default(),
             activity: Arc::default(),
         }
@@ -224,11 +227,11 @@ impl Kernel {
         let bridge = def.bridge.name.as_ref().map(ToString::to_string);
         self.settle(def.name.as_str(), bridge.as_deref()).await;
         self.save_status(def, Phase::Starting, None)?;
-        match apply::start(def, &self.env, reserved).await {
+        match apply::start(def, &self.env, &self.firewall, reserved).await {
             Ok(running) => match self.save_status(def, Phase::Running, Some(&running)) {
                 Ok(()) => Ok(running),
                 Err(error) => {
-                    let _ = apply::stop(&running).await;
+                    let _ = apply::stop(&running, &self.firewall).await;
                     let _ = self.store.delete_status(def.name.as_str());
                     Err(error)
                 }
@@ -255,12 +258,13 @@ impl Kernel {
         let urgent = Arc::new(Notify::new());
         let task_urgent = Arc::clone(&urgent);
         let activity = Arc::clone(&self.activity);
+        let firewall = Arc::clone(&self.firewall);
         let task = tokio::spawn(async move {
             let _turn = tokio::select! {
                 () = task_urgent.notified() => None,
                 turn = activity.quiet_turn() => Some(turn),
             };
-            match apply::stop(&task_running).await {
+            match apply::stop(&task_running, &firewall).await {
                 Ok(()) => {
                     if let Err(error) = store.delete_status(&task_name) {
                         tracing::error!(network = task_name, "{}", error_chain(&error));
@@ -297,7 +301,7 @@ impl Kernel {
         running: &RunningNetwork,
     ) -> Result<RunningNetwork> {
         let _busy = self.activity.begin();
-        let refreshed = recover::refresh(def, running, &self.env).await?;
+        let refreshed = recover::refresh(def, running, &self.env, &self.firewall).await?;
         self.save_status(def, Phase::Running, Some(&refreshed))?;
         Ok(refreshed)
     }
@@ -314,27 +318,45 @@ impl Kernel {
         Ok(self.store.set_autostart(name, autostart)?)
     }
 
-    /// Puts back what is missing of the rules of running networks;
-    /// returns whether anything was.
-    pub async fn restore_rules(&self, running: &[RunningNetwork]) -> Result<bool> {
-        let inventory = firewall::Inventory::read().await;
-        let mut repaired = false;
-        for plan in running
-            .iter()
-            .filter_map(|network| network.firewall.as_ref())
-        {
-            repaired |= firewall::adopt(plan, &inventory)
-                .await
-                .map_err(apply::StartError::from)?;
+    /// Makes virtnet's table exactly what the running networks need;
+    /// returns whether anything was out of place (and logs what).
+    pub async fn restore_rules(&self) -> Result<bool> {
+        let repaired = self
+            .firewall
+            .reconcile()
+            .await
+            .map_err(apply::StartError::from)?;
+        if !repaired.is_empty() {
+            tracing::warn!(
+                "put virtnet's nftables table right: {}",
+                repaired.0.join("; ")
+            );
         }
-        Ok(repaired)
+        Ok(!repaired.is_empty())
+    }
+
+    /// Follows the changes others make to virtnet's table.
+    pub fn watch_rules(&self) -> std::io::Result<TableWatch> {
+        self.firewall.watch()
     }
 
     /// Reads the persistent networks, and takes over the networks an
     /// earlier run left active: those intact are adopted as they are (only
     /// missing objects are re-created); those whose bridge vanished, and
-    /// interrupted starts and stops, are cleaned up. Problems are logged.
+    /// interrupted starts and stops, are cleaned up. Then virtnet's table
+    /// is made exactly what the adopted networks need. Problems are logged.
     pub async fn load(&self) -> Result<(Vec<StoredNetwork>, Vec<Adopted>)> {
+        let loaded = self.load_networks().await?;
+        if let Err(error) = self.restore_rules().await {
+            tracing::error!(
+                "cannot check virtnet's nftables table: {}",
+                error_chain(&error)
+            );
+        }
+        Ok(loaded)
+    }
+
+    async fn load_networks(&self) -> Result<(Vec<StoredNetwork>, Vec<Adopted>)> {
         self.store.prepare()?;
         if let Err(error) = self.env.remove_temporaries() {
             tracing::error!("cannot clean up dnsmasq's directories: {error}");
@@ -380,7 +402,7 @@ impl Kernel {
             .and_then(|running| running.bridge.as_ref())
             .map(|bridge| bridge.ifindex);
         if let (Phase::Running, Some(mut running)) = (status.phase, status.running) {
-            match recover::adopt(&def, &mut running, &self.env, host).await {
+            match recover::adopt(&def, &mut running, &self.env, &self.firewall, host).await {
                 Ok(Adoption::Adopted { repaired }) => {
                     if repaired.is_empty() {
                         tracing::info!(network = name, "network taken over, intact");

@@ -876,25 +876,24 @@ impl Service {
         }
     }
 
-    /// Re-applies whatever is missing of the rules of active networks
-    /// (after `nft flush ruleset`, say); rules in place are left alone.
-    /// Returns whether anything had to be restored.
+    /// Makes virtnet's table exactly what the active networks need (after
+    /// `nft flush ruleset`, a rule removed or added by hand, say): whatever
+    /// is missing, extra or altered is put right in one transaction, what
+    /// is right is left alone. Returns whether anything was out of place.
     pub async fn reload_firewall(&self) -> Result<bool> {
-        let Driver::Kernel(kernel) = &self.driver else {
-            return Ok(false);
-        };
-        let entries = self.entries();
-        // Each network's lock is held while its rules are checked, so no
-        // start or stop of it runs meanwhile.
-        let mut guards = Vec::new();
-        for entry in &entries {
-            guards.push(lock_state(entry).await);
+        match &self.driver {
+            Driver::Kernel(kernel) => kernel.restore_rules().await,
+            Driver::Test => Ok(false),
         }
-        let running: Vec<RunningNetwork> = guards
-            .iter()
-            .filter_map(|state| state.live.as_ref()?.running.clone())
-            .collect();
-        kernel.restore_rules(&running).await
+    }
+
+    /// Follows the changes others make to virtnet's table; `None` for the
+    /// test driver, which has none.
+    pub fn watch_firewall(&self) -> Option<std::io::Result<crate::apply::firewall::TableWatch>> {
+        match &self.driver {
+            Driver::Kernel(kernel) => Some(kernel.watch_rules()),
+            Driver::Test => None,
+        }
     }
 
     /// net-dhcp-leases: the leases still valid, optionally of one MAC.

@@ -15,6 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use netns::{Netns, host_and_outside, plug_guest};
+use virtnet::apply::firewall::Firewall;
 use virtnet::apply::netlink::Netlink;
 use virtnet::apply::{self, Environment};
 use virtnet::definition::NetworkDef;
@@ -309,15 +310,17 @@ fn main() {
         dnsmasq: "dnsmasq".into(),
         tc: "tc".into(),
     };
+    let firewall = Firewall::new();
 
     // One network: start and stop, repeated.
     let mut starts = Vec::new();
     let mut stops = Vec::new();
     for _ in 0..15 {
         let def = network(0);
-        let (running, took) = host.block_on(timed(apply::start(&def, &env, &[])));
+        let (running, took) = host.block_on(timed(apply::start(&def, &env, &firewall, &[])));
         starts.push(took);
-        let (stopped, took) = host.block_on(timed(apply::stop(&running.expect("start"))));
+        let (stopped, took) =
+            host.block_on(timed(apply::stop(&running.expect("start"), &firewall)));
         stopped.expect("stop");
         stops.push(took);
     }
@@ -347,7 +350,7 @@ fn main() {
 
     // One network with a guest: first lease, throughput through NAT.
     let first = host
-        .block_on(apply::start(&network(0), &env, &[]))
+        .block_on(apply::start(&network(0), &env, &firewall, &[]))
         .expect("start");
     let (guest, first_lease) = lease(&host, "vbn0", "lease0", &script);
     let concurrent: Vec<Duration> = std::thread::scope(|scope| {
@@ -372,7 +375,7 @@ fn main() {
     let mut per_start = Vec::new();
     for index in 1..count {
         let def = network(index);
-        let (started, took) = host.block_on(timed(apply::start(&def, &env, &[])));
+        let (started, took) = host.block_on(timed(apply::start(&def, &env, &firewall, &[])));
         running.push(started.expect("start"));
         per_start.push(took);
     }
@@ -386,7 +389,7 @@ fn main() {
     let mut per_stop = Vec::new();
     drop(guest);
     for network in running.iter().rev() {
-        let (stopped, took) = host.block_on(timed(apply::stop(network)));
+        let (stopped, took) = host.block_on(timed(apply::stop(network, &firewall)));
         stopped.expect("stop");
         per_stop.push(took);
     }

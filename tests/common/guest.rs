@@ -1,7 +1,9 @@
 //! Guests: namespaces configured by real DHCP (busybox udhcpc).
 
-use std::net::Ipv4Addr;
+use std::io::Read;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use super::netns::Netns;
 
@@ -63,7 +65,7 @@ pub fn wait_forwarding(host: &Netns, port: &str) {
         if state.contains("state forwarding") {
             return;
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(50));
     }
     panic!("port {port} never forwarded");
 }
@@ -105,6 +107,76 @@ pub fn ping_summary(output: &str) -> Option<(u32, u32)> {
         .filter_map(|word| word.parse().ok())
         .collect();
     Some((*numbers.first()?, *numbers.get(1)?))
+}
+
+/// Opens a TCP connection from `client` to `listen` in `server` and
+/// returns the peer (address and port) the server saw.
+pub fn peer_seen(server: &Netns, client: &Netns, listen: SocketAddr) -> SocketAddr {
+    let listener = server.run_in(|| TcpListener::bind(listen).expect("listen in the server"));
+    // Polled with a deadline: a connection that never comes fails the test
+    // instead of hanging it.
+    listener.set_nonblocking(true).unwrap();
+    let (peer, nc) = std::thread::scope(|scope| {
+        let accept = scope.spawn(|| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                match listener.accept() {
+                    Ok((mut stream, peer)) => {
+                        stream.set_nonblocking(false).unwrap();
+                        let mut buffer = [0u8; 16];
+                        let _ = stream.read(&mut buffer);
+                        return Some(peer);
+                    }
+                    Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                        if Instant::now() > deadline {
+                            return None;
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(error) => panic!("accept in the server: {error}"),
+                }
+            }
+        });
+        let nc = client.exec(&[
+            "sh",
+            "-c",
+            &format!(
+                "echo hello | busybox nc -w 3 {} {}",
+                listen.ip(),
+                listen.port()
+            ),
+        ]);
+        (accept.join().expect("accept thread"), nc)
+    });
+    assert!(nc.status.success(), "nc from the client: {nc:?}");
+    peer.expect("the server accepted the client's connection")
+}
+
+/// Whether the DNS server at `server` answers, within 700 ms, a query
+/// sent from `ns` for `localhost`, which dnsmasq answers itself (from the
+/// host's /etc/hosts) rather than forwarding.
+pub fn dns_answers(ns: &Netns, server: IpAddr) -> bool {
+    // Header: id 0x1234, recursion desired, one question; then the name,
+    // type A, class IN.
+    let mut query = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    query.push(9);
+    query.extend(b"localhost");
+    query.extend([0, 0, 1, 0, 1]);
+    ns.run_in(|| {
+        let local: SocketAddr = match server {
+            IpAddr::V4(_) => "0.0.0.0:0".parse().unwrap(),
+            IpAddr::V6(_) => "[::]:0".parse().unwrap(),
+        };
+        let socket = UdpSocket::bind(local).expect("a UDP socket");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(700)))
+            .unwrap();
+        if socket.send_to(&query, (server, 53)).is_err() {
+            return false;
+        }
+        let mut answer = [0u8; 512];
+        matches!(socket.recv(&mut answer), Ok(size) if size >= 12 && answer[..2] == query[..2])
+    })
 }
 
 /// Every file under `dir`.

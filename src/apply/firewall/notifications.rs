@@ -40,61 +40,80 @@ impl Notifications {
     }
 }
 
-/// Notices when someone removes objects of virtnet's table (`nft flush
-/// ruleset`, `nft delete table inet virtnet`, a rule deleted by hand), from
-/// nftables' netlink notifications: no process of its own, no polling.
+/// Notices when someone else changes virtnet's table (`nft flush ruleset`,
+/// `nft flush chain inet virtnet forward`, a rule added or deleted by
+/// hand, the table made dormant), from nftables' netlink notifications: no
+/// process of its own, no polling.
 pub struct TableWatch {
     notifications: Notifications,
+    own: OwnProcesses,
 }
 
 impl TableWatch {
-    /// Subscribes in the namespace of the calling thread.
-    pub fn open() -> std::io::Result<Self> {
-        Notifications::open().map(|notifications| Self { notifications })
+    /// Subscribes in the namespace of the calling thread; changes made by
+    /// the nft processes in `own` are virtnet's and not reported.
+    pub(super) fn open(own: OwnProcesses) -> std::io::Result<Self> {
+        Notifications::open().map(|notifications| Self { notifications, own })
     }
 
-    /// Returns once a batch of notifications removed something of
+    /// Returns once a batch of notifications changed something of
     /// virtnet's table.
-    pub async fn removal(&mut self) -> std::io::Result<()> {
+    pub async fn change(&mut self) -> std::io::Result<()> {
         loop {
-            match self.notifications.next().await {
-                Ok(buffer) if removes_from_our_table(&buffer, |pid| !ran_nft(pid)) => {
-                    return Ok(());
-                }
-                Ok(_) => {}
-                // Notifications were lost (a burst overflowed the socket):
-                // anything may have changed, so it counts as a removal.
-                Err(error) if error.raw_os_error() == Some(libc::ENOBUFS) => return Ok(()),
-                Err(error) => return Err(error),
+            let buffer = self.notifications.next().await;
+            if self.changes(buffer)? {
+                return Ok(());
             }
+        }
+    }
+
+    /// Reads the notifications already there without waiting: a burst of
+    /// them (a flush is one message per rule) makes one change.
+    pub fn drain(&mut self) {
+        use futures_util::FutureExt;
+        while let Some(Ok(_)) = self.notifications.next().now_or_never() {}
+    }
+
+    fn changes(&self, buffer: std::io::Result<Vec<u8>>) -> std::io::Result<bool> {
+        match buffer {
+            Ok(buffer) => Ok(changes_our_table(&buffer, |pid| !self.own.contains(pid))),
+            // Notifications were lost (a burst overflowed the socket):
+            // anything may have changed.
+            Err(error) if error.raw_os_error() == Some(libc::ENOBUFS) => Ok(true),
+            Err(error) => Err(error),
         }
     }
 }
 
-/// The nft processes this process ran lately. nftables' notifications
+/// The nft processes one firewall ran lately. nftables' notifications
 /// carry the port of the socket that asked for the change, which for nft is
-/// its pid: so virtnet's own deletions are told from someone else's.
-static OWN_NFT_PROCESSES: std::sync::Mutex<VecDeque<u32>> = std::sync::Mutex::new(VecDeque::new());
+/// its pid: so virtnet's own changes are told from someone else's.
+#[derive(Clone, Default)]
+pub(super) struct OwnProcesses(std::sync::Arc<std::sync::Mutex<VecDeque<u32>>>);
 
 /// More than ever run at once, so a pid is remembered until its
 /// notifications have been read.
 const REMEMBERED_NFT_PROCESSES: usize = 64;
 
-pub(super) fn remember_nft(pid: u32) {
-    let mut pids = OWN_NFT_PROCESSES
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if pids.len() == REMEMBERED_NFT_PROCESSES {
-        pids.pop_front();
+impl OwnProcesses {
+    fn pids(&self) -> std::sync::MutexGuard<'_, VecDeque<u32>> {
+        // One push or pop at a time: a poisoned list is whole.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-    pids.push_back(pid);
-}
 
-fn ran_nft(pid: u32) -> bool {
-    OWN_NFT_PROCESSES
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .contains(&pid)
+    pub(super) fn remember(&self, pid: u32) {
+        let mut pids = self.pids();
+        if pids.len() == REMEMBERED_NFT_PROCESSES {
+            pids.pop_front();
+        }
+        pids.push_back(pid);
+    }
+
+    fn contains(&self, pid: u32) -> bool {
+        self.pids().contains(&pid)
+    }
 }
 
 /// nftables' message types: subsystem NFNL_SUBSYS_NFTABLES, then the message.
@@ -129,15 +148,19 @@ fn commits_by(buffer: &[u8], port: u32) -> bool {
     })
 }
 
-/// Whether netlink messages in `buffer` delete a table, chain, rule, set or
-/// set element of virtnet's table (family inet), asked for by a netlink
-/// port `foreign` accepts.
-fn removes_from_our_table(buffer: &[u8], foreign: impl Fn(u32) -> bool) -> bool {
-    /// NFT_MSG_DELTABLE, DELCHAIN, DELRULE, DELSET, DELSETELEM.
-    const DELETIONS: [u16; 5] = [2, 5, 8, 11, 14];
+/// Whether netlink messages in `buffer` add, change or delete an object of
+/// virtnet's table (family inet), asked for by a netlink port `foreign`
+/// accepts.
+fn changes_our_table(buffer: &[u8], foreign: impl Fn(u32) -> bool) -> bool {
+    /// NFT_MSG_NEW and DEL of TABLE, CHAIN, RULE, SET, SETELEM, OBJ and
+    /// FLOWTABLE, and the DESTROY messages.
+    const CHANGES: [u16; 21] = [
+        0, 2, 3, 5, 6, 8, 9, 11, 12, 14, 18, 20, 22, 24, 26, 27, 28, 29, 30, 31, 32,
+    ];
     const NFPROTO_INET: u8 = 1;
     /// NFTA_TABLE_NAME, NFTA_CHAIN_TABLE, NFTA_RULE_TABLE, NFTA_SET_TABLE,
-    /// NFTA_SET_ELEM_LIST_TABLE all have this number.
+    /// NFTA_SET_ELEM_LIST_TABLE, NFTA_OBJ_TABLE and NFTA_FLOWTABLE_TABLE
+    /// all have this number.
     const TABLE_ATTRIBUTE: u16 = 1;
     let u16_at = |bytes: &[u8], at: usize| {
         bytes
@@ -145,11 +168,10 @@ fn removes_from_our_table(buffer: &[u8], foreign: impl Fn(u32) -> bool) -> bool 
             .map(|b| u16::from_ne_bytes([b[0], b[1]]))
     };
     messages(buffer).any(|(kind, port, payload)| {
-        let deletion = kind >> 8 == NFNL_SUBSYS_NFTABLES
-            && DELETIONS.contains(&(kind & 0xff))
-            && foreign(port);
+        let change =
+            kind >> 8 == NFNL_SUBSYS_NFTABLES && CHANGES.contains(&(kind & 0xff)) && foreign(port);
         // nfgenmsg (family, version, resource id), then attributes.
-        if !deletion || payload.first() != Some(&NFPROTO_INET) {
+        if !change || payload.first() != Some(&NFPROTO_INET) {
             return false;
         }
         let mut attributes = payload.get(4..).unwrap_or_default();
@@ -196,20 +218,24 @@ mod tests {
     }
 
     #[test]
-    fn table_watch_sees_only_removals_from_our_table() {
+    fn table_watch_sees_every_change_of_our_table() {
         let delete_table = (10 << 8) | 2;
         let delete_rule = (10 << 8) | 8;
         let new_rule = (10 << 8) | 6;
-        let removes = |buffer: &[u8]| removes_from_our_table(buffer, |_| true);
-        assert!(removes(&deletion(delete_table, 1, "virtnet")));
-        assert!(removes(&deletion(delete_rule, 1, "virtnet")));
-        assert!(!removes(&deletion(new_rule, 1, "virtnet")));
-        assert!(!removes(&deletion(delete_table, 2, "virtnet")));
-        assert!(!removes(&deletion(delete_table, 1, "other")));
+        let new_table = 10 << 8;
+        let get_rule = (10 << 8) | 7;
+        let changes = |buffer: &[u8]| changes_our_table(buffer, |_| true);
+        assert!(changes(&deletion(delete_table, 1, "virtnet")));
+        assert!(changes(&deletion(delete_rule, 1, "virtnet")));
+        assert!(changes(&deletion(new_rule, 1, "virtnet")), "an added rule");
+        assert!(changes(&deletion(new_table, 1, "virtnet")), "table flags");
+        assert!(!changes(&deletion(get_rule, 1, "virtnet")), "a listing");
+        assert!(!changes(&deletion(delete_table, 2, "virtnet")));
+        assert!(!changes(&deletion(delete_table, 1, "other")));
         let mut batch = deletion(delete_table, 1, "other");
         batch.extend(deletion(delete_table, 1, "virtnet"));
-        assert!(removes(&batch), "the second message counts");
-        assert!(!removes(&batch[..7]), "a torn buffer is ignored");
+        assert!(changes(&batch), "the second message counts");
+        assert!(!changes(&batch[..7]), "a torn buffer is ignored");
     }
 
     #[test]
@@ -224,11 +250,12 @@ mod tests {
     }
 
     #[test]
-    fn table_watch_ignores_removals_of_virtnets_own_nft() {
+    fn table_watch_ignores_changes_of_virtnets_own_nft() {
         let message = deletion((10 << 8) | 8, 1, "virtnet");
-        assert!(!removes_from_our_table(&message, |port| port != 4242));
-        remember_nft(4242);
-        assert!(ran_nft(4242));
-        assert!(!ran_nft(4243));
+        assert!(!changes_our_table(&message, |port| port != 4242));
+        let own = OwnProcesses::default();
+        own.remember(4242);
+        assert!(own.contains(4242));
+        assert!(!own.contains(4243));
     }
 }
