@@ -13,8 +13,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use common::{corpus_dir, read_tsv};
+use serde_json::{Value, json};
 use virtnet::definition::{IpFamily, NetworkDef};
-use virtnet::plan::firewall::{self, Action, Condition, FirewallPlan, Rule, Subnet};
+use virtnet::plan::firewall::{self, FirewallPlan, Subnet};
 
 const BRIDGE: &str = "virbr0";
 /// The forward `dev` of the corpus's forward-dev case, and another uplink.
@@ -271,55 +272,194 @@ fn parse_cidr(cidr: &str) -> Subnet {
     Subnet::new(address.parse().unwrap(), prefix.parse().unwrap())
 }
 
-/// virtnet's table for one network: established traffic first, then the
-/// verdict map on the output interface (the `to_` chain), then the one on
-/// the input interface (the `from_` chain); the policy accepts.
-fn virtnet_forward(plan: &FirewallPlan, packet: &Packet) -> Verdict {
-    if packet.state == State::Established {
-        return Verdict::Accept;
-    }
-    for (interface, rules) in [
-        (packet.oif, &plan.to_bridge),
-        (packet.iif, &plan.from_bridge),
-    ] {
-        if interface != plan.bridge {
-            continue;
-        }
-        match first_action(rules, packet) {
-            Some(Action::Accept) => return Verdict::Accept,
-            Some(Action::Reject) => return Verdict::Reject,
-            Some(Action::Return) | None => {}
-            Some(other) => panic!("{other:?} in a filter chain"),
-        }
-    }
-    Verdict::Accept
+/// virtnet's table as the transaction that makes it for one network says
+/// (the skeleton and the network's own objects, rendered as virtnet
+/// applies them): chains with their rules, verdict maps with their
+/// elements.
+struct VirtnetTable {
+    chains: BTreeMap<String, Vec<Value>>,
+    maps: BTreeMap<String, BTreeMap<String, Value>>,
 }
 
-/// Source NAT is entered by the bridge a packet came in on.
-fn virtnet_translation(plan: &FirewallPlan, packet: &Packet) -> Translation {
-    if packet.iif != plan.bridge {
-        return Translation::None;
+/// Where evaluating a rule or a chain leaves a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// On to the next rule (or, at a chain's end, back to its caller).
+    Next,
+    /// Back to the calling chain.
+    Return,
+    Accept,
+    Reject,
+    Drop,
+    Masquerade(Option<(u16, u16)>),
+}
+
+impl VirtnetTable {
+    fn of(plan: &FirewallPlan) -> Self {
+        let document: Value =
+            serde_json::from_str(&virtnet::apply::firewall::whole_table([plan]).to_json()).unwrap();
+        let mut table = Self {
+            chains: BTreeMap::new(),
+            maps: BTreeMap::new(),
+        };
+        for command in document["nftables"].as_array().unwrap() {
+            let Some(added) = command.get("add") else {
+                continue;
+            };
+            if let Some(rule) = added.get("rule") {
+                let chain = rule["chain"].as_str().unwrap().to_owned();
+                table
+                    .chains
+                    .entry(chain)
+                    .or_default()
+                    .push(rule["expr"].clone());
+            }
+            if let Some(element) = added.get("element") {
+                let name = element["name"].as_str().unwrap().to_owned();
+                for pair in element["elem"].as_array().unwrap() {
+                    // Map elements are [key, verdict]; set elements are keys.
+                    if let Some([key, verdict]) = pair.as_array().map(Vec::as_slice) {
+                        table
+                            .maps
+                            .entry(name.clone())
+                            .or_default()
+                            .insert(key.as_str().unwrap().to_owned(), verdict.clone());
+                    }
+                }
+            }
+        }
+        table
     }
-    match first_action(&plan.nat, packet) {
-        Some(Action::Masquerade { ports }) => Translation::Masquerade(*ports),
-        Some(Action::Return) | None => Translation::None,
-        Some(other) => panic!("{other:?} in the NAT chain (the corpus has no <nat><address>)"),
+
+    /// The forward hook's verdict: its base chain's policy accepts.
+    fn forward(&self, packet: &Packet) -> Verdict {
+        match self.run("forward", packet) {
+            Outcome::Next | Outcome::Return | Outcome::Accept => Verdict::Accept,
+            Outcome::Reject | Outcome::Drop => Verdict::Reject,
+            Outcome::Masquerade(_) => panic!("masquerade in a filter chain"),
+        }
+    }
+
+    /// What the postrouting hook does to a connection's first packet.
+    fn translation(&self, packet: &Packet) -> Translation {
+        match self.run("postrouting", packet) {
+            Outcome::Masquerade(ports) => Translation::Masquerade(ports),
+            Outcome::Next | Outcome::Return | Outcome::Accept => Translation::None,
+            other => panic!("{other:?} in the NAT chain"),
+        }
+    }
+
+    fn run(&self, chain: &str, packet: &Packet) -> Outcome {
+        for rule in self
+            .chains
+            .get(chain)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            match self.rule(rule.as_array().unwrap(), packet) {
+                Outcome::Next => {}
+                Outcome::Return => return Outcome::Next,
+                decided => return decided,
+            }
+        }
+        Outcome::Next
+    }
+
+    fn rule(&self, statements: &[Value], packet: &Packet) -> Outcome {
+        for statement in statements {
+            let (kind, body) = statement.as_object().unwrap().iter().next().unwrap();
+            match kind.as_str() {
+                "match" => {
+                    if !self.matches(body, packet) {
+                        return Outcome::Next;
+                    }
+                }
+                "vmap" => {
+                    let key = field(&body["key"], packet).expect("a vmap on an interface");
+                    let map = body["data"].as_str().unwrap().trim_start_matches('@');
+                    let Some(verdict) = self.maps.get(map).and_then(|map| map.get(&key)) else {
+                        return Outcome::Next;
+                    };
+                    let target = verdict["jump"]["target"].as_str().expect("a jump");
+                    return self.run(target, packet);
+                }
+                "accept" => return Outcome::Accept,
+                "reject" => return Outcome::Reject,
+                "drop" => return Outcome::Drop,
+                "return" => return Outcome::Return,
+                "masquerade" => {
+                    let ports = body["port"]["range"].as_array().map(|range| {
+                        let port = |at: usize| u16::try_from(range[at].as_u64().unwrap()).unwrap();
+                        (port(0), port(1))
+                    });
+                    return Outcome::Masquerade(ports);
+                }
+                other => panic!("statement {other} in virtnet's forward or NAT rules"),
+            }
+        }
+        Outcome::Next
+    }
+
+    fn matches(&self, body: &Value, packet: &Packet) -> bool {
+        // An `ip` or `ip6` match only sees packets of its family.
+        let Some(found) = field(&body["left"], packet) else {
+            return false;
+        };
+        let right = &body["right"];
+        let contained = match right {
+            Value::String(value) => *value == found,
+            Value::Array(values) => values.iter().any(|value| *value == json!(found)),
+            Value::Object(object) => match (object.get("prefix"), object.get("set")) {
+                (Some(prefix), _) => found.parse::<IpAddr>().is_ok_and(|address| {
+                    Subnet::new(
+                        prefix["addr"].as_str().unwrap().parse().unwrap(),
+                        u8::try_from(prefix["len"].as_u64().unwrap()).unwrap(),
+                    )
+                    .contains(&address)
+                }),
+                (None, Some(Value::Array(values))) => {
+                    values.iter().any(|value| *value == json!(found))
+                }
+                _ => panic!("right side {right}"),
+            },
+            other => panic!("right side {other}"),
+        };
+        match body["op"].as_str().unwrap() {
+            "==" | "in" => contained,
+            "!=" => !contained,
+            other => panic!("operator {other}"),
+        }
     }
 }
 
-fn first_action<'a>(rules: &'a [Rule], packet: &Packet) -> Option<&'a Action> {
-    rules
-        .iter()
-        .find(|rule| {
-            rule.conditions.iter().all(|condition| match condition {
-                Condition::SourceIn(subnet) => subnet.contains(&packet.source),
-                Condition::DestinationIn(subnet) => subnet.contains(&packet.destination),
-                Condition::InputInterface(name) => packet.iif == name,
-                Condition::OutputInterface(name) => packet.oif == name,
-                Condition::TcpOrUdp => matches!(packet.protocol, Protocol::Tcp | Protocol::Udp),
-            })
-        })
-        .map(|rule| &rule.action)
+/// The packet's value for a rule's left side; `None` for an address of the
+/// other family.
+fn field(left: &Value, packet: &Packet) -> Option<String> {
+    if let Some(key) = left["meta"]["key"].as_str() {
+        return Some(match key {
+            "iifname" => packet.iif.to_owned(),
+            "oifname" => packet.oif.to_owned(),
+            "l4proto" => match packet.protocol {
+                Protocol::Tcp => "tcp".into(),
+                Protocol::Udp => "udp".into(),
+                Protocol::Icmp => "icmp".into(),
+            },
+            other => panic!("meta {other}"),
+        });
+    }
+    if left["ct"]["key"] == json!("state") {
+        return Some(match packet.state {
+            State::New => "new".into(),
+            State::Established => "established".into(),
+        });
+    }
+    let payload = &left["payload"];
+    let address = match payload["field"].as_str() {
+        Some("saddr") => packet.source,
+        Some("daddr") => packet.destination,
+        _ => panic!("left side {left}"),
+    };
+    (payload["protocol"].as_str() == Some(family_of(&address))).then(|| address.to_string())
 }
 
 /// The `n`th address of `subnet`.
@@ -429,6 +569,7 @@ fn run_case(data: &Path, name: &str) -> Result<usize, String> {
     let xml = std::fs::read_to_string(data.join(format!("{name}.xml"))).unwrap();
     let def = NetworkDef::parse(&xml).map_err(|e| format!("parse: {e}"))?;
     let plan = firewall::plan(&def, BRIDGE).ok_or("virtnet plans no rules")?;
+    let virtnet = VirtnetTable::of(&plan);
     let libvirt = LibvirtRules::parse(
         &std::fs::read_to_string(data.join(format!("{name}-linux.nftables"))).unwrap(),
     );
@@ -443,7 +584,7 @@ fn run_case(data: &Path, name: &str) -> Result<usize, String> {
             .collect();
         for packet in probes(&family, v4) {
             let theirs = libvirt.forward(&packet);
-            let ours = virtnet_forward(&plan, &packet);
+            let ours = virtnet.forward(&packet);
             if theirs != ours {
                 match documented_difference(&subnets, &packet) {
                     Some((_, expected)) if expected == ours => documented += 1,
@@ -459,7 +600,7 @@ fn run_case(data: &Path, name: &str) -> Result<usize, String> {
             // Source NAT sees a connection's first packet, once let through.
             if packet.state == State::New && ours == Verdict::Accept {
                 let theirs = libvirt.translation(&packet);
-                let ours = virtnet_translation(&plan, &packet);
+                let ours = virtnet.translation(&packet);
                 if theirs != ours {
                     failures.push(format!(
                         "{packet:?}: libvirt translates {theirs:?}, virtnet {ours:?}"
@@ -530,7 +671,16 @@ fn a_changed_libvirt_rule_is_noticed() {
         state: State::New,
     };
     assert_eq!(permissive.forward(&inbound), Verdict::Accept);
-    assert_eq!(virtnet_forward(&plan, &inbound), Verdict::Reject);
+    let mut virtnet = VirtnetTable::of(&plan);
+    assert_eq!(virtnet.forward(&inbound), Verdict::Reject);
+    // And it sees virtnet's own rules: without the reject ending the
+    // bridge's inbound chain, the connection gets in.
+    virtnet
+        .chains
+        .get_mut("to_virbr0")
+        .unwrap()
+        .retain(|rule| rule[0].get("reject").is_none());
+    assert_eq!(virtnet.forward(&inbound), Verdict::Accept);
     let subnets: Vec<Subnet> = def.ips.iter().filter_map(Subnet::of).collect();
     assert_eq!(documented_difference(&subnets, &inbound), None);
 }
