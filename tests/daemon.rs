@@ -480,6 +480,94 @@ fn definitions_persist_with_libvirt_rules() {
     assert!(walk(&lab.dirs.join("etc")).is_empty(), "no definition left");
 }
 
+/// When net-destroy returns, nothing of the network is left under its
+/// names: no link, no rule, no dnsmasq, so that a script can reuse the
+/// bridge name at once; the bridge set aside is gone within a second. A
+/// bridge deleted by someone else does not make net-destroy fail.
+#[test]
+fn destroy_leaves_nothing_under_the_networks_names() {
+    let lab = Lab::new("gone");
+    lab.cli(&["net-define", &sample("keennet.xml")]);
+    let before = lab.snapshot();
+    for _ in 0..3 {
+        lab.cli(&["net-start", "keennet"]);
+        lab.cli(&["net-destroy", "keennet"]);
+        let links = lab.host.exec_ok(&["ip", "-o", "link"]);
+        assert!(!links.contains("keenbr0"), "{links}");
+        let addresses = lab.host.exec_ok(&["ip", "-o", "addr"]);
+        assert!(!addresses.contains("192.168.132."), "{addresses}");
+        let rules = lab.host.exec_ok(&["nft", "list", "ruleset"]);
+        assert!(!rules.contains("keenbr0"), "{rules}");
+        assert_eq!(count_dnsmasq(&lab), 0);
+        // The name is free for anyone at once.
+        lab.host.ip(&["link", "add", "keenbr0", "type", "bridge"]);
+        lab.host.ip(&["link", "del", "keenbr0"]);
+        let destroyed = std::time::Instant::now();
+        while lab.host.exec_ok(&["ip", "-o", "link"]).contains("vtgone") {
+            assert!(
+                destroyed.elapsed() < std::time::Duration::from_secs(1),
+                "the bridge set aside stays"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    lab.assert_settles_to(&before);
+
+    lab.cli(&["net-start", "keennet"]);
+    lab.host.ip(&["link", "del", "keenbr0"]);
+    lab.cli(&["net-destroy", "keennet"]);
+    lab.assert_settles_to(&before);
+    lab.cli(&["net-undefine", "keennet"]);
+}
+
+/// SIGHUP reloads as libvirtd's does, and the daemon goes on: a definition
+/// written into the configuration directory by hand appears, a changed one
+/// replaces the persistent definition, and an autostart link starts its
+/// network.
+#[test]
+fn sighup_reloads_definitions_and_autostart() {
+    let lab = Lab::new("hup");
+    let etc = lab.dirs.join("etc");
+    let written = lab.scratch.0.join("a.xml");
+    std::fs::write(
+        &written,
+        "<network><name>a</name><bridge name='vtha0'/><ip address='10.73.0.1' prefix='24'/></network>",
+    )
+    .unwrap();
+    lab.cli(&["net-define", written.to_str().unwrap()]);
+    lab.cli(&["net-start", "a"]);
+    let daemon_pid = lab.daemon.as_ref().expect("the daemon runs").pid();
+    let hangup = || {
+        let pid = libc::pid_t::try_from(daemon_pid).unwrap();
+        // SAFETY: kill(2) on the pid of the daemon this test started and
+        // holds (it is reaped only when the lab drops it).
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    };
+
+    std::fs::copy(sample("keennet.xml"), etc.join("keennet.xml")).unwrap();
+    std::os::unix::fs::symlink(etc.join("keennet.xml"), etc.join("autostart/keennet.xml")).unwrap();
+    let changed = std::fs::read_to_string(etc.join("a.xml"))
+        .unwrap()
+        .replace("10.73.0.1", "10.74.0.1");
+    std::fs::write(etc.join("a.xml"), changed).unwrap();
+    hangup();
+    lab.wait_until(|lab| lab.cli(&["net-list", "--name"]) == "a\nkeennet\n\n");
+    assert!(
+        lab.cli(&["net-dumpxml", "--inactive", "a"])
+            .contains("10.74.0.1"),
+        "the changed definition is the persistent one"
+    );
+    assert!(
+        lab.cli(&["net-dumpxml", "a"]).contains("10.73.0.1"),
+        "the running network keeps its live definition"
+    );
+    assert!(lab.log().contains("SIGHUP: reloading"), "{}", lab.log());
+    for name in ["a", "keennet"] {
+        lab.cli(&["net-destroy", name]);
+        lab.cli(&["net-undefine", name]);
+    }
+}
+
 /// Someone flushes the whole ruleset: the daemon notices and puts its
 /// rules back by itself (and `virtnet reload-firewall` does it on demand),
 /// leaving other tables alone.

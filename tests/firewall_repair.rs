@@ -18,7 +18,7 @@ use common::daemon::{Daemon, DaemonConfig, client, start_bus};
 use common::guest::{dhcp, dns_answers, peer_seen, pings, udhcpc_script, wait_forwarding};
 use common::netns::{Netns, host_and_outside, plug_guest};
 use virtnet::apply::firewall::Firewall;
-use virtnet::apply::{self, Environment};
+use virtnet::apply::{self, Environment, TrafficControl};
 use virtnet::definition::NetworkDef;
 
 /// A NAT network (IPv4 and IPv6), an isolated one, and a NAT network with
@@ -378,7 +378,7 @@ fn reconcile_undoes_every_damage() {
         state_dir: lab.scratch.0.join("state"),
         run_dir: lab.scratch.0.join("run"),
         dnsmasq: "dnsmasq".into(),
-        tc: "tc".into(),
+        tc: TrafficControl::new("tc"),
     };
     let firewall = Firewall::new();
     let running: Vec<_> = NETWORKS

@@ -12,7 +12,7 @@ use common::guest::{dhcp, peer_seen, pings, udhcpc_script, wait_forwarding, walk
 use common::netns::{Netns, host_and_outside, plug_guest, veth};
 use common::{ScratchDir, project_dir};
 use virtnet::apply::firewall::Firewall;
-use virtnet::apply::{self, Environment, StartError};
+use virtnet::apply::{self, Environment, FailedStart, StartError, TrafficControl};
 use virtnet::definition::{ForwardMode, NetworkDef};
 use virtnet::state::RunningNetwork;
 
@@ -36,7 +36,7 @@ impl Lab {
             state_dir: scratch.0.join("state"),
             run_dir: scratch.0.join("run"),
             dnsmasq: "dnsmasq".into(),
-            tc: "tc".into(),
+            tc: TrafficControl::new("tc"),
         };
         let script = udhcpc_script(&scratch.0);
         Self {
@@ -55,6 +55,7 @@ impl Lab {
         def.validate().expect("test definitions are valid");
         self.host
             .block_on(apply::start(&def, &self.env, &self.firewall, &[]))
+            .map_err(undone)
     }
 
     fn stop(&self, running: &RunningNetwork) {
@@ -130,6 +131,14 @@ impl Lab {
     fn dhcp(&self, guest: &Netns) -> Ipv4Addr {
         dhcp(guest, &self.script)
     }
+}
+
+/// The error of a failed start, which must have undone everything.
+fn undone(failed: FailedStart) -> StartError {
+    if let Some(leftovers) = &failed.leftovers {
+        panic!("{}: undoing it left {leftovers}", failed.error);
+    }
+    failed.error
 }
 
 /// Opens a TCP connection from `guest` to `outside` and returns the peer
@@ -730,6 +739,7 @@ fn start_refuses_what_collides_and_leaves_no_trace() {
             &lab.firewall,
             &["keenbr0".to_owned()],
         ))
+        .map_err(undone)
         .unwrap_err();
     assert_eq!(
         error.to_string(),
@@ -817,12 +827,13 @@ fn start_refuses_what_collides_and_leaves_no_trace() {
     )
     .expect("shaped network parses");
     let without_tc = Environment {
-        tc: "/nonexistent/tc".into(),
+        tc: TrafficControl::new("/nonexistent/tc"),
         ..lab.env.clone()
     };
     let error = lab
         .host
         .block_on(apply::start(&shaped, &without_tc, &lab.firewall, &[]))
+        .map_err(undone)
         .unwrap_err();
     assert!(
         error.to_string().contains("cannot run /nonexistent/tc"),
@@ -973,6 +984,68 @@ fn bridge_names_come_from_templates() {
         lab.stop(running);
     }
     lab.host.ip(&["link", "del", "lab0"]);
+    lab.assert_back_to(&before);
+}
+
+/// A live update whose dnsmasq cannot start is undone: the rules and the
+/// dnsmasq of the old definition are back, and guests still get leases.
+#[test]
+fn a_failed_live_update_puts_the_network_back() {
+    let mut lab = Lab::new("undo");
+    // A dnsmasq that refuses the new configuration only.
+    let wrapper = lab.scratch.0.join("dnsmasq");
+    std::fs::write(
+        &wrapper,
+        "#!/bin/sh\nfor argument; do case $argument in --conf-file=*) \
+         grep -q 192.168.132.200 \"${argument#--conf-file=}\" && exit 3;; esac; done\n\
+         exec dnsmasq \"$@\"\n",
+    )
+    .unwrap();
+    common::netns::run("chmod", &["755", wrapper.to_str().unwrap()]);
+    let before = lab.snapshot();
+    let old = NetworkDef::parse(&sample("keennet.xml")).expect("sample parses");
+    let running = lab.start(&sample("keennet.xml")).expect("keennet starts");
+    let rules = lab.host.exec_ok(&["nft", "list", "ruleset"]);
+    let old_pid = running.dnsmasq.as_ref().expect("a dnsmasq").pid;
+    let picky = Environment {
+        dnsmasq: wrapper,
+        ..lab.env.clone()
+    };
+    let new = NetworkDef::parse(
+        &std::fs::read_to_string(project_dir().join("xml-samples/keennet.xml"))
+            .unwrap()
+            .replace("<forward/>", "<forward dev='uplink'/>")
+            .replace(
+                "</dhcp>",
+                "<range start='192.168.132.200' end='192.168.132.210'/></dhcp>",
+            ),
+    )
+    .expect("the updated definition parses");
+    let failed = lab
+        .host
+        .block_on(apply::refresh(&old, &new, &running, &picky, &lab.firewall))
+        .expect_err("the update fails");
+    let StartError::UpdateUndone { running: back, .. } = failed else {
+        panic!("not undone: {failed}");
+    };
+    assert_eq!(
+        lab.host.exec_ok(&["nft", "list", "ruleset"]),
+        rules,
+        "the old rules are back"
+    );
+    let pid = back.dnsmasq.as_ref().expect("a dnsmasq again").pid;
+    assert_ne!(pid, old_pid, "dnsmasq was stopped for the update");
+    let config = std::fs::read_to_string(&back.dnsmasq.as_ref().unwrap().paths.config).unwrap();
+    assert!(!config.contains("192.168.132.200"), "{config}");
+    let guest = lab.guest("keenbr0", None);
+    let address = lab.dhcp(&guest);
+    assert_eq!(
+        address.octets()[..3],
+        [192, 168, 132],
+        "a lease from the old dnsmasq"
+    );
+    drop(guest);
+    lab.stop(&back);
     lab.assert_back_to(&before);
 }
 

@@ -2,30 +2,39 @@
 //! and dnsmasq. Kept thin: the decisions are made in `plan`.
 //!
 //! [`start`] realizes a network and returns what is needed to stop it;
-//! [`stop`] takes it all away again, in reverse. A failure halfway through
-//! [`start`] undoes every step already made.
+//! [`stop`] takes it all away again (or [`take_down`] at once and
+//! [`remove_retired`] later). A failure halfway through [`start`] undoes
+//! every step already made.
 
 pub mod dnsmasq;
 pub mod firewall;
+mod host_devices;
 pub mod netlink;
 pub mod recover;
+mod refresh;
+mod stop;
 pub mod sysctl;
+mod traffic;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::definition::{ForwardMode, MacAddr, NetworkDef, NetworkName, PciAddress, error_chain};
+use crate::definition::{ForwardMode, NetworkDef, NetworkName, error_chain};
 use crate::plan::dnsmasq::DnsmasqFiles;
 use crate::plan::firewall::{OutboundLimit, Subnet};
-use crate::plan::network::{
-    self, BridgedPlan, HostDevices, InboundShaping, LEAF_QDISC, ROOT_QDISC,
-};
-use crate::state::pool::InterfacePool;
+use crate::plan::naming::{self, Requested};
+use crate::plan::network::{self, BridgedPlan};
 use crate::state::{RunningBridge, RunningNetwork};
 
-use self::dnsmasq::{DnsmasqInstance, DnsmasqPaths};
+use self::dnsmasq::DnsmasqPaths;
 use self::firewall::Firewall;
 use self::netlink::Netlink;
+use self::stop::Holdings;
+
+pub(crate) use self::host_devices::pool_for;
+pub use self::refresh::refresh;
+pub use self::stop::{StopError, StopStep, remove_retired, retired_name, stop, take_down};
+pub use self::traffic::TrafficControl;
+pub(crate) use self::traffic::{reset_traffic_control, shaping_in_place};
 
 /// Where virtnet keeps files and which programs it runs.
 #[derive(Debug, Clone)]
@@ -35,7 +44,7 @@ pub struct Environment {
     /// Runtime files (dnsmasq configuration and pid files).
     pub run_dir: PathBuf,
     pub dnsmasq: PathBuf,
-    pub tc: PathBuf,
+    pub tc: TrafficControl,
 }
 
 impl Environment {
@@ -45,7 +54,7 @@ impl Environment {
             state_dir: "/var/lib/virtnet".into(),
             run_dir: "/run/virtnet".into(),
             dnsmasq: "dnsmasq".into(),
-            tc: "tc".into(),
+            tc: TrafficControl::new("tc"),
         }
     }
 
@@ -103,11 +112,8 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
-    /// libvirt's wording (VIR_ERR_INTERNAL_ERROR).
-    #[error("internal error: bridge name '{0}' already in use.")]
-    BridgeInUse(String),
-    #[error("internal error: Bridge generation exceeded max id {0}")]
-    NoFreeBridgeName(u32),
+    #[error(transparent)]
+    Naming(#[from] naming::NamingError),
     /// libvirt's wording (VIR_ERR_INTERNAL_ERROR).
     #[error("internal error: Network is already in use by interface {0}")]
     SubnetInUse(String),
@@ -126,17 +132,37 @@ pub enum StartError {
     OpenOutboundLimit(String),
     #[error("cannot set up traffic control (tc) on {bridge}: {message}")]
     TrafficControl { bridge: String, message: String },
-    #[error("internal error: cannot generate a MAC address")]
-    Random(#[source] std::io::Error),
+    /// A live update failed and was undone: the network runs as before.
+    #[error("cannot update the running network")]
+    UpdateUndone {
+        #[source]
+        error: Box<StartError>,
+        /// The network as it runs now (a dnsmasq started again has a new pid).
+        running: Box<RunningNetwork>,
+    },
+    #[error(
+        "cannot update the running network, nor put it back as it was: {}",
+        error_chain(.rollback.as_ref())
+    )]
+    UpdateNotUndone {
+        #[source]
+        error: Box<StartError>,
+        rollback: Box<StartError>,
+    },
 }
 
-/// Everything that went wrong while stopping; stopping goes on past errors
-/// so that as much as possible is removed.
-#[derive(Debug, thiserror::Error)]
-#[error("stopping network '{network}' left work undone: {}", .errors.join("; "))]
-pub struct StopError {
-    pub network: String,
-    pub errors: Vec<String>,
+/// A start that failed: why, and what undoing it could not remove (then
+/// something of the network is left on the host).
+#[derive(Debug)]
+pub struct FailedStart {
+    pub error: StartError,
+    pub leftovers: Option<StopError>,
+}
+
+impl From<FailedStart> for StartError {
+    fn from(failed: FailedStart) -> Self {
+        failed.error
+    }
 }
 
 /// The nameservers of the host's /etc/resolv.conf.
@@ -149,11 +175,6 @@ fn host_resolvers() -> Vec<std::net::IpAddr> {
         .collect()
 }
 
-/// libvirt's default template when a definition names no bridge.
-const DEFAULT_BRIDGE_TEMPLATE: &str = "virbr%d";
-/// libvirt gives up after this many candidate names.
-const MAX_BRIDGE_ID: u32 = 256;
-
 /// Starts `def`, its rules in `firewall`. `reserved` are bridge names
 /// other virtnet networks hold (running or about to be).
 pub async fn start(
@@ -161,11 +182,17 @@ pub async fn start(
     env: &Environment,
     firewall: &Firewall,
     reserved: &[String],
-) -> Result<RunningNetwork, StartError> {
-    let netlink = Netlink::connect()?;
+) -> Result<RunningNetwork, FailedStart> {
+    let failed = |error: StartError| FailedStart {
+        error,
+        leftovers: None,
+    };
+    let netlink = Netlink::connect().map_err(|error| failed(error.into()))?;
     if !ForwardMode::has_own_bridge(def.forward_mode()) {
         let devices = network::host_devices(def);
-        check_host_devices(def, &devices, &netlink).await?;
+        host_devices::check_host_devices(def, &devices, &netlink)
+            .await
+            .map_err(failed)?;
         return Ok(RunningNetwork {
             name: def.name.to_string(),
             uuid: def.uuid.to_string(),
@@ -177,40 +204,39 @@ pub async fn start(
         });
     }
     if def.forward_mode() == Some(ForwardMode::Open) && OutboundLimit::of(def).is_some() {
-        return Err(StartError::OpenOutboundLimit(def.name.to_string()));
+        return Err(failed(StartError::OpenOutboundLimit(def.name.to_string())));
     }
-    let bridge = choose_bridge_name(def, &netlink, reserved).await?;
+    let bridge = choose_bridge_name(def, &netlink, reserved)
+        .await
+        .map_err(failed)?;
     let mac = match def.mac {
         Some(mac) => mac,
-        None => generate_mac().map_err(StartError::Random)?,
+        None => naming::generate_mac().map_err(|error| failed(error.into()))?,
     };
     let (files, paths) = env.dnsmasq_files(&def.name, &bridge);
-    let plan = network::plan(def, &bridge, mac, &files)?;
-    let mut started = Started::default();
+    let plan = network::plan(def, &bridge, mac, &files).map_err(|error| failed(error.into()))?;
+    let mut started = Holdings::default();
     match start_bridged(env, firewall, &netlink, &plan, &paths, &mut started).await {
         Ok(()) => Ok(RunningNetwork {
             name: def.name.to_string(),
             uuid: def.uuid.to_string(),
             bridge: started.bridge,
-            firewall: plan.firewall.clone(),
+            firewall: started.rules,
             dnsmasq: started.dnsmasq,
             host_devices: None,
             pool: None,
         }),
         Err(error) => {
-            // Best effort: the start error is what the caller needs.
-            let _ = undo(&netlink, firewall, &started, plan.firewall.as_ref()).await;
-            Err(error)
+            let errors = stop::undo(firewall, &started).await;
+            Err(FailedStart {
+                error,
+                leftovers: (!errors.is_empty()).then(|| StopError {
+                    network: def.name.to_string(),
+                    errors,
+                }),
+            })
         }
     }
-}
-
-/// Steps of a start already made, for rollback.
-#[derive(Default)]
-struct Started {
-    bridge: Option<RunningBridge>,
-    firewall: bool,
-    dnsmasq: Option<DnsmasqInstance>,
 }
 
 async fn start_bridged(
@@ -219,7 +245,7 @@ async fn start_bridged(
     netlink: &Netlink,
     plan: &BridgedPlan,
     paths: &DnsmasqPaths,
-    started: &mut Started,
+    started: &mut Holdings,
 ) -> Result<(), StartError> {
     check_route_collisions(netlink, plan).await?;
     let bridge = &plan.bridge;
@@ -263,7 +289,7 @@ async fn start_bridged(
             }
         },
         async {
-            set_up_traffic_control(
+            traffic::set_up_traffic_control(
                 env,
                 &bridge.name,
                 plan.dhcp_checksum_fix,
@@ -280,7 +306,9 @@ async fn start_bridged(
             }
         },
     );
-    started.firewall = matches!(rules, Ok(true));
+    if matches!(rules, Ok(true)) {
+        started.rules.clone_from(&plan.firewall);
+    }
     if let Ok(instance) = &dns {
         started.dnsmasq.clone_from(instance);
     }
@@ -290,96 +318,6 @@ async fn start_bridged(
     Ok(())
 }
 
-/// Removes what a (partial) start made. The three removals do not depend
-/// on each other, and each waits on the kernel or a process (a bridge's
-/// deletion on an RCU barrier, tens of milliseconds), so they run side by
-/// side: the rules match the bridge by name, and dnsmasq is stopping.
-async fn undo(
-    netlink: &Netlink,
-    firewall: &Firewall,
-    started: &Started,
-    rules: Option<&crate::plan::firewall::FirewallPlan>,
-) -> Vec<String> {
-    let (dns, rules, link) = tokio::join!(
-        async {
-            match &started.dnsmasq {
-                Some(instance) => instance.stop().await.map_err(|e| error_chain(&e)),
-                None => Ok(()),
-            }
-        },
-        async {
-            match rules.filter(|_| started.firewall) {
-                Some(rules) => firewall.stop(rules).await.map_err(|e| error_chain(&e)),
-                None => Ok(()),
-            }
-        },
-        async {
-            match &started.bridge {
-                Some(bridge) => netlink
-                    .delete_link(bridge.ifindex)
-                    .await
-                    .map_err(|e| error_chain(&e)),
-                None => Ok(()),
-            }
-        },
-    );
-    [dns, rules, link]
-        .into_iter()
-        .filter_map(Result::err)
-        .collect()
-}
-
-/// Takes a running network out of service at once: its dnsmasq stops and
-/// its bridge goes down, so guests lose it. What remains (rules, the link,
-/// files) is for [`stop`], which may follow later: removing them waits on
-/// the kernel for tens of milliseconds.
-pub async fn shut_down(running: &RunningNetwork) -> Result<(), StopError> {
-    let mut errors = Vec::new();
-    if let Some(instance) = &running.dnsmasq
-        && let Err(error) = instance.stop().await
-    {
-        errors.push(error_chain(&error));
-    }
-    if let Some(bridge) = &running.bridge {
-        let down = async { Netlink::connect()?.set_down(bridge.ifindex).await };
-        if let Err(error) = down.await {
-            errors.push(error_chain(&error));
-        }
-    }
-    stopped(running, errors)
-}
-
-/// Ok when nothing went wrong while stopping `running`.
-fn stopped(running: &RunningNetwork, errors: Vec<String>) -> Result<(), StopError> {
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(StopError {
-            network: running.name.clone(),
-            errors,
-        })
-    }
-}
-
-/// Stops a running network: everything [`start`] made goes. It returns
-/// once the kernel has committed the rules' removal and unlisted the
-/// bridge; the kernel finishes freeing them in the background.
-pub async fn stop(running: &RunningNetwork, firewall: &Firewall) -> Result<(), StopError> {
-    let mut errors = Vec::new();
-    match Netlink::connect() {
-        Ok(netlink) => {
-            let started = Started {
-                bridge: running.bridge.clone(),
-                firewall: running.firewall.is_some(),
-                dnsmasq: running.dnsmasq.clone(),
-            };
-            errors.extend(undo(&netlink, firewall, &started, running.firewall.as_ref()).await);
-        }
-        Err(error) => errors.push(error_chain(&error)),
-    }
-    stopped(running, errors)
-}
-
 /// The bridge name: the definition's, if free, or the first free name its
 /// template (or libvirt's `virbr%d`) yields. Only templates list every link.
 async fn choose_bridge_name(
@@ -387,33 +325,15 @@ async fn choose_bridge_name(
     netlink: &Netlink,
     reserved: &[String],
 ) -> Result<String, StartError> {
-    let template = match &def.bridge.name {
-        Some(name) if !name.is_template() => {
-            let name = name.as_str();
-            if reserved.iter().any(|other| other == name)
-                || netlink.link_index(name).await?.is_some()
-            {
-                return Err(StartError::BridgeInUse(name.to_owned()));
-            }
-            return Ok(name.to_owned());
-        }
-        Some(template) => template.clone(),
-        None => crate::definition::BridgeName::new(DEFAULT_BRIDGE_TEMPLATE)
-            .map_err(|_| StartError::NoFreeBridgeName(0))?,
+    let requested = Requested::of(def.bridge.name.as_ref());
+    let links = match requested {
+        Requested::Fixed(name) => match netlink.link_index(name).await? {
+            Some(_) => vec![name.to_owned()],
+            None => Vec::new(),
+        },
+        Requested::Template(_) => netlink.link_names().await?,
     };
-    let links = netlink.link_names().await?;
-    (0..MAX_BRIDGE_ID)
-        .filter_map(|index| template.instantiate(index))
-        .map(|name| name.to_string())
-        .find(|name| !links.iter().chain(reserved).any(|taken| taken == name))
-        .ok_or(StartError::NoFreeBridgeName(MAX_BRIDGE_ID))
-}
-
-/// A random locally administered MAC in libvirt's 52:54:00 range.
-fn generate_mac() -> std::io::Result<MacAddr> {
-    let mut tail = [0u8; 3];
-    crate::random::fill(&mut tail)?;
-    Ok(MacAddr([0x52, 0x54, 0x00, tail[0], tail[1], tail[2]]))
+    Ok(requested.choose(|name| links.iter().chain(reserved).any(|taken| taken == name))?)
 }
 
 async fn check_route_collisions(netlink: &Netlink, plan: &BridgedPlan) -> Result<(), StartError> {
@@ -437,200 +357,4 @@ async fn check_route_collisions(netlink: &Netlink, plan: &BridgedPlan) -> Result
         .and_then(|index| names.get(&index).cloned())
         .unwrap_or_else(|| "(unknown)".to_owned());
     Err(StartError::SubnetInUse(interface))
-}
-
-async fn check_host_devices(
-    def: &NetworkDef,
-    devices: &HostDevices,
-    netlink: &Netlink,
-) -> Result<(), StartError> {
-    let missing = |what, device: &str| StartError::MissingDevice {
-        network: def.name.to_string(),
-        what,
-        device: device.to_owned(),
-    };
-    match devices {
-        HostDevices::Bridge(bridge) => {
-            if !netlink.is_bridge(bridge).await? {
-                return Err(missing("bridge", bridge));
-            }
-        }
-        HostDevices::Netdevs(names) => {
-            for name in names {
-                if netlink.link_index(name).await?.is_none() {
-                    return Err(missing("interface", name));
-                }
-            }
-        }
-        HostDevices::PhysicalFunction(pf) => {
-            if netlink.link_index(pf).await?.is_none() {
-                return Err(missing("interface", pf));
-            }
-        }
-        HostDevices::Pci(addresses) => {
-            if let Some(address) = addresses
-                .iter()
-                .find(|address| !std::path::Path::new(&pci_sysfs(address)).exists())
-            {
-                return Err(missing("PCI device", &pci_name(address)));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn pci_name(address: &PciAddress) -> String {
-    format!(
-        "{:04x}:{:02x}:{:02x}.{:x}",
-        address.domain, address.bus, address.slot, address.function
-    )
-}
-
-fn pci_sysfs(address: &PciAddress) -> String {
-    format!("/sys/bus/pci/devices/{}", pci_name(address))
-}
-
-pub(crate) fn pool_for(def: &NetworkDef, devices: &HostDevices) -> Option<InterfacePool> {
-    let mode = def.forward_mode()?;
-    let members: Vec<String> = match devices {
-        HostDevices::Bridge(_) => return None,
-        HostDevices::Netdevs(names) => names.clone(),
-        HostDevices::Pci(addresses) => addresses.iter().map(pci_name).collect(),
-        HostDevices::PhysicalFunction(pf) => virtual_functions(pf),
-    };
-    Some(InterfacePool::new(mode, members))
-}
-
-/// The network devices of a physical function's virtual functions.
-fn virtual_functions(pf: &str) -> Vec<String> {
-    let device = PathBuf::from(format!("/sys/class/net/{pf}/device"));
-    let Ok(entries) = std::fs::read_dir(&device) else {
-        return Vec::new();
-    };
-    let mut functions: Vec<String> = entries
-        .filter_map(Result::ok)
-        .filter(|entry| entry.file_name().to_string_lossy().starts_with("virtfn"))
-        .filter_map(|entry| std::fs::read_dir(entry.path().join("net")).ok())
-        .flat_map(|names| names.filter_map(Result::ok))
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .collect();
-    functions.sort();
-    functions
-}
-
-/// Whether the inbound `<bandwidth>` classes are on `bridge`.
-pub(crate) async fn shaping_in_place(env: &Environment, bridge: &str) -> bool {
-    let output = tokio::process::Command::new(&env.tc)
-        .args(["class", "show", "dev", bridge])
-        .output()
-        .await;
-    output.is_ok_and(|output| {
-        String::from_utf8_lossy(&output.stdout).contains("class htb 1:2 parent 1:1")
-    })
-}
-
-/// Sets the bridge's traffic control up again from scratch.
-pub(crate) async fn reset_traffic_control(
-    env: &Environment,
-    bridge: &str,
-    checksum_fix: bool,
-    shaping: Option<&InboundShaping>,
-) -> Result<(), StartError> {
-    // Absent already, most likely: the error says nothing then.
-    let _ = remove_root_qdisc(env, bridge).await;
-    set_up_traffic_control(env, bridge, checksum_fix, shaping).await
-}
-
-/// The bridge's root qdisc, for libvirt's fix-up for guests that drop DHCP
-/// replies with an unfilled UDP checksum (a `csum` action on udp port 68
-/// leaving the bridge: nftables has no checksum statement) and for the
-/// inbound `<bandwidth>` classes. The qdisc goes with the bridge. A kernel
-/// without the csum action (CONFIG_NET_ACT_CSUM) gets no fix-up, and one
-/// without sfq (CONFIG_NET_SCH_SFQ) no fair queueing within the network's
-/// class, each with a warning.
-async fn set_up_traffic_control(
-    env: &Environment,
-    bridge: &str,
-    checksum_fix: bool,
-    shaping: Option<&InboundShaping>,
-) -> Result<(), StartError> {
-    // Once found missing, a kernel feature is not looked for again.
-    static CSUM_MISSING: AtomicBool = AtomicBool::new(false);
-    static SFQ_MISSING: AtomicBool = AtomicBool::new(false);
-    let checksum_fix = checksum_fix && !CSUM_MISSING.load(Ordering::Relaxed);
-    if !checksum_fix && shaping.is_none() {
-        return Ok(());
-    }
-    let failed = |message| StartError::TrafficControl {
-        bridge: bridge.to_owned(),
-        message,
-    };
-    let tc = |verb: &'static str, arguments: &[&str]| {
-        let mut command = vec![verb, "add", "dev", bridge];
-        command.extend(arguments);
-        let command: Vec<String> = command.into_iter().map(str::to_owned).collect();
-        run_tc(env, command)
-    };
-    tc("qdisc", &ROOT_QDISC).await.map_err(failed)?;
-    if let Some(shaping) = shaping {
-        for class in shaping.classes() {
-            let class: Vec<&str> = class.iter().map(String::as_str).collect();
-            tc("class", &class).await.map_err(failed)?;
-        }
-        if !SFQ_MISSING.load(Ordering::Relaxed) {
-            match tc("qdisc", &LEAF_QDISC).await {
-                Ok(()) => {}
-                Err(message) if message.contains("qdisc kind is unknown") => {
-                    SFQ_MISSING.store(true, Ordering::Relaxed);
-                    tracing::warn!(
-                        bridge,
-                        "the kernel has no sfq qdisc (CONFIG_NET_SCH_SFQ); a shaped network's flows share one queue"
-                    );
-                }
-                Err(message) => return Err(failed(message)),
-            }
-        }
-    }
-    if !checksum_fix {
-        return Ok(());
-    }
-    let filter = [
-        "prio", "2", "protocol", "ip", "parent", "1:", "u32", "match", "ip", "dport", "68", "ffff",
-        "action", "csum", "ip", "and", "udp",
-    ];
-    match tc("filter", &filter).await {
-        Ok(()) => Ok(()),
-        Err(message) if message.contains("Failed to load TC action module") => {
-            CSUM_MISSING.store(true, Ordering::Relaxed);
-            tracing::warn!(
-                bridge,
-                "the kernel has no tc csum action (CONFIG_NET_ACT_CSUM); DHCP replies keep the checksum the host computed"
-            );
-            if shaping.is_some() {
-                return Ok(());
-            }
-            remove_root_qdisc(env, bridge).await.map_err(failed)
-        }
-        Err(message) => Err(failed(message)),
-    }
-}
-
-/// Removes the bridge's root qdisc, with whatever hangs from it.
-async fn remove_root_qdisc(env: &Environment, bridge: &str) -> Result<(), String> {
-    let remove = ["qdisc", "del", "dev", bridge, "root"].map(str::to_owned);
-    run_tc(env, remove.to_vec()).await
-}
-
-/// Runs tc with `arguments`; on failure, returns what it said.
-async fn run_tc(env: &Environment, arguments: Vec<String>) -> Result<(), String> {
-    let output = tokio::process::Command::new(&env.tc)
-        .args(arguments)
-        .output()
-        .await
-        .map_err(|error| format!("cannot run {}: {error}", env.tc.display()))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&output.stderr).trim().to_owned())
-    }
 }

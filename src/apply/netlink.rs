@@ -35,6 +35,16 @@ pub enum NetlinkError {
     Thread(String),
 }
 
+impl NetlinkError {
+    /// Whether the kernel answered that there is no such link.
+    pub fn is_no_such_device(&self) -> bool {
+        matches!(self, Self::Request {
+            source: rtnetlink::Error::NetlinkError(error),
+            ..
+        } if error.raw_code() == -libc::ENODEV)
+    }
+}
+
 type Result<T> = std::result::Result<T, NetlinkError>;
 
 fn failed(action: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> NetlinkError {
@@ -87,6 +97,54 @@ impl Netlink {
             }
             Err(error) => Err(failed(format!("look up link {name}"))(error)),
         }
+    }
+
+    /// The name of link `index`, if there is such a link.
+    pub async fn link_name(&self, index: u32) -> Result<Option<String>> {
+        let mut links = self.handle.link().get().match_index(index).execute();
+        match links.try_next().await {
+            Ok(link) => Ok(link.as_ref().and_then(index_and_name).map(|(_, name)| name)),
+            Err(rtnetlink::Error::NetlinkError(error)) if error.raw_code() == -libc::ENODEV => {
+                Ok(None)
+            }
+            Err(error) => Err(failed(format!("look up link {index}"))(error)),
+        }
+    }
+
+    /// Takes link `index` out of sight without deleting it (which waits in
+    /// the kernel): down, without addresses, renamed to `name`. The kernel
+    /// renames only a link that is down. `Ok(false)` when there is no such
+    /// link.
+    pub async fn retire(&self, index: u32, name: &str) -> Result<bool> {
+        match self.set_down(index).await {
+            Err(error) if error.is_no_such_device() => return Ok(false),
+            other => other?,
+        }
+        let addresses: Vec<AddressMessage> = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(failed(format!("list the addresses of link {index}")))?;
+        for address in addresses {
+            self.handle
+                .address()
+                .del(address)
+                .execute()
+                .await
+                .map_err(failed(format!("remove an address of link {index}")))?;
+        }
+        let renamed = LinkUnspec::new_with_index(index).name(name).build();
+        self.handle
+            .link()
+            .set(renamed)
+            .execute()
+            .await
+            .map_err(failed(format!("rename link {index} to {name}")))?;
+        Ok(true)
     }
 
     pub async fn link_index(&self, name: &str) -> Result<Option<u32>> {

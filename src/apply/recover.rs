@@ -1,19 +1,18 @@
-//! Networks after a restart of the daemon, and live updates: taking over
-//! what an earlier run left (repairing only what is missing), removing
-//! what an interrupted start or stop left, and bringing a running network
-//! in line with an updated definition.
+//! Networks after a restart of the daemon: taking over what an earlier run
+//! left (repairing only what is missing or out of line with the
+//! definition), and removing what an interrupted start or stop left.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use crate::definition::{ForwardMode, MacAddr, NetworkDef, error_chain};
-use crate::plan::network::{self, BridgedPlan};
+use crate::definition::{ForwardMode, MacAddr, NetworkDef};
 use crate::state::RunningNetwork;
 
-use super::dnsmasq::{self, DnsmasqInstance};
+use super::dnsmasq::DnsmasqInstance;
 use super::firewall::Firewall;
 use super::netlink::{HostRoute, Netlink};
-use super::{Environment, StartError};
+use super::refresh::{DnsmasqChange, bridged_plan, converge_dnsmasq};
+use super::{Environment, StartError, StopStep};
 
 /// The host as one read sees it: links, addresses and routes.
 pub struct HostSnapshot {
@@ -105,28 +104,18 @@ pub async fn adopt(
     if let Some(rules) = &plan.firewall {
         firewall.adopt(rules).await;
     }
-    let alive = running
-        .dnsmasq
-        .as_ref()
-        .is_some_and(DnsmasqInstance::is_running);
-    if let Some(dnsmasq_plan) = &plan.dnsmasq
-        && !alive
-    {
-        let (_, paths) = env.dnsmasq_files(&def.name, &bridge.name);
-        running.dnsmasq = Some(dnsmasq::start(dnsmasq_plan, &paths, &env.dnsmasq).await?);
-        repaired.push("dnsmasq".to_owned());
+    running.firewall.clone_from(&plan.firewall);
+    // A dnsmasq gone, or one an interrupted update left with other files.
+    let (_, paths) = env.dnsmasq_files(&def.name, &bridge.name);
+    let (instance, change) =
+        converge_dnsmasq(running.dnsmasq.as_ref(), plan.dnsmasq.as_ref(), &paths, env).await?;
+    running.dnsmasq = instance;
+    match change {
+        DnsmasqChange::Unchanged => {}
+        DnsmasqChange::Reloaded => repaired.push("dnsmasq's hosts files".to_owned()),
+        DnsmasqChange::Restarted => repaired.push("dnsmasq".to_owned()),
     }
     Ok(Adoption::Adopted { repaired })
-}
-
-fn bridged_plan(
-    def: &NetworkDef,
-    bridge: &str,
-    mac: MacAddr,
-    env: &Environment,
-) -> Result<BridgedPlan, StartError> {
-    let (files, _) = env.dnsmasq_files(&def.name, bridge);
-    Ok(network::plan(def, bridge, mac, &files)?)
 }
 
 /// Removes whatever a start or stop that did not finish left of `def`
@@ -135,7 +124,7 @@ fn bridged_plan(
 /// `ifindex` known, only the bridge of that index goes (a link of the same
 /// name made since by someone else stays). Goes on past errors and returns
 /// them all.
-pub async fn clean_up(def: &NetworkDef, env: &Environment, ifindex: Option<u32>) -> Vec<String> {
+pub async fn clean_up(def: &NetworkDef, env: &Environment, ifindex: Option<u32>) -> Vec<StopStep> {
     if !ForwardMode::has_own_bridge(def.forward_mode()) {
         return Vec::new();
     }
@@ -151,7 +140,7 @@ pub async fn clean_up(def: &NetworkDef, env: &Environment, ifindex: Option<u32>)
         .unwrap_or(0);
     let instance = DnsmasqInstance { pid, paths };
     if let Err(error) = instance.stop().await {
-        errors.push(error_chain(&error));
+        errors.push(error.into());
     }
     let removed = async {
         let netlink = Netlink::connect()?;
@@ -163,64 +152,14 @@ pub async fn clean_up(def: &NetworkDef, env: &Environment, ifindex: Option<u32>)
         if let (true, Some(index)) = (ours, index) {
             netlink.delete_link(index).await?;
         }
+        // A stop that retired the bridge before the daemon died.
+        if let Some(known) = ifindex {
+            super::remove_retired(known).await?;
+        }
         Ok::<(), super::netlink::NetlinkError>(())
     };
     if let Err(error) = removed.await {
-        errors.push(error_chain(&error));
+        errors.push(error.into());
     }
     errors
-}
-
-/// Brings a running network in line with its updated definition: rules
-/// replaced in one transaction when they changed; dnsmasq told to re-read
-/// its hosts files (SIGHUP) when only those changed, restarted when its
-/// configuration did. Returns the network's new running state.
-pub async fn refresh(
-    def: &NetworkDef,
-    running: &RunningNetwork,
-    env: &Environment,
-    firewall: &Firewall,
-) -> Result<RunningNetwork, StartError> {
-    let mut refreshed = running.clone();
-    let Some(bridge) = &running.bridge else {
-        let devices = network::host_devices(def);
-        let mut pool = super::pool_for(def, &devices);
-        if let (Some(pool), Some(old)) = (pool.as_mut(), &running.pool) {
-            pool.keep_connections(old);
-        }
-        refreshed.host_devices = Some(devices);
-        refreshed.pool = pool;
-        return Ok(refreshed);
-    };
-    let plan = bridged_plan(def, &bridge.name, MacAddr(bridge.mac), env)?;
-    match (&running.firewall, &plan.firewall) {
-        (Some(old), Some(new)) if old != new => firewall.replace(old, new).await?,
-        (Some(old), None) => firewall.stop(old).await?,
-        (None, Some(new)) => firewall.start(new).await?,
-        _ => {}
-    }
-    refreshed.firewall.clone_from(&plan.firewall);
-    let (_, paths) = env.dnsmasq_files(&def.name, &bridge.name);
-    refreshed.dnsmasq = match (&running.dnsmasq, &plan.dnsmasq) {
-        (Some(instance), Some(new))
-            if instance.is_running()
-                && std::fs::read_to_string(&instance.paths.config)
-                    .ok()
-                    .as_ref()
-                    == Some(&new.config) =>
-        {
-            instance.reload_hosts(new)?;
-            Some(instance.clone())
-        }
-        (old, new) => {
-            if let Some(instance) = old {
-                instance.stop().await?;
-            }
-            match new {
-                Some(new) => Some(dnsmasq::start(new, &paths, &env.dnsmasq).await?),
-                None => None,
-            }
-        }
-    };
-    Ok(refreshed)
 }

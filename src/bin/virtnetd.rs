@@ -9,12 +9,13 @@ use virtnet::apply::Environment;
 use virtnet::cli::args::virtnetd::{Cli, DriverKind};
 use virtnet::dbus;
 use virtnet::definition::error_chain;
-use virtnet::service::{Driver, Service};
+use virtnet::service::kernel::Kernel;
+use virtnet::service::{Service, TestDriver};
 use virtnet::state::store::Store;
 
 async fn run(cli: Cli) -> Result<(), String> {
-    let (driver, connect_path) = match cli.driver {
-        DriverKind::Test => (Driver::Test, dbus::TEST_CONNECT_PATH),
+    let (service, connect_path) = match cli.driver {
+        DriverKind::Test => (Service::new(TestDriver), dbus::TEST_CONNECT_PATH),
         DriverKind::Kernel => {
             let env = Environment {
                 state_dir: cli.state_dir.clone(),
@@ -22,10 +23,12 @@ async fn run(cli: Cli) -> Result<(), String> {
                 ..Environment::system()
             };
             let store = Store::new(&cli.config_dir, &cli.run_dir);
-            (Driver::kernel(env, store), dbus::KERNEL_CONNECT_PATH)
+            (
+                Service::new(Kernel::new(env, store)),
+                dbus::KERNEL_CONNECT_PATH,
+            )
         }
     };
-    let service = Service::new(driver);
     #[cfg(feature = "libvirt")]
     // An empty URI (a unit's drop-in clearing it) publishes nothing.
     let (service, libvirtd) = match cli.libvirt_uri.as_deref().filter(|uri| !uri.is_empty()) {
@@ -38,6 +41,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         None => (service, None),
     };
     let service = Arc::new(service);
+    // From now on SIGHUP reloads (its default would end the daemon).
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|error| format!("cannot handle SIGHUP: {error}"))?;
     service.load().await.map_err(|error| error_chain(&error))?;
     #[cfg(feature = "libvirt")]
     if let Some(libvirtd) = libvirtd {
@@ -64,6 +70,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         tokio::spawn(follow_leases(service.clone()));
     }
     service.autostart().await;
+    tokio::spawn(reload_on_hangup(service.clone(), hangups));
     wait_for_termination().await;
     service.settle().await;
     // Networks stay up, as with libvirtd: the next start takes them over.
@@ -100,6 +107,14 @@ async fn guard_firewall(service: Arc<Service>) {
                 error_chain(&error)
             );
         }
+    }
+}
+
+/// Reloads as libvirtd does on each SIGHUP (see `Service::reload`).
+async fn reload_on_hangup(service: Arc<Service>, mut hangups: tokio::signal::unix::Signal) {
+    while hangups.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading definitions, firewall and autostart");
+        service.reload().await;
     }
 }
 

@@ -4,4 +4,5 @@
 
 pub mod dnsmasq;
 pub mod firewall;
+pub mod naming;
 pub mod network;

@@ -24,9 +24,12 @@ pub enum ServiceError {
     /// VIR_ERR_INVALID_ARG.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
-    /// VIR_ERR_INTERNAL_ERROR.
-    #[error("internal error: {0}")]
-    Internal(String),
+    #[error(transparent)]
+    Naming(#[from] crate::plan::naming::NamingError),
+    /// A failed start or stop left part of the network on the host, and it
+    /// still cannot be removed.
+    #[error("operation failed: network '{}' cannot start while what it left on the host remains", .0.network)]
+    Leftovers(#[source] StopError),
     #[error(transparent)]
     Start(#[from] StartError),
     #[error(transparent)]

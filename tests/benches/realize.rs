@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use netns::{Netns, host_and_outside, plug_guest};
 use virtnet::apply::firewall::Firewall;
 use virtnet::apply::netlink::Netlink;
-use virtnet::apply::{self, Environment};
+use virtnet::apply::{self, Environment, TrafficControl};
 use virtnet::definition::NetworkDef;
 use virtnet::plan::dnsmasq::DnsmasqFiles;
 use virtnet::plan::network::BridgePlan;
@@ -308,7 +308,7 @@ fn main() {
         state_dir: scratch.0.join("state"),
         run_dir: scratch.0.join("run"),
         dnsmasq: "dnsmasq".into(),
-        tc: "tc".into(),
+        tc: TrafficControl::new("tc"),
     };
     let firewall = Firewall::new();
 

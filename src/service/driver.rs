@@ -1,0 +1,184 @@
+//! Where networks are realized and kept, behind one trait: the kernel
+//! driver (`kernel.rs`: the host's kernel, definitions and status on disk)
+//! and the test driver (memory only, like libvirt's `test:///default`).
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+
+use crate::apply::firewall::TableWatch;
+use crate::definition::NetworkDef;
+use crate::state::RunningNetwork;
+use crate::state::store::StoredNetwork;
+
+use super::error::{Result, ServiceError};
+
+/// What a driver has when the service starts.
+#[derive(Default)]
+pub struct Loaded {
+    /// Persistent definitions, with their autostart flags.
+    pub stored: Vec<StoredNetwork>,
+    /// Networks found active.
+    pub adopted: Vec<Adopted>,
+}
+
+/// A network found active when the service starts.
+pub struct Adopted {
+    pub def: NetworkDef,
+    /// What the driver made of it (nothing in the test driver).
+    pub running: Option<RunningNetwork>,
+}
+
+/// A live update that failed: why, and the network as it runs now (as
+/// before the update, unless putting it back failed too).
+pub struct FailedUpdate {
+    pub error: ServiceError,
+    pub running: RunningNetwork,
+}
+
+/// The operations the service needs from where networks live. Networks
+/// the driver started are handed back to it as it returned them.
+pub trait Driver: Send + Sync {
+    /// The persistent networks it keeps and the active ones it finds.
+    fn load(&self) -> BoxFuture<'_, Result<Loaded>>;
+
+    /// The persistent definitions as they are now (re-read on reload).
+    fn load_configs(&self) -> Vec<StoredNetwork>;
+
+    /// Whether bridges and their MACs are named at define time, as
+    /// libvirt's network driver does (the test driver names none).
+    fn names_bridges(&self) -> bool;
+
+    /// The names of the host's links, which a new bridge name must avoid.
+    fn host_links(&self) -> BoxFuture<'_, Result<Vec<String>>>;
+
+    fn save_config(&self, def: &NetworkDef) -> Result<()>;
+
+    fn delete_config(&self, name: &str) -> Result<()>;
+
+    fn set_autostart(&self, name: &str, autostart: bool) -> Result<()>;
+
+    /// Realizes `def`; `reserved` are bridge names other networks hold.
+    fn start<'a>(
+        &'a self,
+        def: &'a NetworkDef,
+        reserved: &'a [String],
+    ) -> BoxFuture<'a, Result<Option<RunningNetwork>>>;
+
+    fn stop<'a>(
+        &'a self,
+        def: &'a NetworkDef,
+        running: &'a RunningNetwork,
+    ) -> BoxFuture<'a, Result<()>>;
+
+    /// Brings a running network made from `old` in line with its updated
+    /// live definition `def`.
+    fn refresh<'a>(
+        &'a self,
+        old: &'a NetworkDef,
+        def: &'a NetworkDef,
+        running: &'a RunningNetwork,
+    ) -> BoxFuture<'a, Result<RunningNetwork, FailedUpdate>>;
+
+    /// Waits for work still going on in the background.
+    fn settle(&self) -> BoxFuture<'_, ()>;
+
+    /// Puts the firewall right; whether anything was out of place.
+    fn restore_rules(&self) -> BoxFuture<'_, Result<bool>>;
+
+    /// Follows the changes others make to the firewall, where there is one.
+    fn watch_rules(&self) -> Option<std::io::Result<TableWatch>>;
+}
+
+/// In memory only, like libvirt's `test:///default`: touches no kernel and
+/// no file, and starts with libvirt's test network `default`, running.
+pub struct TestDriver;
+
+/// The network libvirt's test driver starts with (`test:///default`).
+const TEST_DEFAULT_NETWORK: &str = "<network>
+  <name>default</name>
+  <uuid>dd8fe884-6c02-601e-7551-cca97df1c5df</uuid>
+  <forward mode='nat'/>
+  <bridge name='virbr0'/>
+  <ip address='192.168.122.1' netmask='255.255.255.0'>
+    <dhcp>
+      <range start='192.168.122.2' end='192.168.122.254'/>
+    </dhcp>
+  </ip>
+</network>";
+
+impl Driver for TestDriver {
+    fn load(&self) -> BoxFuture<'_, Result<Loaded>> {
+        async {
+            let def = NetworkDef::parse(TEST_DEFAULT_NETWORK)?;
+            Ok(Loaded {
+                stored: vec![StoredNetwork {
+                    def: def.clone(),
+                    autostart: false,
+                }],
+                adopted: vec![Adopted { def, running: None }],
+            })
+        }
+        .boxed()
+    }
+
+    fn load_configs(&self) -> Vec<StoredNetwork> {
+        Vec::new()
+    }
+
+    fn names_bridges(&self) -> bool {
+        false
+    }
+
+    fn host_links(&self) -> BoxFuture<'_, Result<Vec<String>>> {
+        async { Ok(Vec::new()) }.boxed()
+    }
+
+    fn save_config(&self, _def: &NetworkDef) -> Result<()> {
+        Ok(())
+    }
+
+    fn delete_config(&self, _name: &str) -> Result<()> {
+        Ok(())
+    }
+
+    fn set_autostart(&self, _name: &str, _autostart: bool) -> Result<()> {
+        Ok(())
+    }
+
+    fn start<'a>(
+        &'a self,
+        _def: &'a NetworkDef,
+        _reserved: &'a [String],
+    ) -> BoxFuture<'a, Result<Option<RunningNetwork>>> {
+        async { Ok(None) }.boxed()
+    }
+
+    fn stop<'a>(
+        &'a self,
+        _def: &'a NetworkDef,
+        _running: &'a RunningNetwork,
+    ) -> BoxFuture<'a, Result<()>> {
+        async { Ok(()) }.boxed()
+    }
+
+    fn refresh<'a>(
+        &'a self,
+        _old: &'a NetworkDef,
+        _def: &'a NetworkDef,
+        running: &'a RunningNetwork,
+    ) -> BoxFuture<'a, Result<RunningNetwork, FailedUpdate>> {
+        async { Ok(running.clone()) }.boxed()
+    }
+
+    fn settle(&self) -> BoxFuture<'_, ()> {
+        async {}.boxed()
+    }
+
+    fn restore_rules(&self) -> BoxFuture<'_, Result<bool>> {
+        async { Ok(false) }.boxed()
+    }
+
+    fn watch_rules(&self) -> Option<std::io::Result<TableWatch>> {
+        None
+    }
+}

@@ -1,0 +1,327 @@
+//! The kernel driver: networks realized on the host (through `apply`),
+//! definitions and status kept on disk (through `state::store`). Every
+//! kernel change is preceded by a status record of what is about to
+//! happen, so that a daemon killed half-way finishes or undoes it at its
+//! next start.
+//!
+//! A stop returns once nothing of the network is left under its names: its
+//! dnsmasq has exited, its rules are gone, and its bridge is gone or
+//! retired (down, without addresses, renamed to a name of virtnet's) until
+//! it is deleted in the background (`teardown`): a bridge's deletion waits
+//! in the kernel for an RCU barrier, tens of milliseconds, while it holds
+//! the kernel's RTNL lock, which every other network's start needs.
+//!
+//! What a failed start or stop could not remove is remembered (and its
+//! status record kept): it is tried again before that network starts, and
+//! at the next daemon start.
+
+mod recovery;
+mod teardown;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+
+use crate::apply::firewall::{Firewall, TableWatch};
+use crate::apply::netlink::Netlink;
+use crate::apply::{self, Environment, FailedStart, StopError, recover};
+use crate::definition::{FormatFlags, NetworkDef, error_chain};
+use crate::state::RunningNetwork;
+use crate::state::store::{NetworkStatus, Phase, Store, StoredNetwork};
+
+use super::driver::{Driver, FailedUpdate, Loaded};
+use super::error::{Result, ServiceError};
+use teardown::Teardowns;
+
+pub struct Kernel {
+    env: Environment,
+    store: Store,
+    /// virtnet's nftables table; shared with the teardowns in the background.
+    firewall: Arc<Firewall>,
+    teardowns: Teardowns,
+    /// Networks whose failed start or stop left something on the host, by
+    /// name: removed before the network starts again.
+    leftovers: std::sync::Mutex<HashMap<String, Leftover>>,
+}
+
+/// What a network left on the host: the definition names it, the index
+/// tells its bridge from a link someone made since.
+#[derive(Clone)]
+struct Leftover {
+    def: NetworkDef,
+    ifindex: Option<u32>,
+}
+
+impl Kernel {
+    pub fn new(env: Environment, store: Store) -> Self {
+        Self {
+            env,
+            store,
+            firewall: Arc::default(),
+            teardowns: Teardowns::default(),
+            leftovers: std::sync::Mutex::default(),
+        }
+    }
+
+    fn leftovers(&self) -> std::sync::MutexGuard<'_, HashMap<String, Leftover>> {
+        // One insert or remove at a time: a poisoned map is whole.
+        self.leftovers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn save_status(
+        &self,
+        def: &NetworkDef,
+        phase: Phase,
+        running: Option<&RunningNetwork>,
+    ) -> Result<()> {
+        let status = NetworkStatus {
+            phase,
+            definition: def.to_xml(FormatFlags { inactive: false }),
+            running: running.cloned(),
+        };
+        Ok(self.store.save_status(def.name.as_str(), &status)?)
+    }
+
+    fn delete_status(&self, name: &str) {
+        if let Err(error) = self.store.delete_status(name) {
+            tracing::error!(network = name, "{}", error_chain(&error));
+        }
+    }
+
+    /// Remembers that `failure` left part of network `def` on the host; its
+    /// status record stays, for the next daemon start.
+    fn left_over(&self, def: &NetworkDef, ifindex: Option<u32>, failure: &StopError) {
+        tracing::error!(network = %def.name, "{}", error_chain(failure));
+        self.leftovers().insert(
+            def.name.to_string(),
+            Leftover {
+                def: def.clone(),
+                ifindex,
+            },
+        );
+    }
+
+    /// Removes what an earlier failure left of network `name`, if anything.
+    async fn remove_leftovers(&self, name: &str) -> Result<()> {
+        let Some(leftover) = self.leftovers().get(name).cloned() else {
+            return Ok(());
+        };
+        let mut errors = recover::clean_up(&leftover.def, &self.env, leftover.ifindex).await;
+        if let Err(error) = self.firewall.reconcile().await {
+            errors.push(error.into());
+        }
+        if !errors.is_empty() {
+            let failure = StopError {
+                network: name.to_owned(),
+                errors,
+            };
+            tracing::error!(network = name, "{}", error_chain(&failure));
+            return Err(ServiceError::Leftovers(failure));
+        }
+        self.leftovers().remove(name);
+        self.delete_status(name);
+        Ok(())
+    }
+
+    async fn start_network(&self, def: &NetworkDef, reserved: &[String]) -> Result<RunningNetwork> {
+        let _busy = self.teardowns.busy();
+        let name = def.name.as_str();
+        self.teardowns.settle(name).await;
+        self.remove_leftovers(name).await?;
+        self.save_status(def, Phase::Starting, None)?;
+        let running = match apply::start(def, &self.env, &self.firewall, reserved).await {
+            Ok(running) => running,
+            Err(FailedStart { error, leftovers }) => {
+                match leftovers {
+                    Some(failure) => self.left_over(def, None, &failure),
+                    None => self.delete_status(name),
+                }
+                return Err(error.into());
+            }
+        };
+        if let Err(error) = self.save_status(def, Phase::Running, Some(&running)) {
+            match apply::stop(&running, &self.firewall).await {
+                Ok(()) => self.delete_status(name),
+                Err(failure) => self.left_over(def, bridge_index(&running), &failure),
+            }
+            return Err(error);
+        }
+        Ok(running)
+    }
+
+    /// Takes the network away; a retired bridge is deleted in the
+    /// background (the status file, kept until then, lets a restarted
+    /// daemon finish the job if this one dies first).
+    async fn stop_network(&self, def: &NetworkDef, running: &RunningNetwork) -> Result<()> {
+        let _busy = self.teardowns.busy();
+        let name = def.name.to_string();
+        self.save_status(def, Phase::Stopping, Some(running))?;
+        match apply::take_down(running, &self.firewall).await {
+            Ok(None) => self.delete_status(&name),
+            Ok(Some(retired)) => {
+                let store = self.store.clone();
+                let task_name = name.clone();
+                self.teardowns.schedule(name, async move {
+                    match apply::remove_retired(retired).await {
+                        Ok(()) => {
+                            if let Err(error) = store.delete_status(&task_name) {
+                                tracing::error!(network = task_name, "{}", error_chain(&error));
+                            }
+                        }
+                        Err(error) => {
+                            tracing::error!(network = task_name, "{}", error_chain(&error));
+                        }
+                    }
+                });
+            }
+            Err(failure) => {
+                self.left_over(def, bridge_index(running), &failure);
+                return Err(failure.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// A live update. The status records the new definition first: a
+    /// daemon killed half-way brings the network in line with it at its
+    /// next start. A failed update is undone, and the status says so.
+    async fn update_network(
+        &self,
+        old: &NetworkDef,
+        def: &NetworkDef,
+        running: &RunningNetwork,
+    ) -> Result<RunningNetwork, FailedUpdate> {
+        let _busy = self.teardowns.busy();
+        let failed = |error: ServiceError, running: &RunningNetwork| FailedUpdate {
+            error,
+            running: running.clone(),
+        };
+        self.save_status(def, Phase::Running, Some(running))
+            .map_err(|error| failed(error, running))?;
+        match apply::refresh(old, def, running, &self.env, &self.firewall).await {
+            Ok(refreshed) => match self.save_status(def, Phase::Running, Some(&refreshed)) {
+                Ok(()) => Ok(refreshed),
+                // The kernel has the update; only its record is stale, and
+                // a restart brings the network in line with the record.
+                Err(error) => Err(failed(error, &refreshed)),
+            },
+            Err(apply::StartError::UpdateUndone {
+                error,
+                running: back,
+            }) => {
+                if let Err(error) = self.save_status(old, Phase::Running, Some(&back)) {
+                    tracing::error!(network = %def.name, "{}", error_chain(&error));
+                }
+                Err(failed(ServiceError::Start(*error), &back))
+            }
+            Err(error) => {
+                // Neither new nor old for sure: recorded as the service
+                // keeps it, the old definition, which a restart restores.
+                if let Err(error) = self.save_status(old, Phase::Running, Some(running)) {
+                    tracing::error!(network = %def.name, "{}", error_chain(&error));
+                }
+                Err(failed(error.into(), running))
+            }
+        }
+    }
+
+    /// Makes virtnet's table exactly what the running networks need;
+    /// returns whether anything was out of place (and logs what).
+    async fn reconcile_rules(&self) -> Result<bool> {
+        let repaired = self
+            .firewall
+            .reconcile()
+            .await
+            .map_err(apply::StartError::from)?;
+        if !repaired.is_empty() {
+            tracing::warn!(
+                "put virtnet's nftables table right: {}",
+                repaired.0.join("; ")
+            );
+        }
+        Ok(!repaired.is_empty())
+    }
+}
+
+fn bridge_index(running: &RunningNetwork) -> Option<u32> {
+    running.bridge.as_ref().map(|bridge| bridge.ifindex)
+}
+
+impl Driver for Kernel {
+    fn load(&self) -> BoxFuture<'_, Result<Loaded>> {
+        self.load_all().boxed()
+    }
+
+    fn load_configs(&self) -> Vec<StoredNetwork> {
+        let (stored, errors) = self.store.load_networks();
+        for error in &errors {
+            tracing::error!("{}", error_chain(error));
+        }
+        stored
+    }
+
+    fn names_bridges(&self) -> bool {
+        true
+    }
+
+    fn host_links(&self) -> BoxFuture<'_, Result<Vec<String>>> {
+        async {
+            let netlink = Netlink::connect().map_err(ServiceError::Host)?;
+            netlink.link_names().await.map_err(ServiceError::Host)
+        }
+        .boxed()
+    }
+
+    fn save_config(&self, def: &NetworkDef) -> Result<()> {
+        Ok(self.store.save_config(def)?)
+    }
+
+    fn delete_config(&self, name: &str) -> Result<()> {
+        Ok(self.store.delete_config(name)?)
+    }
+
+    fn set_autostart(&self, name: &str, autostart: bool) -> Result<()> {
+        Ok(self.store.set_autostart(name, autostart)?)
+    }
+
+    fn start<'a>(
+        &'a self,
+        def: &'a NetworkDef,
+        reserved: &'a [String],
+    ) -> BoxFuture<'a, Result<Option<RunningNetwork>>> {
+        async move { self.start_network(def, reserved).await.map(Some) }.boxed()
+    }
+
+    fn stop<'a>(
+        &'a self,
+        def: &'a NetworkDef,
+        running: &'a RunningNetwork,
+    ) -> BoxFuture<'a, Result<()>> {
+        self.stop_network(def, running).boxed()
+    }
+
+    fn refresh<'a>(
+        &'a self,
+        old: &'a NetworkDef,
+        def: &'a NetworkDef,
+        running: &'a RunningNetwork,
+    ) -> BoxFuture<'a, Result<RunningNetwork, FailedUpdate>> {
+        self.update_network(old, def, running).boxed()
+    }
+
+    fn settle(&self) -> BoxFuture<'_, ()> {
+        self.teardowns.settle_all().boxed()
+    }
+
+    fn restore_rules(&self) -> BoxFuture<'_, Result<bool>> {
+        self.reconcile_rules().boxed()
+    }
+
+    fn watch_rules(&self) -> Option<std::io::Result<TableWatch>> {
+        Some(self.firewall.watch())
+    }
+}

@@ -1,0 +1,134 @@
+//! The kernel driver at daemon start: the persistent networks, and the
+//! networks an earlier run left active, taken over.
+
+use crate::apply::StopError;
+use crate::apply::recover::{self, Adoption, HostSnapshot};
+use crate::definition::{NetworkDef, error_chain};
+use crate::state::store::{NetworkStatus, Phase};
+
+use super::super::driver::{Adopted, Loaded};
+use super::super::error::Result;
+use super::Kernel;
+
+impl Kernel {
+    /// Reads the persistent networks, and takes over the networks an
+    /// earlier run left active: those intact are adopted as they are (only
+    /// missing objects are re-created); those whose bridge vanished, and
+    /// interrupted starts and stops, are cleaned up. Then virtnet's table
+    /// is made exactly what the adopted networks need. Problems are logged.
+    pub(super) async fn load_all(&self) -> Result<Loaded> {
+        let loaded = self.load_networks().await?;
+        if let Err(error) = self.reconcile_rules().await {
+            tracing::error!(
+                "cannot check virtnet's nftables table: {}",
+                error_chain(&error)
+            );
+        }
+        Ok(loaded)
+    }
+
+    async fn load_networks(&self) -> Result<Loaded> {
+        self.store.prepare()?;
+        if let Err(error) = self.env.remove_temporaries() {
+            tracing::error!("cannot clean up dnsmasq's directories: {error}");
+        }
+        let (stored, errors) = self.store.load_networks();
+        for error in &errors {
+            tracing::error!("{}", error_chain(error));
+        }
+        let (statuses, errors) = self.store.load_statuses();
+        for error in &errors {
+            tracing::error!("{}", error_chain(error));
+        }
+        let mut loaded = Loaded {
+            stored,
+            adopted: Vec::new(),
+        };
+        if statuses.is_empty() {
+            return Ok(loaded);
+        }
+        let host = HostSnapshot::read().await?;
+        for status in statuses {
+            let def = match NetworkDef::parse(&status.definition) {
+                Ok(def) => def,
+                Err(error) => {
+                    tracing::error!("ignoring a status file: {}", error_chain(&error));
+                    continue;
+                }
+            };
+            if let Some(found) = self.recover(def, status, &host).await {
+                loaded.adopted.push(found);
+            }
+        }
+        Ok(loaded)
+    }
+
+    async fn recover(
+        &self,
+        def: NetworkDef,
+        status: NetworkStatus,
+        host: &HostSnapshot,
+    ) -> Option<Adopted> {
+        let name = def.name.to_string();
+        let known_bridge = status
+            .running
+            .as_ref()
+            .and_then(|running| running.bridge.as_ref())
+            .map(|bridge| bridge.ifindex);
+        if let (Phase::Running, Some(mut running)) = (status.phase, status.running) {
+            match recover::adopt(&def, &mut running, &self.env, &self.firewall, host).await {
+                Ok(Adoption::Adopted { repaired }) => {
+                    if repaired.is_empty() {
+                        tracing::info!(network = name, "network taken over, intact");
+                    } else {
+                        tracing::warn!(
+                            network = name,
+                            "network taken over; re-created {}",
+                            repaired.join(", ")
+                        );
+                        if let Err(error) = self.save_status(&def, Phase::Running, Some(&running)) {
+                            tracing::error!(network = name, "{}", error_chain(&error));
+                        }
+                    }
+                    return Some(Adopted {
+                        def,
+                        running: Some(running),
+                    });
+                }
+                Ok(Adoption::BridgeVanished) => {
+                    tracing::warn!(
+                        network = name,
+                        "the network's bridge is gone; marking it inactive"
+                    );
+                }
+                Err(error) => {
+                    tracing::error!(
+                        network = name,
+                        "cannot take the network over, stopping it: {}",
+                        error_chain(&error)
+                    );
+                }
+            }
+        } else {
+            tracing::warn!(
+                network = name,
+                "finishing an interrupted {}",
+                match status.phase {
+                    Phase::Starting => "start (undoing it)",
+                    _ => "stop",
+                }
+            );
+        }
+        let errors = recover::clean_up(&def, &self.env, known_bridge).await;
+        if errors.is_empty() {
+            self.delete_status(&name);
+        } else {
+            let failure = StopError {
+                network: name,
+                errors,
+            };
+            self.left_over(&def, known_bridge, &failure);
+        }
+        None
+    }
+}
