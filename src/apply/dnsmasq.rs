@@ -10,13 +10,19 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::dnsmasq::DnsmasqPlan;
-use crate::state::files::write_runtime;
+use crate::state::files::{self, PRIVATE, READABLE, write_runtime};
 use crate::state::leases::{Lease, from_status_json, parse_dnsmasq, to_status_json};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DnsmasqError {
     #[error("cannot write {path}")]
     Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot prepare directory {path}")]
+    Directory {
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -64,6 +70,25 @@ impl DnsmasqPaths {
         ]
     }
 
+    /// Makes the directories of the files, each mode 0755: dnsmasq, once it
+    /// has given root up, looks its hosts files up there. Those that exist,
+    /// and the state and run directories holding them, are given that mode
+    /// too, whatever the umask they were made under.
+    fn prepare_directories(&self) -> Result<(), DnsmasqError> {
+        for file in [&self.config, &self.hosts, &self.leases] {
+            let Some(dir) = file.parent() else { continue };
+            let failed = |path: &Path| {
+                let path = path.to_owned();
+                move |source| DnsmasqError::Directory { path, source }
+            };
+            files::create_dirs(dir).map_err(failed(dir))?;
+            for owned in std::iter::once(dir).chain(dir.parent()) {
+                files::set_dir_mode(owned).map_err(failed(owned))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The leases in libvirt's status format (`BRIDGE.status`, beside
     /// dnsmasq's `BRIDGE.leases`), as libvirt's NSS module and
     /// net-dhcp-leases read them.
@@ -85,7 +110,7 @@ impl DnsmasqPaths {
             return Ok(leases);
         }
         let leases = parse_dnsmasq(&std::fs::read_to_string(&self.leases)?);
-        write_runtime(&status, to_status_json(&leases).as_bytes())?;
+        write_runtime(&status, to_status_json(&leases).as_bytes(), READABLE)?;
         Ok(leases)
     }
 }
@@ -117,12 +142,15 @@ async fn launch(
     paths: &DnsmasqPaths,
     binary: &Path,
 ) -> Result<DnsmasqInstance, DnsmasqError> {
-    for (path, contents) in [
-        (&paths.hosts, &plan.hosts_file),
-        (&paths.addn_hosts, &plan.addn_hosts),
-        (&paths.config, &plan.config),
+    paths.prepare_directories()?;
+    // dnsmasq reads its configuration as root, and its hosts files again
+    // (on SIGHUP) after giving root up.
+    for (path, contents, mode) in [
+        (&paths.hosts, &plan.hosts_file, READABLE),
+        (&paths.addn_hosts, &plan.addn_hosts, READABLE),
+        (&paths.config, &plan.config, PRIVATE),
     ] {
-        write_runtime(path, contents.as_bytes()).map_err(|source| DnsmasqError::Write {
+        write_runtime(path, contents.as_bytes(), mode).map_err(|source| DnsmasqError::Write {
             path: path.clone(),
             source,
         })?;
@@ -244,9 +272,11 @@ impl DnsmasqInstance {
             (&self.paths.hosts, &plan.hosts_file),
             (&self.paths.addn_hosts, &plan.addn_hosts),
         ] {
-            write_runtime(path, contents.as_bytes()).map_err(|source| DnsmasqError::Write {
-                path: path.clone(),
-                source,
+            write_runtime(path, contents.as_bytes(), READABLE).map_err(|source| {
+                DnsmasqError::Write {
+                    path: path.clone(),
+                    source,
+                }
             })?;
         }
         self.signal(libc::SIGHUP)

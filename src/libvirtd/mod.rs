@@ -309,7 +309,12 @@ impl Worker {
             .chain(&self.stale)
             .map(|uuid| format!("{uuid}\n"))
             .collect();
-        if let Err(error) = crate::state::files::write_atomically(&self.record, uuids.as_bytes()) {
+        let written = crate::state::files::write_atomically(
+            &self.record,
+            uuids.as_bytes(),
+            crate::state::files::PRIVATE,
+        );
+        if let Err(error) = written {
             tracing::warn!(
                 path = %self.record.display(),
                 "cannot record the networks published in libvirtd: {error}"

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::RunningNetwork;
 use super::files::{
-    remove, remove_temporaries, symlink_atomically, write_atomically, write_runtime,
+    PRIVATE, create_dirs, remove, remove_temporaries, symlink_atomically, write_atomically,
+    write_runtime,
 };
 use crate::definition::{DefinitionError, FormatFlags, NetworkDef};
 
@@ -102,7 +103,7 @@ impl Store {
     /// crash left there.
     pub fn prepare(&self) -> Result<(), StoreError> {
         for dir in [&self.config_dir, &self.autostart_dir, &self.status_dir] {
-            std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+            create_dirs(dir).map_err(io("create", dir))?;
             remove_temporaries(dir).map_err(io("clean up", dir))?;
         }
         Ok(())
@@ -151,7 +152,7 @@ impl Store {
         let xml = def.to_xml(FormatFlags { inactive: true });
         let contents =
             format!("{HEADER}{name}\nor other application using the virtnet API.\n-->\n\n{xml}");
-        write_atomically(&path, contents.as_bytes()).map_err(io("write", &path))
+        write_atomically(&path, contents.as_bytes(), PRIVATE).map_err(io("write", &path))
     }
 
     /// Removes the configuration and its autostart link (the link first,
@@ -199,7 +200,7 @@ impl Store {
             path: path.clone(),
             source,
         })?;
-        write_runtime(&path, &json).map_err(io("write", &path))
+        write_runtime(&path, &json, PRIVATE).map_err(io("write", &path))
     }
 
     pub fn delete_status(&self, name: &str) -> Result<(), StoreError> {
