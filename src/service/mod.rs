@@ -255,13 +255,17 @@ impl Service {
         self
     }
 
-    async fn foreign(&self) -> Option<Foreign> {
-        let neighbour = self.neighbour.as_ref()?;
-        let networks = neighbour.networks().await?;
-        Some(Foreign {
+    /// The neighbour's networks; `None` without a neighbour, or when it
+    /// cannot be asked now. One that does not answer in time is an error.
+    async fn foreign(&self) -> Result<Option<Foreign>> {
+        let Some(neighbour) = self.neighbour.as_ref() else {
+            return Ok(None);
+        };
+        let networks = neighbour.networks().await.map_err(ServiceError::Timeout)?;
+        Ok(networks.map(|networks| Foreign {
             label: neighbour.label().to_string(),
             networks,
-        })
+        }))
     }
 
     fn registry(&self) -> MutexGuard<'_, Registry> {
@@ -457,7 +461,7 @@ impl Service {
     async fn prepare(&self, xml: &str) -> Result<(NetworkDef, Vec<String>, Option<Foreign>)> {
         let def = NetworkDef::parse(xml)?;
         def.validate()?;
-        let foreign = self.foreign().await;
+        let foreign = self.foreign().await?;
         // Only a name still to choose needs the host's links (an explicit
         // name is checked against them at start, as libvirt does).
         let choosing = def.bridge.name.as_ref().is_none_or(BridgeName::is_template);
@@ -673,7 +677,7 @@ impl Service {
         let Some(mut def) = state.config.clone() else {
             return Err(ServiceError::NoSuchUuid(uuid.to_string()));
         };
-        let foreign = self.foreign().await;
+        let foreign = self.foreign().await?;
         if def
             .bridge
             .name
