@@ -1,11 +1,14 @@
 //! Runs one dnsmasq per network: writes its files, starts it (it detaches
 //! and drops to an unprivileged user, as dnsmasq does by default), and stops
-//! exactly that process again, found by the pid it recorded.
+//! exactly that process again, found by the pid it recorded, or, after a
+//! start cut short, by its command line ([`process`]).
 
 mod groups;
+mod process;
+
+use self::process::Process;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -37,8 +40,10 @@ pub enum DnsmasqError {
     Failed(String),
     #[error("dnsmasq started but its pid file {0} holds no pid")]
     NoPid(PathBuf),
-    #[error("dnsmasq (pid {pid}) did not exit after SIGTERM")]
+    #[error("dnsmasq (pid {pid}) did not exit after SIGTERM and SIGKILL")]
     StillRunning { pid: u32 },
+    #[error("cannot look for dnsmasq's processes in /proc")]
+    Processes(#[source] std::io::Error),
     #[error("cannot signal dnsmasq (pid {pid})")]
     Signal {
         pid: u32,
@@ -89,6 +94,12 @@ impl DnsmasqPaths {
         Ok(())
     }
 
+    fn remove_files(&self) {
+        for path in self.owned() {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+
     /// The leases in libvirt's status format (`BRIDGE.status`, beside
     /// dnsmasq's `BRIDGE.leases`), as libvirt's NSS module and
     /// net-dhcp-leases read them.
@@ -129,9 +140,10 @@ pub async fn start(
 ) -> Result<DnsmasqInstance, DnsmasqError> {
     let started = launch(plan, paths, binary).await;
     if started.is_err() {
-        // Nothing of a failed start may stay behind.
-        for path in paths.owned() {
-            let _ = std::fs::remove_file(&path);
+        // Nothing of a failed start may stay behind: a dnsmasq may run that
+        // wrote no pid file.
+        if let Err(error) = stop_all(paths).await {
+            tracing::error!("{}", crate::definition::error_chain(&error));
         }
     }
     started
@@ -190,13 +202,7 @@ async fn launch(
 impl DnsmasqInstance {
     /// The process is alive and is this network's dnsmasq (not a reused pid).
     pub fn is_running(&self) -> bool {
-        let Ok(cmdline) = std::fs::read(format!("/proc/{}/cmdline", self.pid)) else {
-            return false;
-        };
-        let config = format!("--conf-file={}", self.paths.config.display());
-        cmdline
-            .split(|byte| *byte == 0)
-            .any(|argument| argument == config.as_bytes())
+        process::runs_config(self.pid, &self.paths.config)
     }
 
     /// Rewrites the hosts files and makes dnsmasq re-read them (SIGHUP).
@@ -212,40 +218,41 @@ impl DnsmasqInstance {
                 }
             })?;
         }
-        self.signal(libc::SIGHUP)
-    }
-
-    fn signal(&self, signal: libc::c_int) -> Result<(), DnsmasqError> {
-        let pid = self.pid;
-        let target = libc::pid_t::try_from(pid).unwrap_or(libc::pid_t::MAX);
-        // SAFETY: kill(2) takes plain integers; callers check first that
-        // `pid` is this network's dnsmasq, through its cmdline.
-        if unsafe { libc::kill(target, signal) } != 0 {
-            let source = std::io::Error::last_os_error();
-            if source.raw_os_error() != Some(libc::ESRCH) {
-                return Err(DnsmasqError::Signal { pid, source });
-            }
+        match Process::of(self.pid, &self.paths.config) {
+            Some(process) => process.signal(libc::SIGHUP),
+            None => Ok(()),
         }
-        Ok(())
     }
 
-    /// Stops the process and removes the network's dnsmasq files.
+    /// Stops the process (SIGTERM, then SIGKILL if it does not end) and
+    /// removes the network's dnsmasq files.
     pub async fn stop(&self) -> Result<(), DnsmasqError> {
-        if self.is_running() {
-            let pid = self.pid;
-            self.signal(libc::SIGTERM)?;
-            let mut waited = Duration::ZERO;
-            while self.is_running() {
-                if waited >= Duration::from_secs(5) {
-                    return Err(DnsmasqError::StillRunning { pid });
-                }
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                waited += Duration::from_millis(1);
-            }
+        if let Some(process) = Process::of(self.pid, &self.paths.config) {
+            process.terminate().await?;
         }
-        for path in self.paths.owned() {
-            let _ = std::fs::remove_file(&path);
-        }
+        self.paths.remove_files();
         Ok(())
     }
+}
+
+/// Stops every process of the dnsmasq of `paths` in this namespace, pid
+/// file or not, and removes its files: for a start that did not finish.
+/// A process forked while the others end is found by the next look.
+pub async fn stop_all(paths: &DnsmasqPaths) -> Result<(), DnsmasqError> {
+    loop {
+        let config = paths.config.clone();
+        let found = tokio::task::spawn_blocking(move || Process::all_of(&config))
+            .await
+            .unwrap_or_else(|error| Err(std::io::Error::other(error)))
+            .map_err(DnsmasqError::Processes)?;
+        if found.is_empty() {
+            break;
+        }
+        for process in found {
+            tracing::info!(pid = process.pid(), "stopping a dnsmasq left by a start");
+            process.terminate().await?;
+        }
+    }
+    paths.remove_files();
+    Ok(())
 }

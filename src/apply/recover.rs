@@ -147,12 +147,7 @@ pub async fn clean_up(def: &NetworkDef, env: &Environment, ifindex: Option<u32>)
     let bridge = bridge.as_str();
     let mut errors = Vec::new();
     let (_, paths) = env.dnsmasq_files(&def.name, bridge);
-    let pid = std::fs::read_to_string(&paths.pid)
-        .ok()
-        .and_then(|text| text.trim().parse().ok())
-        .unwrap_or(0);
-    let instance = DnsmasqInstance { pid, paths };
-    if let Err(error) = instance.stop().await {
+    if let Err(error) = dnsmasq::stop_all(&paths).await {
         errors.push(error_chain(&error));
     }
     if let Some(rules) = crate::plan::firewall::plan(def, bridge)
