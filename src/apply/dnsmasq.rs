@@ -186,12 +186,18 @@ async fn launch(
         .ok()
         .and_then(|text| text.trim().parse().ok())
         .ok_or_else(|| DnsmasqError::NoPid(paths.pid.clone()))?;
-    if let Err(error) = groups::leave_groups(pid, &plan.groups_to_leave) {
-        tracing::warn!(
-            pid,
-            "dnsmasq keeps waking for every address and route change: {}",
-            crate::definition::error_chain(&error)
-        );
+    if !plan.groups_to_leave.is_empty() {
+        let left = match Process::of(pid, &paths.config) {
+            Some(process) => groups::leave_groups(&process, &plan.groups_to_leave),
+            None => Err(groups::GroupsError::Gone { pid }),
+        };
+        if let Err(error) = left {
+            tracing::warn!(
+                pid,
+                "dnsmasq keeps waking for every address and route change: {}",
+                crate::definition::error_chain(&error)
+            );
+        }
     }
     Ok(DnsmasqInstance {
         pid,

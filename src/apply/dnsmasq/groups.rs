@@ -1,29 +1,54 @@
 //! Taking a dnsmasq out of the rtnetlink event groups it does not need
-//! (it joins them all), through copies of its sockets.
+//! (it joins them all), through copies of its sockets. Reaching the
+//! descriptors of a dnsmasq that gave root up takes CAP_SYS_PTRACE.
 
 use std::collections::HashSet;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, IntoRawFd};
 
-/// Takes the rtnetlink sockets of process `pid` out of multicast `groups`.
+use super::process::Process;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GroupsError {
+    #[error("dnsmasq (pid {pid}) is not running")]
+    Gone { pid: u32 },
+    #[error("cannot list the rtnetlink sockets of dnsmasq's namespace (pid {pid})")]
+    Sockets {
+        pid: u32,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot reach the descriptors of dnsmasq (pid {pid}); this needs CAP_SYS_PTRACE")]
+    Descriptors {
+        pid: u32,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("found no rtnetlink socket among the descriptors of dnsmasq (pid {pid})")]
+    NoSocket { pid: u32 },
+    #[error("cannot take dnsmasq's socket out of rtnetlink group {group}")]
+    Leave {
+        group: u32,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Takes the rtnetlink sockets of `process` out of multicast `groups`.
 /// A copy of a socket taken with pidfd_getfd(2) is the same socket, so
 /// leaving a group through the copy takes the process out of it.
-pub(super) fn leave_groups(pid: u32, groups: &[u32]) -> std::io::Result<()> {
-    if groups.is_empty() {
-        return Ok(());
-    }
-    let route_sockets = route_socket_inodes(pid)?;
-    // SAFETY: pidfd_open(2) takes a pid and flags, and returns a new
-    // descriptor or -1.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if raw < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `raw` was just opened, for us alone.
-    let process = unsafe { OwnedFd::from_raw_fd(raw as RawFd) };
-    for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))? {
-        let entry = entry?;
-        let Ok(target) = std::fs::read_link(entry.path()) else {
-            continue;
+pub(super) fn leave_groups(process: &Process, groups: &[u32]) -> Result<(), GroupsError> {
+    let pid = process.pid();
+    let route_sockets =
+        route_socket_inodes(pid).map_err(|source| GroupsError::Sockets { pid, source })?;
+    let denied = |source| GroupsError::Descriptors { pid, source };
+    let mut left = 0;
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).map_err(denied)? {
+        let entry = entry.map_err(denied)?;
+        let target = match std::fs::read_link(entry.path()) {
+            Ok(target) => target,
+            // Closed since the listing.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(denied(error)),
         };
         let inode = target
             .to_str()
@@ -40,17 +65,21 @@ pub(super) fn leave_groups(pid: u32, groups: &[u32]) -> std::io::Result<()> {
         if !route_sockets.contains(&inode) {
             continue;
         }
-        // SAFETY: pidfd_getfd(2) takes a pidfd, a descriptor number of that
-        // process and flags, and returns a new descriptor or -1.
-        let copy = unsafe { libc::syscall(libc::SYS_pidfd_getfd, process.as_raw_fd(), number, 0) };
-        if copy < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: `copy` was just made, for us alone; the socket closes it.
-        let socket = unsafe { netlink_sys::Socket::from_raw_fd(copy as RawFd) };
+        let copy = process.descriptor(number).map_err(denied)?;
+        // SAFETY: `copy` is ours alone, handed over; the socket closes it.
+        let socket = unsafe { netlink_sys::Socket::from_raw_fd(copy.into_raw_fd()) };
         for group in groups {
-            socket.drop_membership(*group)?;
+            socket
+                .drop_membership(*group)
+                .map_err(|source| GroupsError::Leave {
+                    group: *group,
+                    source,
+                })?;
         }
+        left += 1;
+    }
+    if left == 0 {
+        return Err(GroupsError::NoSocket { pid });
     }
     Ok(())
 }
@@ -69,4 +98,44 @@ fn route_socket_inodes(pid: u32) -> std::io::Result<HashSet<u64>> {
                 .flatten()
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+
+    use super::*;
+
+    #[test]
+    fn a_process_without_an_rtnetlink_socket_is_reported() {
+        let config = Path::new("/nonexistent/virtnet-groups-test.conf");
+        let mut child = Command::new("sh")
+            .args(["-c", "read line", "sh"])
+            .arg(format!("--conf-file={}", config.display()))
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("sh runs");
+        let pid = child.id();
+        // The command line shows once the exec has set it up.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let process = loop {
+            if let Some(process) = Process::of(pid, config) {
+                break process;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the child runs that configuration"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        assert!(Process::of(pid, Path::new("/nonexistent/other.conf")).is_none());
+        let error = leave_groups(&process, &[1]).expect_err("no socket to leave a group with");
+        assert!(
+            matches!(error, GroupsError::NoSocket { pid: found } if found == pid),
+            "{error}"
+        );
+        child.kill().expect("the child is ours");
+        child.wait().expect("the child ends");
+    }
 }

@@ -95,6 +95,20 @@ impl Process {
         self.pid
     }
 
+    /// A copy of the process's descriptor `number` (pidfd_getfd(2): the
+    /// same open file, shared).
+    pub(super) fn descriptor(&self, number: RawFd) -> std::io::Result<OwnedFd> {
+        // SAFETY: pidfd_getfd(2) takes a pidfd, a descriptor number of that
+        // process and flags, and returns a new descriptor or -1.
+        let copy =
+            unsafe { libc::syscall(libc::SYS_pidfd_getfd, self.pidfd.as_raw_fd(), number, 0) };
+        if copy < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `copy` was just made, for us alone.
+        Ok(unsafe { OwnedFd::from_raw_fd(copy as RawFd) })
+    }
+
     pub(super) fn signal(&self, signal: libc::c_int) -> Result<(), DnsmasqError> {
         // SAFETY: pidfd_send_signal(2) takes a pidfd, a signal number, a
         // null siginfo and flags.
