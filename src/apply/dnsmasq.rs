@@ -10,8 +10,6 @@ use self::process::Process;
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 use crate::plan::dnsmasq::DnsmasqPlan;
 use crate::state::files::{self, PRIVATE, READABLE, write_runtime};
 use crate::state::leases::{Lease, from_status_json, parse_dnsmasq, to_status_json};
@@ -53,7 +51,7 @@ pub enum DnsmasqError {
 }
 
 /// Where a network's dnsmasq keeps its files.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsmasqPaths {
     pub config: PathBuf,
     pub pid: PathBuf,
@@ -127,7 +125,7 @@ impl DnsmasqPaths {
 }
 
 /// A running dnsmasq, as recorded in a network's status.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsmasqInstance {
     pub pid: u32,
     pub paths: DnsmasqPaths,
