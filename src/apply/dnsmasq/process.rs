@@ -64,6 +64,10 @@ pub(super) struct Process {
 impl Process {
     /// Process `pid`, when it is the dnsmasq of `config` in this namespace.
     pub(super) fn of(pid: u32, config: &Path) -> Option<Self> {
+        // The cheap look first: most processes are not it.
+        if !runs_config(pid, config) {
+            return None;
+        }
         let raw_pid = libc::pid_t::try_from(pid).ok().filter(|pid| *pid > 0)?;
         // SAFETY: pidfd_open(2) takes a pid and flags, and returns a new
         // descriptor or -1.
@@ -73,8 +77,8 @@ impl Process {
         }
         // SAFETY: `raw` was just opened, for us alone.
         let pidfd = unsafe { OwnedFd::from_raw_fd(raw as RawFd) };
-        // Checked after the pidfd is open: if `pid` was another process's
-        // then, that one has ended, and the pidfd reaches no one.
+        // Checked again once the pidfd is open: if `pid` was another
+        // process's then, that one has ended, and the pidfd reaches no one.
         (runs_config(pid, config) && in_own_namespace(pid)).then_some(Self { pid, pidfd })
     }
 
