@@ -435,3 +435,87 @@ fn a_network_gone_while_virtnetd_was_away_is_withdrawn_from_libvirtd() {
         lab.daemon().log_text()
     );
 }
+
+/// virtnet, with the time it took; panics if it takes longer than `limit`
+/// (killing it).
+fn cli_within(lab: &Lab, limit: Duration, args: &[&str]) -> (Output, Duration) {
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_virtnet"))
+        .args(["--bus-address", &lab.bus, "--bus-name", BUS_NAME])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("virtnet runs");
+    while child.try_wait().expect("virtnet's status").is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "virtnet {args:?} still waits after {limit:?}; daemon log:\n{}",
+                lab.daemon().log_text()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().expect("virtnet's output");
+    (output, started.elapsed())
+}
+
+/// A libvirtd that hangs (stopped with SIGSTOP: its socket still takes
+/// connections, nothing answers) makes net-define and net-start fail
+/// within virtnet's timeout, saying so, and leaves nothing behind; once
+/// it goes on (SIGCONT), both work again and the network is published.
+#[test]
+fn a_hung_libvirtd_does_not_hang_defines_and_starts() {
+    let lab = Lab::new("lvh");
+    let libvirtd = lab.libvirtd();
+    let first = lab.file(
+        "first.xml",
+        "<network><name>first</name><bridge name='vn-first0'/>\
+         <ip address='10.94.0.1' prefix='24'/></network>",
+    );
+    let later = lab.file(
+        "later.xml",
+        "<network><name>later</name><bridge name='vn-later0'/>\
+         <ip address='10.95.0.1' prefix='24'/></network>",
+    );
+    lab.cli(&["net-define", &first]);
+    wait_for(Duration::from_secs(20), "virtnetd connected", || {
+        lab.daemon().log_text().contains("connected to libvirtd")
+    });
+
+    let paused = libvirtd.pause();
+    let says = format!(
+        "Timed out during operation: libvirtd at {} does not answer (no reply within 5 s)",
+        libvirtd.uri
+    );
+    // Within the timeout, plus what a loaded machine may add.
+    let limit = Duration::from_secs(15);
+    for args in [
+        vec!["net-define", later.as_str()],
+        vec!["net-start", "first"],
+    ] {
+        let (output, took) = cli_within(&lab, limit, &args);
+        let error = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        assert!(error.contains(&says), "{args:?}: {error}");
+        assert!(took >= Duration::from_secs(5), "{args:?} took {took:?}");
+    }
+    assert_eq!(lab.cli(&["net-list", "--all", "--name"]).trim(), "first");
+    assert!(
+        !lab.host
+            .exec_ok(&["ip", "-o", "link"])
+            .contains("vn-first0")
+    );
+
+    drop(paused);
+    lab.cli(&["net-define", &later]);
+    lab.cli(&["net-start", "first"]);
+    wait_for(Duration::from_secs(20), "first published", || {
+        net_info_says(&libvirtd, "first", "Active:", "yes")
+    });
+    lab.cli(&["net-destroy", "first"]);
+    lab.cli(&["net-undefine", "first"]);
+    lab.cli(&["net-undefine", "later"]);
+}

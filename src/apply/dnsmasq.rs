@@ -1,22 +1,29 @@
 //! Runs one dnsmasq per network: writes its files, starts it (it detaches
 //! and drops to an unprivileged user, as dnsmasq does by default), and stops
-//! exactly that process again, found by the pid it recorded.
+//! exactly that process again, found by the pid it recorded, or, after a
+//! start cut short, by its command line ([`process`]).
 
-use std::collections::HashSet;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+mod groups;
+mod process;
+
+use self::process::Process;
+
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use serde::{Deserialize, Serialize};
 
 use crate::plan::dnsmasq::DnsmasqPlan;
-use crate::state::files::write_runtime;
+use crate::state::files::{self, PRIVATE, READABLE, write_runtime};
 use crate::state::leases::{Lease, from_status_json, parse_dnsmasq, to_status_json};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DnsmasqError {
     #[error("cannot write {path}")]
     Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot prepare directory {path}")]
+    Directory {
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -31,8 +38,10 @@ pub enum DnsmasqError {
     Failed(String),
     #[error("dnsmasq started but its pid file {0} holds no pid")]
     NoPid(PathBuf),
-    #[error("dnsmasq (pid {pid}) did not exit after SIGTERM")]
+    #[error("dnsmasq (pid {pid}) did not exit after SIGTERM and SIGKILL")]
     StillRunning { pid: u32 },
+    #[error("cannot look for dnsmasq's processes in /proc")]
+    Processes(#[source] std::io::Error),
     #[error("cannot signal dnsmasq (pid {pid})")]
     Signal {
         pid: u32,
@@ -42,7 +51,7 @@ pub enum DnsmasqError {
 }
 
 /// Where a network's dnsmasq keeps its files.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsmasqPaths {
     pub config: PathBuf,
     pub pid: PathBuf,
@@ -62,6 +71,31 @@ impl DnsmasqPaths {
             self.leases.clone(),
             self.lease_status(),
         ]
+    }
+
+    /// Makes the directories of the files, each mode 0755: dnsmasq, once it
+    /// has given root up, looks its hosts files up there. Those that exist,
+    /// and the state and run directories holding them, are given that mode
+    /// too, whatever the umask they were made under.
+    fn prepare_directories(&self) -> Result<(), DnsmasqError> {
+        for file in [&self.config, &self.hosts, &self.leases] {
+            let Some(dir) = file.parent() else { continue };
+            let failed = |path: &Path| {
+                let path = path.to_owned();
+                move |source| DnsmasqError::Directory { path, source }
+            };
+            files::create_dirs(dir).map_err(failed(dir))?;
+            for owned in std::iter::once(dir).chain(dir.parent()) {
+                files::set_dir_mode(owned).map_err(failed(owned))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_files(&self) {
+        for path in self.owned() {
+            let _ = std::fs::remove_file(&path);
+        }
     }
 
     /// The leases in libvirt's status format (`BRIDGE.status`, beside
@@ -85,13 +119,13 @@ impl DnsmasqPaths {
             return Ok(leases);
         }
         let leases = parse_dnsmasq(&std::fs::read_to_string(&self.leases)?);
-        write_runtime(&status, to_status_json(&leases).as_bytes())?;
+        write_runtime(&status, to_status_json(&leases).as_bytes(), READABLE)?;
         Ok(leases)
     }
 }
 
 /// A running dnsmasq, as recorded in a network's status.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsmasqInstance {
     pub pid: u32,
     pub paths: DnsmasqPaths,
@@ -104,9 +138,10 @@ pub async fn start(
 ) -> Result<DnsmasqInstance, DnsmasqError> {
     let started = launch(plan, paths, binary).await;
     if started.is_err() {
-        // Nothing of a failed start may stay behind.
-        for path in paths.owned() {
-            let _ = std::fs::remove_file(&path);
+        // Nothing of a failed start may stay behind: a dnsmasq may run that
+        // wrote no pid file.
+        if let Err(error) = stop_all(paths).await {
+            tracing::error!("{}", crate::definition::error_chain(&error));
         }
     }
     started
@@ -117,12 +152,15 @@ async fn launch(
     paths: &DnsmasqPaths,
     binary: &Path,
 ) -> Result<DnsmasqInstance, DnsmasqError> {
-    for (path, contents) in [
-        (&paths.hosts, &plan.hosts_file),
-        (&paths.addn_hosts, &plan.addn_hosts),
-        (&paths.config, &plan.config),
+    paths.prepare_directories()?;
+    // dnsmasq reads its configuration as root, and its hosts files again
+    // (on SIGHUP) after giving root up.
+    for (path, contents, mode) in [
+        (&paths.hosts, &plan.hosts_file, READABLE),
+        (&paths.addn_hosts, &plan.addn_hosts, READABLE),
+        (&paths.config, &plan.config, PRIVATE),
     ] {
-        write_runtime(path, contents.as_bytes()).map_err(|source| DnsmasqError::Write {
+        write_runtime(path, contents.as_bytes(), mode).map_err(|source| DnsmasqError::Write {
             path: path.clone(),
             source,
         })?;
@@ -146,12 +184,18 @@ async fn launch(
         .ok()
         .and_then(|text| text.trim().parse().ok())
         .ok_or_else(|| DnsmasqError::NoPid(paths.pid.clone()))?;
-    if let Err(error) = leave_groups(pid, &plan.groups_to_leave) {
-        tracing::warn!(
-            pid,
-            "dnsmasq keeps waking for every address and route change: {}",
-            crate::definition::error_chain(&error)
-        );
+    if !plan.groups_to_leave.is_empty() {
+        let left = match Process::of(pid, &paths.config) {
+            Some(process) => groups::leave_groups(&process, &plan.groups_to_leave),
+            None => Err(groups::GroupsError::Gone { pid }),
+        };
+        if let Err(error) = left {
+            tracing::warn!(
+                pid,
+                "dnsmasq keeps waking for every address and route change: {}",
+                crate::definition::error_chain(&error)
+            );
+        }
     }
     Ok(DnsmasqInstance {
         pid,
@@ -159,83 +203,10 @@ async fn launch(
     })
 }
 
-/// Takes the rtnetlink sockets of process `pid` out of multicast `groups`.
-/// A copy of a socket taken with pidfd_getfd(2) is the same socket, so
-/// leaving a group through the copy takes the process out of it.
-fn leave_groups(pid: u32, groups: &[u32]) -> std::io::Result<()> {
-    if groups.is_empty() {
-        return Ok(());
-    }
-    let route_sockets = route_socket_inodes(pid)?;
-    // SAFETY: pidfd_open(2) takes a pid and flags, and returns a new
-    // descriptor or -1.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if raw < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `raw` was just opened, for us alone.
-    let process = unsafe { OwnedFd::from_raw_fd(raw as RawFd) };
-    for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))? {
-        let entry = entry?;
-        let Ok(target) = std::fs::read_link(entry.path()) else {
-            continue;
-        };
-        let inode = target
-            .to_str()
-            .and_then(|target| target.strip_prefix("socket:["))
-            .and_then(|rest| rest.strip_suffix(']'))
-            .and_then(|inode| inode.parse::<u64>().ok());
-        let number = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok());
-        let (Some(inode), Some(number)) = (inode, number) else {
-            continue;
-        };
-        if !route_sockets.contains(&inode) {
-            continue;
-        }
-        // SAFETY: pidfd_getfd(2) takes a pidfd, a descriptor number of that
-        // process and flags, and returns a new descriptor or -1.
-        let copy = unsafe { libc::syscall(libc::SYS_pidfd_getfd, process.as_raw_fd(), number, 0) };
-        if copy < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: `copy` was just made, for us alone; the socket closes it.
-        let socket = unsafe { netlink_sys::Socket::from_raw_fd(copy as RawFd) };
-        for group in groups {
-            socket.drop_membership(*group)?;
-        }
-    }
-    Ok(())
-}
-
-/// Inodes of the NETLINK_ROUTE sockets in the network namespace of `pid`.
-fn route_socket_inodes(pid: u32) -> std::io::Result<HashSet<u64>> {
-    const NETLINK_ROUTE: &str = "0";
-    let table = std::fs::read_to_string(format!("/proc/{pid}/net/netlink"))?;
-    Ok(table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let columns: Vec<&str> = line.split_whitespace().collect();
-            (columns.get(1) == Some(&NETLINK_ROUTE))
-                .then(|| columns.last()?.parse().ok())
-                .flatten()
-        })
-        .collect())
-}
-
 impl DnsmasqInstance {
     /// The process is alive and is this network's dnsmasq (not a reused pid).
     pub fn is_running(&self) -> bool {
-        let Ok(cmdline) = std::fs::read(format!("/proc/{}/cmdline", self.pid)) else {
-            return false;
-        };
-        let config = format!("--conf-file={}", self.paths.config.display());
-        cmdline
-            .split(|byte| *byte == 0)
-            .any(|argument| argument == config.as_bytes())
+        process::runs_config(self.pid, &self.paths.config)
     }
 
     /// Rewrites the hosts files and makes dnsmasq re-read them (SIGHUP).
@@ -244,45 +215,48 @@ impl DnsmasqInstance {
             (&self.paths.hosts, &plan.hosts_file),
             (&self.paths.addn_hosts, &plan.addn_hosts),
         ] {
-            write_runtime(path, contents.as_bytes()).map_err(|source| DnsmasqError::Write {
-                path: path.clone(),
-                source,
+            write_runtime(path, contents.as_bytes(), READABLE).map_err(|source| {
+                DnsmasqError::Write {
+                    path: path.clone(),
+                    source,
+                }
             })?;
         }
-        self.signal(libc::SIGHUP)
-    }
-
-    fn signal(&self, signal: libc::c_int) -> Result<(), DnsmasqError> {
-        let pid = self.pid;
-        let target = libc::pid_t::try_from(pid).unwrap_or(libc::pid_t::MAX);
-        // SAFETY: kill(2) takes plain integers; callers check first that
-        // `pid` is this network's dnsmasq, through its cmdline.
-        if unsafe { libc::kill(target, signal) } != 0 {
-            let source = std::io::Error::last_os_error();
-            if source.raw_os_error() != Some(libc::ESRCH) {
-                return Err(DnsmasqError::Signal { pid, source });
-            }
+        match Process::of(self.pid, &self.paths.config) {
+            Some(process) => process.signal(libc::SIGHUP),
+            None => Ok(()),
         }
-        Ok(())
     }
 
-    /// Stops the process and removes the network's dnsmasq files.
+    /// Stops the process (SIGTERM, then SIGKILL if it does not end) and
+    /// removes the network's dnsmasq files.
     pub async fn stop(&self) -> Result<(), DnsmasqError> {
-        if self.is_running() {
-            let pid = self.pid;
-            self.signal(libc::SIGTERM)?;
-            let mut waited = Duration::ZERO;
-            while self.is_running() {
-                if waited >= Duration::from_secs(5) {
-                    return Err(DnsmasqError::StillRunning { pid });
-                }
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                waited += Duration::from_millis(1);
-            }
+        if let Some(process) = Process::of(self.pid, &self.paths.config) {
+            process.terminate().await?;
         }
-        for path in self.paths.owned() {
-            let _ = std::fs::remove_file(&path);
-        }
+        self.paths.remove_files();
         Ok(())
     }
+}
+
+/// Stops every process of the dnsmasq of `paths` in this namespace, pid
+/// file or not, and removes its files: for a start that did not finish.
+/// A process forked while the others end is found by the next look.
+pub async fn stop_all(paths: &DnsmasqPaths) -> Result<(), DnsmasqError> {
+    loop {
+        let config = paths.config.clone();
+        let found = tokio::task::spawn_blocking(move || Process::all_of(&config))
+            .await
+            .unwrap_or_else(|error| Err(std::io::Error::other(error)))
+            .map_err(DnsmasqError::Processes)?;
+        if found.is_empty() {
+            break;
+        }
+        for process in found {
+            tracing::info!(pid = process.pid(), "stopping a dnsmasq left by a start");
+            process.terminate().await?;
+        }
+    }
+    paths.remove_files();
+    Ok(())
 }

@@ -106,12 +106,6 @@ pub enum StartError {
     DnsmasqPlan(#[from] crate::plan::dnsmasq::DnsmasqError),
     #[error(transparent)]
     Sysctl(#[from] sysctl::SysctlError),
-    #[error("cannot create {path}")]
-    Directory {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error(transparent)]
     Naming(#[from] naming::NamingError),
     /// libvirt's wording (VIR_ERR_INTERNAL_ERROR).
@@ -268,16 +262,6 @@ async fn start_bridged(
     }
     if plan.forwarding.ipv6 {
         sysctl::set("ipv6/conf/all/forwarding", "1")?;
-    }
-    if plan.dnsmasq.is_some() {
-        for file in [&paths.config, &paths.hosts] {
-            if let Some(dir) = file.parent() {
-                std::fs::create_dir_all(dir).map_err(|source| StartError::Directory {
-                    path: dir.to_owned(),
-                    source,
-                })?;
-            }
-        }
     }
     // The firewall, the checksum fix-up and dnsmasq do not depend on each
     // other; each waits on a process of its own, so they run side by side.

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use crate::definition::{ForwardMode, MacAddr, NetworkDef};
 use crate::state::RunningNetwork;
 
-use super::dnsmasq::DnsmasqInstance;
+use super::dnsmasq;
 use super::firewall::Firewall;
 use super::netlink::{HostRoute, Netlink};
 use super::refresh::{DnsmasqChange, bridged_plan, converge_dnsmasq};
@@ -134,12 +134,7 @@ pub async fn clean_up(def: &NetworkDef, env: &Environment, ifindex: Option<u32>)
     let bridge = bridge.as_str();
     let mut errors = Vec::new();
     let (_, paths) = env.dnsmasq_files(&def.name, bridge);
-    let pid = std::fs::read_to_string(&paths.pid)
-        .ok()
-        .and_then(|text| text.trim().parse().ok())
-        .unwrap_or(0);
-    let instance = DnsmasqInstance { pid, paths };
-    if let Err(error) = instance.stop().await {
+    if let Err(error) = dnsmasq::stop_all(&paths).await {
         errors.push(error.into());
     }
     let removed = async {

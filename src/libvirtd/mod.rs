@@ -5,7 +5,12 @@
 //! checked for clashes before virtnet defines or starts one.
 //!
 //! libvirt's client library blocks, so one thread of its own holds the
-//! connection; the rest of the daemon talks to it through a channel.
+//! connection; the rest of the daemon talks to it through a channel. A
+//! question (libvirtd's networks, before a define or start) waits at most
+//! [`ANSWER_TIMEOUT`] for its answer: a libvirtd that hangs, or is stopped,
+//! holds up that thread (a blocking call cannot be cancelled) but nothing
+//! else; what it is to publish waits in the channel until libvirtd
+//! answers again.
 //!
 //! The uuids published are recorded in a runtime file, so that a daemon
 //! started again withdraws the publications of networks that vanished
@@ -24,7 +29,7 @@ use virt::connect::Connect;
 use virt::network::Network;
 
 use crate::definition::{ConfigText, ForwardMode, NetworkDef, PortGroup, Uuid, write_bandwidth};
-use crate::service::neighbour::{ForeignNetwork, Neighbour};
+use crate::service::neighbour::{ForeignNetwork, Neighbour, NotAnswering};
 use crate::service::{Event, NetworkEvent, Service};
 use crate::xml::write::XmlWriter;
 
@@ -33,6 +38,8 @@ const HEALTH_CHECK: Duration = Duration::from_secs(2);
 /// The first and the longest wait before connecting again.
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 const LONGEST_RETRY: Duration = Duration::from_secs(8);
+/// How long a define or start waits for libvirtd's networks.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
 enum Command {
     Publish {
@@ -52,6 +59,7 @@ enum Command {
 
 /// The daemon's side of the link to libvirtd.
 pub struct Libvirtd {
+    uri: String,
     commands: mpsc::Sender<Command>,
 }
 
@@ -61,10 +69,11 @@ impl Libvirtd {
     /// What is published is recorded in `record`.
     pub fn spawn(uri: String, record: PathBuf) -> std::io::Result<Arc<Self>> {
         let (commands, receiver) = mpsc::channel();
+        let worker = Worker::new(uri.clone(), record);
         std::thread::Builder::new()
             .name("libvirtd".into())
-            .spawn(move || Worker::new(uri, record).run(&receiver))?;
-        Ok(Arc::new(Self { commands }))
+            .spawn(move || worker.run(&receiver))?;
+        Ok(Arc::new(Self { uri, commands }))
     }
 
     fn send(&self, command: Command) {
@@ -91,11 +100,22 @@ impl Neighbour for Libvirtd {
         "libvirtd"
     }
 
-    fn networks(&self) -> BoxFuture<'_, Option<Vec<ForeignNetwork>>> {
+    fn networks(&self) -> BoxFuture<'_, Result<Option<Vec<ForeignNetwork>>, NotAnswering>> {
         Box::pin(async move {
             let (reply, answer) = oneshot::channel();
             self.send(Command::Networks { reply });
-            answer.await.ok().flatten()
+            match tokio::time::timeout(ANSWER_TIMEOUT, answer).await {
+                Ok(answer) => Ok(answer.ok().flatten()),
+                Err(_) => {
+                    let error = NotAnswering {
+                        neighbour: self.label().to_owned(),
+                        uri: self.uri.clone(),
+                        waited: ANSWER_TIMEOUT,
+                    };
+                    tracing::warn!("{error}");
+                    Err(error)
+                }
+            }
         })
     }
 
@@ -260,6 +280,8 @@ impl Worker {
                 self.save_record();
                 self.withdraw_stale();
             }
+            // The asker gave up waiting (libvirtd hung a while).
+            Command::Networks { reply } if reply.is_closed() => {}
             Command::Networks { reply } => {
                 if self.connection.is_none() {
                     self.connect();
@@ -309,7 +331,12 @@ impl Worker {
             .chain(&self.stale)
             .map(|uuid| format!("{uuid}\n"))
             .collect();
-        if let Err(error) = crate::state::files::write_atomically(&self.record, uuids.as_bytes()) {
+        let written = crate::state::files::write_atomically(
+            &self.record,
+            uuids.as_bytes(),
+            crate::state::files::PRIVATE,
+        );
+        if let Err(error) = written {
             tracing::warn!(
                 path = %self.record.display(),
                 "cannot record the networks published in libvirtd: {error}"

@@ -29,7 +29,7 @@ impl Service {
     ) -> Result<(NetworkDef, Vec<String>, Option<Foreign>)> {
         let def = NetworkDef::parse(xml)?;
         def.validate()?;
-        let foreign = self.foreign().await;
+        let foreign = self.foreign().await?;
         // Only a name still to choose needs the host's links (an explicit
         // name is checked against them at start, as libvirt does).
         let choosing = def.bridge.name.as_ref().is_none_or(BridgeName::is_template);

@@ -36,6 +36,9 @@ pub enum ServiceError {
     Stop(#[from] StopError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// VIR_ERR_OPERATION_TIMEOUT.
+    #[error("Timed out during operation")]
+    Timeout(#[source] crate::service::neighbour::NotAnswering),
     #[error("cannot reach the host's network stack")]
     Host(#[source] crate::apply::netlink::NetlinkError),
 }

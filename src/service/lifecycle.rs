@@ -192,7 +192,7 @@ impl Service {
         let Some(mut def) = state.config.clone() else {
             return Err(ServiceError::NoSuchUuid(uuid.to_string()));
         };
-        let foreign = self.foreign().await;
+        let foreign = self.foreign().await?;
         if def
             .bridge
             .name

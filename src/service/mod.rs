@@ -143,13 +143,17 @@ impl Service {
         self
     }
 
-    async fn foreign(&self) -> Option<Foreign> {
-        let neighbour = self.neighbour.as_ref()?;
-        let networks = neighbour.networks().await?;
-        Some(Foreign {
+    /// The neighbour's networks; `None` without a neighbour, or when it
+    /// cannot be asked now. One that does not answer in time is an error.
+    async fn foreign(&self) -> Result<Option<Foreign>> {
+        let Some(neighbour) = self.neighbour.as_ref() else {
+            return Ok(None);
+        };
+        let networks = neighbour.networks().await.map_err(ServiceError::Timeout)?;
+        Ok(networks.map(|networks| Foreign {
             label: neighbour.label().to_string(),
             networks,
-        })
+        }))
     }
 
     fn registry(&self) -> MutexGuard<'_, Registry> {

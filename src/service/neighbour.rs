@@ -2,6 +2,7 @@
 //! not define or start a network that clashes with one of its networks.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
@@ -40,13 +41,24 @@ fn subnets(def: &NetworkDef) -> Vec<(IpAddr, u8)> {
         .collect()
 }
 
+/// The neighbour was asked and gave no answer in time (it hangs, or is
+/// stopped): what depends on its networks is refused rather than left to
+/// wait.
+#[derive(Debug, thiserror::Error)]
+#[error("{neighbour} at {uri} does not answer (no reply within {} s)", .waited.as_secs())]
+pub struct NotAnswering {
+    pub neighbour: String,
+    pub uri: String,
+    pub waited: Duration,
+}
+
 /// A neighbour's networks, minus those virtnet itself published there.
 pub trait Neighbour: Send + Sync {
     /// How messages name the neighbour ("libvirtd").
     fn label(&self) -> &str;
     /// `None` when the neighbour cannot be asked now: nothing is checked
     /// then (the neighbour makes its own checks when it starts networks).
-    fn networks(&self) -> BoxFuture<'_, Option<Vec<ForeignNetwork>>>;
+    fn networks(&self) -> BoxFuture<'_, Result<Option<Vec<ForeignNetwork>>, NotAnswering>>;
     /// The live definition of a running network changed (net-update).
     fn live_changed(&self, def: &NetworkDef);
 }

@@ -4,9 +4,8 @@
 pub mod files;
 pub mod leases;
 pub mod pool;
+pub mod record;
 pub mod store;
-
-use serde::{Deserialize, Serialize};
 
 use crate::apply::dnsmasq::DnsmasqInstance;
 use crate::plan::firewall::FirewallPlan;
@@ -14,14 +13,16 @@ use crate::plan::network::HostDevices;
 use crate::state::pool::InterfacePool;
 
 /// The bridge a network created.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunningBridge {
     pub name: String,
     pub ifindex: u32,
     pub mac: [u8; 6],
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What a running network has on the host; its status record
+/// ([`record`]) keeps it on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunningNetwork {
     pub name: String,
     pub uuid: String,

@@ -1,17 +1,15 @@
 //! The device pool of a network without a bridge of its own, with the
 //! connection counts a port allocator needs.
 
-use serde::{Deserialize, Serialize};
-
 use crate::definition::ForwardMode;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolMember {
     pub device: String,
     pub connections: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterfacePool {
     pub mode: ForwardMode,
     pub members: Vec<PoolMember>,

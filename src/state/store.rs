@@ -3,16 +3,17 @@
 //! directory, and one status file per active network in the runtime
 //! directory. Every change is atomic (see [`files`](super::files));
 //! definitions are also synced to disk, status files (which a reboot makes
-//! moot, as it takes the networks down) are not.
+//! moot, as it takes the networks down) are not. Status files are
+//! versioned records ([`record`](super::record)).
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 use super::RunningNetwork;
 use super::files::{
-    remove, remove_temporaries, symlink_atomically, write_atomically, write_runtime,
+    PRIVATE, create_dirs, remove, remove_temporaries, symlink_atomically, write_atomically,
+    write_runtime,
 };
+use super::record::{self, RecordError, STATUS_VERSION};
 use crate::definition::{DefinitionError, FormatFlags, NetworkDef};
 
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +37,13 @@ pub enum StoreError {
     Status {
         path: PathBuf,
         #[source]
-        source: serde_json::Error,
+        source: RecordError,
+    },
+    #[error("cannot write network status {path}")]
+    WriteStatus {
+        path: PathBuf,
+        #[source]
+        source: RecordError,
     },
 }
 
@@ -52,8 +59,7 @@ fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Store
 /// Where a network stands on the host. The status file is written before
 /// each change of the kernel, so that a daemon killed half-way knows what
 /// to finish or undo when it comes back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     /// Start began; some of its objects may exist.
     Starting,
@@ -64,7 +70,7 @@ pub enum Phase {
 }
 
 /// The runtime status of one active network.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkStatus {
     pub phase: Phase,
     /// The live definition, as `net-dumpxml` prints it.
@@ -102,7 +108,7 @@ impl Store {
     /// crash left there.
     pub fn prepare(&self) -> Result<(), StoreError> {
         for dir in [&self.config_dir, &self.autostart_dir, &self.status_dir] {
-            std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+            create_dirs(dir).map_err(io("create", dir))?;
             remove_temporaries(dir).map_err(io("clean up", dir))?;
         }
         Ok(())
@@ -151,7 +157,7 @@ impl Store {
         let xml = def.to_xml(FormatFlags { inactive: true });
         let contents =
             format!("{HEADER}{name}\nor other application using the virtnet API.\n-->\n\n{xml}");
-        write_atomically(&path, contents.as_bytes()).map_err(io("write", &path))
+        write_atomically(&path, contents.as_bytes(), PRIVATE).map_err(io("write", &path))
     }
 
     /// Removes the configuration and its autostart link (the link first,
@@ -173,20 +179,28 @@ impl Store {
     }
 
     /// The status of every network that was active (or on its way).
+    /// Records of an earlier version are written again in this one.
     pub fn load_statuses(&self) -> (Vec<NetworkStatus>, Vec<StoreError>) {
         let mut statuses = Vec::new();
         let mut errors = Vec::new();
         for path in xml_files(&self.status_dir, "json", &mut errors) {
-            let status = std::fs::read(&path)
+            let read = std::fs::read(&path)
                 .map_err(io("read", &path))
                 .and_then(|bytes| {
-                    serde_json::from_slice(&bytes).map_err(|source| StoreError::Status {
+                    record::read(&bytes).map_err(|source| StoreError::Status {
                         path: path.clone(),
                         source,
                     })
                 });
-            match status {
-                Ok(status) => statuses.push(status),
+            match read {
+                Ok(read) => {
+                    if read.version < STATUS_VERSION
+                        && let Err(error) = write_status(&path, &read.status)
+                    {
+                        errors.push(error);
+                    }
+                    statuses.push(read.status);
+                }
                 Err(error) => errors.push(error),
             }
         }
@@ -194,18 +208,21 @@ impl Store {
     }
 
     pub fn save_status(&self, name: &str, status: &NetworkStatus) -> Result<(), StoreError> {
-        let path = self.status_path(name);
-        let json = serde_json::to_vec(status).map_err(|source| StoreError::Status {
-            path: path.clone(),
-            source,
-        })?;
-        write_runtime(&path, &json).map_err(io("write", &path))
+        write_status(&self.status_path(name), status)
     }
 
     pub fn delete_status(&self, name: &str) -> Result<(), StoreError> {
         let path = self.status_path(name);
         remove(&path).map(drop).map_err(io("remove", &path))
     }
+}
+
+fn write_status(path: &Path, status: &NetworkStatus) -> Result<(), StoreError> {
+    let bytes = record::write(status).map_err(|source| StoreError::WriteStatus {
+        path: path.to_owned(),
+        source,
+    })?;
+    write_runtime(path, &bytes, PRIVATE).map_err(io("write", path))
 }
 
 /// The files of `dir` ending in `.extension`, sorted; temporary files of
@@ -326,6 +343,41 @@ mod tests {
         assert_eq!(statuses, [status]);
         store.delete_status("keen").unwrap();
         assert!(store.load_statuses().0.is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_status_of_an_earlier_version_is_written_again_in_this_one() {
+        let dir = scratch("versions");
+        let store = Store::new(&dir.join("etc"), &dir.join("run"));
+        store.prepare().unwrap();
+        let path = dir.join("run/networks/keennet.json");
+        let previous = include_str!("../../tests/fixtures/status-v0/keennet.json");
+        std::fs::write(&path, previous).unwrap();
+        let (statuses, errors) = store.load_statuses();
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(statuses.len(), 1);
+        let again: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(again["version"], STATUS_VERSION);
+
+        let later = previous.replacen('{', "{\"version\":9,", 1);
+        std::fs::write(&path, &later).unwrap();
+        let (statuses, errors) = store.load_statuses();
+        assert!(statuses.is_empty());
+        assert_eq!(
+            crate::definition::error_chain(&errors[0]),
+            format!(
+                "cannot read network status {}: it is of version 9, written by a later \
+                 virtnet; this one reads up to version 1",
+                path.display()
+            )
+        );
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            later,
+            "left as it is"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -150,6 +150,22 @@ impl Libvirtd {
             .collect()
     }
 
+    /// Stops libvirtd (SIGSTOP) until the guard is dropped (SIGCONT): its
+    /// socket still takes connections, and nothing answers.
+    pub fn pause(&self) -> Paused<'_> {
+        let child = self.child.as_ref().expect("libvirtd runs");
+        let pid = libc::pid_t::try_from(child.id()).expect("pid fits");
+        // Each step of the start script execs the next: the child is libvirtd.
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        assert_eq!(comm.trim(), "libvirtd", "pid {pid} is libvirtd");
+        // SAFETY: kill(2) on the pid of our own child, not reaped yet.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        Paused {
+            pid,
+            _libvirtd: self,
+        }
+    }
+
     /// SIGTERM, as a service manager stops it; guests keep running.
     pub fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
@@ -168,6 +184,20 @@ impl Libvirtd {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+}
+
+/// A stopped libvirtd, let go on when dropped.
+pub struct Paused<'a> {
+    pid: libc::pid_t,
+    _libvirtd: &'a Libvirtd,
+}
+
+impl Drop for Paused<'_> {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on libvirtd's pid: the borrow keeps the child
+        // unreaped, so the pid is still libvirtd's.
+        unsafe { libc::kill(self.pid, libc::SIGCONT) };
     }
 }
 
