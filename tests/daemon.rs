@@ -482,8 +482,7 @@ fn definitions_persist_with_libvirt_rules() {
 
 /// When net-destroy returns, nothing of the network is left under its
 /// names: no link, no rule, no dnsmasq, so that a script can reuse the
-/// bridge name at once; the bridge set aside is gone within a second. A
-/// bridge deleted by someone else does not make net-destroy fail.
+/// bridge name at once; the bridge set aside is gone within a second.
 #[test]
 fn destroy_leaves_nothing_under_the_networks_names() {
     let lab = Lab::new("gone");
@@ -513,10 +512,122 @@ fn destroy_leaves_nothing_under_the_networks_names() {
     }
     lab.assert_settles_to(&before);
 
+    lab.cli(&["net-undefine", "keennet"]);
+}
+
+/// The lifecycle events the daemon sends, as they arrive (libvirt's
+/// numbers: 2 STARTED, 3 STOPPED, …), read on a thread of their own.
+fn network_events(bus: &str) -> std::sync::mpsc::Receiver<i32> {
+    let (sender, events) = std::sync::mpsc::channel();
+    let (subscribed, ready) = std::sync::mpsc::channel();
+    let bus = bus.to_owned();
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(async {
+                use futures_util::StreamExt;
+                let connection = zbus::connection::Builder::address(bus.as_str())
+                    .build()
+                    .await
+                    .expect("connects to the bus");
+                let rule = zbus::MatchRule::builder()
+                    .msg_type(zbus::message::Type::Signal)
+                    .interface("org.libvirt.Connect")
+                    .member("NetworkEvent")
+                    .build()
+                    .expect("a match rule");
+                let mut signals = zbus::MessageStream::for_match_rule(rule, &connection, None)
+                    .await
+                    .expect("subscribes");
+                let _ = subscribed.send(());
+                while let Some(Ok(message)) = signals.next().await {
+                    if let Ok((_, event)) =
+                        message.body().deserialize::<(zbus::OwnedObjectPath, i32)>()
+                        && sender.send(event).is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+    });
+    ready.recv().expect("the event reader subscribed");
+    events
+}
+
+/// While the daemon runs, what others do to a running network is undone
+/// within a second: a killed dnsmasq is started again, a bridge set down is
+/// brought up, a removed address (and its routes) put back; a deleted
+/// bridge makes the network inactive, with its rules, dnsmasq and status
+/// gone and a STOPPED event.
+#[test]
+fn harm_done_to_a_running_network_is_undone() {
+    let lab = Lab::new("harm");
+    lab.cli(&["net-define", &sample("keennet.xml")]);
     lab.cli(&["net-start", "keennet"]);
+    let events = network_events(&lab.bus);
+    let script = udhcpc_script(&lab.scratch.0);
+    let (guest, port) = lab.guest("keenbr0", "g1");
+    dhcp(&guest, &script);
+    let within_a_second = |what: &str, done: &dyn Fn() -> bool| {
+        let harmed = std::time::Instant::now();
+        while !done() {
+            assert!(
+                harmed.elapsed() < std::time::Duration::from_secs(1),
+                "{what} not within a second; daemon log:\n{}",
+                lab.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    };
+
+    let killed: libc::pid_t = dnsmasq_pid(&lab).trim().parse().unwrap();
+    // SAFETY: kill(2) on the pid of the dnsmasq of the test's own network,
+    // read from its pid file in the test's directory.
+    assert_eq!(unsafe { libc::kill(killed, libc::SIGKILL) }, 0);
+    within_a_second("a new dnsmasq", &|| {
+        std::fs::read_to_string(lab.dirs.join("run/dnsmasq/keenbr0.pid"))
+            .is_ok_and(|pid| pid.trim().parse() != Ok(killed))
+            && count_dnsmasq(&lab) == 1
+    });
+    dhcp(&guest, &script);
+
+    lab.host.ip(&["link", "set", "keenbr0", "down"]);
+    within_a_second("the bridge up", &|| {
+        let link = lab.host.exec_ok(&["ip", "-o", "link", "show", "keenbr0"]);
+        link.contains(",UP,") || link.contains(",UP>")
+    });
+    lab.host
+        .ip(&["addr", "del", "192.168.132.1/24", "dev", "keenbr0"]);
+    within_a_second("the address back", &|| {
+        lab.host
+            .exec_ok(&["ip", "-o", "addr", "show", "keenbr0"])
+            .contains("192.168.132.1/24")
+    });
+    // Its port learns again after the bridge was down (STP).
+    wait_forwarding(&lab.host, &port);
+    assert!(
+        pings(&guest, "192.168.132.1"),
+        "the guest reaches its gateway"
+    );
+    assert!(pings(&guest, "10.255.0.2"), "and beyond, through NAT");
+
     lab.host.ip(&["link", "del", "keenbr0"]);
+    within_a_second("the network inactive", &|| {
+        lab.cli(&["net-list", "--name"]) == "\n"
+    });
+    assert_eq!(
+        events.recv_timeout(std::time::Duration::from_secs(1)),
+        Ok(3),
+        "STOPPED"
+    );
+    assert_eq!(count_dnsmasq(&lab), 0);
+    let rules = lab.host.exec_ok(&["nft", "list", "ruleset"]);
+    assert!(!rules.contains("keenbr0"), "{rules}");
+    assert!(walk(&lab.dirs.join("run/networks")).is_empty());
+    lab.cli(&["net-start", "keennet"]);
     lab.cli(&["net-destroy", "keennet"]);
-    lab.assert_settles_to(&before);
     lab.cli(&["net-undefine", "keennet"]);
 }
 

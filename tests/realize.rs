@@ -1049,6 +1049,22 @@ fn a_failed_live_update_puts_the_network_back() {
     lab.assert_back_to(&before);
 }
 
+/// A network whose bridge someone deleted is taken down without an error,
+/// and nothing of it is left.
+#[test]
+fn taking_down_a_network_whose_bridge_is_gone_leaves_nothing() {
+    let lab = Lab::new("nobr");
+    let before = lab.snapshot();
+    let running = lab.start(&sample("keennet.xml")).expect("keennet starts");
+    lab.host.ip(&["link", "del", "keenbr0"]);
+    let retired = lab
+        .host
+        .block_on(apply::take_down(&running, &lab.firewall))
+        .expect("the network is taken down");
+    assert_eq!(retired, None, "no bridge to set aside");
+    lab.assert_back_to(&before);
+}
+
 /// The daemon restores rules others remove; its own removals (a network
 /// stopped, the table going with the last one) must not wake it.
 #[test]

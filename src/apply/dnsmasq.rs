@@ -209,6 +209,21 @@ impl DnsmasqInstance {
         process::runs_config(self.pid, &self.paths.config)
     }
 
+    /// Returns once the process has ended, whoever ended it (at once when
+    /// it is not running).
+    pub async fn ended(&self) -> std::io::Result<()> {
+        let config = self.paths.config.clone();
+        let pid = self.pid;
+        // Finding it reads /proc: not on the runtime's thread.
+        let process = tokio::task::spawn_blocking(move || Process::of(pid, &config))
+            .await
+            .map_err(std::io::Error::other)?;
+        match process {
+            Some(process) => process.ended().await,
+            None => Ok(()),
+        }
+    }
+
     /// Rewrites the hosts files and makes dnsmasq re-read them (SIGHUP).
     pub fn reload_hosts(&self, plan: &DnsmasqPlan) -> Result<(), DnsmasqError> {
         for (path, contents) in [

@@ -15,10 +15,12 @@ mod refresh;
 mod stop;
 pub mod sysctl;
 mod traffic;
+pub mod watch;
 
 use std::path::PathBuf;
 
 use crate::definition::{ForwardMode, NetworkDef, NetworkName, error_chain};
+use crate::killpoint;
 use crate::plan::dnsmasq::DnsmasqFiles;
 use crate::plan::firewall::{OutboundLimit, Subnet};
 use crate::plan::naming::{self, Requested};
@@ -244,6 +246,7 @@ async fn start_bridged(
     check_route_collisions(netlink, plan).await?;
     let bridge = &plan.bridge;
     let ifindex = netlink.create_bridge(bridge).await?;
+    killpoint::reached("start:bridge");
     started.bridge = Some(RunningBridge {
         name: bridge.name.clone(),
         ifindex,
@@ -253,7 +256,9 @@ async fn start_bridged(
     for (address, prefix) in &bridge.addresses {
         netlink.add_address(ifindex, *address, *prefix).await?;
     }
+    killpoint::reached("start:addresses");
     netlink.set_up(ifindex).await?;
+    killpoint::reached("start:up");
     for route in &bridge.routes {
         netlink.add_route(ifindex, route).await?;
     }
@@ -265,31 +270,38 @@ async fn start_bridged(
     }
     // The firewall, the checksum fix-up and dnsmasq do not depend on each
     // other; each waits on a process of its own, so they run side by side.
-    let (rules, checksum, dns) = tokio::join!(
-        async {
-            match &plan.firewall {
-                Some(rules) => firewall.start(rules).await.map(|()| true),
-                None => Ok(false),
-            }
-        },
-        async {
-            traffic::set_up_traffic_control(
-                env,
-                &bridge.name,
-                plan.dhcp_checksum_fix,
-                plan.inbound_shaping.as_ref(),
-            )
-            .await
-        },
-        async {
-            match &plan.dnsmasq {
-                Some(dnsmasq_plan) => dnsmasq::start(dnsmasq_plan, paths, &env.dnsmasq)
-                    .await
-                    .map(Some),
-                None => Ok(None),
-            }
-        },
-    );
+    let (rules, checksum, dns) =
+        tokio::join!(
+            async {
+                match &plan.firewall {
+                    Some(rules) => firewall.start(rules).await.map(|()| {
+                        killpoint::reached("start:rules");
+                        true
+                    }),
+                    None => Ok(false),
+                }
+            },
+            async {
+                traffic::set_up_traffic_control(
+                    env,
+                    &bridge.name,
+                    plan.dhcp_checksum_fix,
+                    plan.inbound_shaping.as_ref(),
+                )
+                .await
+            },
+            async {
+                match &plan.dnsmasq {
+                    Some(dnsmasq_plan) => dnsmasq::start(dnsmasq_plan, paths, &env.dnsmasq)
+                        .await
+                        .map(|instance| {
+                            killpoint::reached("start:dnsmasq");
+                            Some(instance)
+                        }),
+                    None => Ok(None),
+                }
+            },
+        );
     if matches!(rules, Ok(true)) {
         started.rules.clone_from(&plan.firewall);
     }

@@ -9,7 +9,7 @@ use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use rtnetlink::packet_route::link::{
-    BridgeStpState, InfoBridge, InfoKind, LinkAttribute, LinkInfo, LinkMessage,
+    BridgeStpState, InfoBridge, InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteType,
@@ -179,6 +179,19 @@ impl Netlink {
             .await?
             .iter()
             .filter_map(index_and_name)
+            .collect())
+    }
+
+    /// Every link of the namespace by index: its name and whether it is up.
+    pub async fn link_states(&self) -> Result<HashMap<u32, (String, bool)>> {
+        Ok(self
+            .links()
+            .await?
+            .iter()
+            .filter_map(|link| {
+                let (index, name) = index_and_name(link)?;
+                Some((index, (name, link.header.flags.contains(LinkFlags::Up))))
+            })
             .collect())
     }
 

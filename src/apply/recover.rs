@@ -12,11 +12,11 @@ use super::dnsmasq;
 use super::firewall::Firewall;
 use super::netlink::{HostRoute, Netlink};
 use super::refresh::{DnsmasqChange, bridged_plan, converge_dnsmasq};
-use super::{Environment, StartError, StopStep};
+use super::{Environment, StartError, StopError, StopStep};
 
-/// The host as one read sees it: links, addresses and routes.
+/// The host as one read sees it: links (name, up), addresses and routes.
 pub struct HostSnapshot {
-    links: HashMap<u32, String>,
+    links: HashMap<u32, (String, bool)>,
     addresses: Vec<(u32, IpAddr, u8)>,
     routes: Vec<HostRoute>,
 }
@@ -27,7 +27,7 @@ impl HostSnapshot {
         // One dump at a time: the kernel refuses a second on the same socket
         // (the routes come over a connection of their own).
         let dumps = async {
-            Ok::<_, StartError>((netlink.link_indexes().await?, netlink.addresses().await?))
+            Ok::<_, StartError>((netlink.link_states().await?, netlink.addresses().await?))
         };
         let (dumps, routes) = tokio::join!(dumps, Netlink::routes());
         let (links, addresses) = dumps?;
@@ -65,12 +65,21 @@ pub async fn adopt(
             repaired: Vec::new(),
         });
     };
-    if host.links.get(&bridge.ifindex) != Some(&bridge.name) {
+    let Some((name, up)) = host.links.get(&bridge.ifindex) else {
+        return Ok(Adoption::BridgeVanished);
+    };
+    if *name != bridge.name {
         return Ok(Adoption::BridgeVanished);
     }
     let plan = bridged_plan(def, &bridge.name, MacAddr(bridge.mac), env)?;
     let mut repaired = Vec::new();
     let netlink = Netlink::connect()?;
+    // Before the addresses: a link set down loses its IPv6 addresses, and
+    // the routes of all of them.
+    if !up {
+        netlink.set_up(bridge.ifindex).await?;
+        repaired.push("the bridge up".to_owned());
+    }
     for (address, prefix) in &plan.bridge.addresses {
         let present = host
             .addresses
@@ -116,6 +125,35 @@ pub async fn adopt(
         DnsmasqChange::Restarted => repaired.push("dnsmasq".to_owned()),
     }
     Ok(Adoption::Adopted { repaired })
+}
+
+/// What became of a running network that something happened to.
+#[derive(Debug)]
+pub enum Healed {
+    /// Whole; the list names what had to be put back (empty: nothing).
+    Whole { repaired: Vec<String> },
+    /// Its bridge is gone: the rest of it was taken away too, but for what
+    /// the error says.
+    Gone { leftovers: Option<StopError> },
+}
+
+/// Checks a running network while the daemon runs, when its bridge or its
+/// dnsmasq was harmed: what is missing is put back as at adoption (the
+/// bridge brought up, its addresses and routes, dnsmasq); a network whose
+/// bridge is gone is taken away. `running` is updated.
+pub async fn heal(
+    def: &NetworkDef,
+    running: &mut RunningNetwork,
+    env: &Environment,
+    firewall: &Firewall,
+) -> Result<Healed, StartError> {
+    let host = HostSnapshot::read().await?;
+    match adopt(def, running, env, firewall, &host).await? {
+        Adoption::Adopted { repaired } => Ok(Healed::Whole { repaired }),
+        Adoption::BridgeVanished => Ok(Healed::Gone {
+            leftovers: super::take_down(running, firewall).await.err(),
+        }),
+    }
 }
 
 /// Removes whatever a start or stop that did not finish left of `def`

@@ -3,6 +3,7 @@
 //! cannot finish), and when an earlier run's network is taken over.
 
 use crate::definition::{MacAddr, NetworkDef};
+use crate::killpoint;
 use crate::plan::dnsmasq::DnsmasqPlan;
 use crate::plan::firewall::FirewallPlan;
 use crate::plan::network::{self, BridgedPlan};
@@ -112,8 +113,10 @@ pub async fn refresh(
     let plan = bridged_plan(def, &bridge.name, mac, env)?;
     let (_, paths) = env.dnsmasq_files(&def.name, &bridge.name);
     replace_rules(firewall, running.firewall.as_ref(), plan.firewall.as_ref()).await?;
+    killpoint::reached("update:rules");
     match converge_dnsmasq(running.dnsmasq.as_ref(), plan.dnsmasq.as_ref(), &paths, env).await {
         Ok((instance, _)) => {
+            killpoint::reached("update:dnsmasq");
             refreshed.firewall.clone_from(&plan.firewall);
             refreshed.dnsmasq = instance;
             Ok(refreshed)

@@ -6,6 +6,7 @@
 use std::fmt;
 
 use crate::definition::error_chain;
+use crate::killpoint;
 use crate::plan::firewall::FirewallPlan;
 use crate::state::{RunningBridge, RunningNetwork};
 
@@ -86,13 +87,21 @@ async fn remove(
     let (dns, rules, link) = tokio::join!(
         async {
             match &holdings.dnsmasq {
-                Some(instance) => instance.stop().await.map_err(StopStep::from),
+                Some(instance) => instance.stop().await.map_err(StopStep::from).map(|()| {
+                    killpoint::reached("stop:dnsmasq");
+                }),
                 None => Ok(()),
             }
         },
         async {
             match &holdings.rules {
-                Some(rules) => firewall.stop(rules).await.map_err(StopStep::from),
+                Some(rules) => firewall
+                    .stop(rules)
+                    .await
+                    .map_err(StopStep::from)
+                    .map(|()| {
+                        killpoint::reached("stop:rules");
+                    }),
                 None => Ok(()),
             }
         },
@@ -106,7 +115,10 @@ async fn remove(
                     .retire(bridge.ifindex, &retired_name(bridge.ifindex))
                     .await
                 {
-                    Ok(true) => return Ok(Some(bridge.ifindex)),
+                    Ok(true) => {
+                        killpoint::reached("stop:retired");
+                        return Ok(Some(bridge.ifindex));
+                    }
                     Ok(false) => return Ok(None),
                     Err(error) => tracing::warn!(
                         bridge = bridge.name,

@@ -67,6 +67,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     tracing::info!(name = cli.bus_name, path = connect_path, "serving");
     if matches!(cli.driver, DriverKind::Kernel) {
         tokio::spawn(guard_firewall(service.clone()));
+        tokio::spawn(service.clone().supervise());
         tokio::spawn(follow_leases(service.clone()));
     }
     service.autostart().await;

@@ -7,7 +7,7 @@ use crate::definition::{BridgeName, ForwardMode, NetworkDef};
 use crate::plan::naming::{self, Requested};
 
 use super::error::{Result, ServiceError};
-use super::registry::{Entry, Registry, Slot, State, lock_state};
+use super::registry::{Entry, Held, Registry, Slot, State, lock_state};
 use super::{Foreign, Service, Summary, neighbour};
 
 /// What [`Service::claim_locked`] gives: the definition, its network
@@ -111,6 +111,7 @@ impl Service {
                     bridge: def.bridge.name.as_ref().map(ToString::to_string),
                 },
                 bridges: def.bridge.name.iter().map(ToString::to_string).collect(),
+                held: Held::default(),
             },
         );
         Ok((entry, true))

@@ -6,6 +6,7 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
 use crate::apply::firewall::TableWatch;
+use crate::apply::watch::LinkWatch;
 use crate::definition::NetworkDef;
 use crate::state::RunningNetwork;
 use crate::state::store::StoredNetwork;
@@ -87,6 +88,29 @@ pub trait Driver: Send + Sync {
 
     /// Follows the changes others make to the firewall, where there is one.
     fn watch_rules(&self) -> Option<std::io::Result<TableWatch>>;
+
+    /// Follows what others do to the host's links, where there are any.
+    fn watch_links(&self) -> Option<std::io::Result<LinkWatch>>;
+
+    /// Checks a running network something happened to, and puts back what
+    /// is missing; a network whose bridge is gone is taken away.
+    fn heal<'a>(
+        &'a self,
+        def: &'a NetworkDef,
+        running: &'a RunningNetwork,
+    ) -> BoxFuture<'a, Result<Healing>>;
+}
+
+/// What [`Driver::heal`] found.
+pub enum Healing {
+    Whole,
+    /// Whole again; the list names what was put back.
+    Repaired {
+        running: Box<RunningNetwork>,
+        repaired: Vec<String>,
+    },
+    /// Its bridge is gone: the network is down, and taken away.
+    Gone,
 }
 
 /// In memory only, like libvirt's `test:///default`: touches no kernel and
@@ -180,5 +204,17 @@ impl Driver for TestDriver {
 
     fn watch_rules(&self) -> Option<std::io::Result<TableWatch>> {
         None
+    }
+
+    fn watch_links(&self) -> Option<std::io::Result<LinkWatch>> {
+        None
+    }
+
+    fn heal<'a>(
+        &'a self,
+        _def: &'a NetworkDef,
+        _running: &'a RunningNetwork,
+    ) -> BoxFuture<'a, Result<Healing>> {
+        async { Ok(Healing::Whole) }.boxed()
     }
 }

@@ -16,6 +16,7 @@ mod leases;
 mod lifecycle;
 pub mod neighbour;
 mod registry;
+mod supervise;
 mod update;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -106,6 +107,8 @@ pub struct Service {
     registry: Mutex<Registry>,
     events: broadcast::Sender<NetworkEvent>,
     neighbour: Option<Arc<dyn Neighbour>>,
+    /// Told whenever the registry changes (what supervision watches).
+    changes: tokio::sync::Notify,
 }
 
 /// A neighbour's networks at one moment, with the neighbour's name.
@@ -133,6 +136,7 @@ impl Service {
             registry: Mutex::new(Registry::default()),
             events: broadcast::channel(1024).0,
             neighbour: None,
+            changes: tokio::sync::Notify::new(),
         }
     }
 

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::apply::dnsmasq::DnsmasqInstance;
 use crate::definition::{NetworkDef, Uuid};
 use crate::state::RunningNetwork;
 
@@ -47,6 +48,27 @@ pub(super) struct Slot {
     pub(super) summary: Summary,
     /// Bridge names the network holds (live and persistent definitions).
     pub(super) bridges: Vec<String>,
+    /// What the running network holds that others may harm.
+    pub(super) held: Held,
+}
+
+/// The bridge (by index) and the dnsmasq a running network holds.
+#[derive(Default, Clone)]
+pub(super) struct Held {
+    pub(super) bridge: Option<u32>,
+    pub(super) dnsmasq: Option<DnsmasqInstance>,
+}
+
+impl Held {
+    fn of(state: &State) -> Self {
+        let running = state.live.as_ref().and_then(|live| live.running.as_ref());
+        Self {
+            bridge: running
+                .and_then(|running| running.bridge.as_ref())
+                .map(|bridge| bridge.ifindex),
+            dnsmasq: running.and_then(|running| running.dnsmasq.clone()),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -104,6 +126,7 @@ impl Service {
         let (name, uuid) = (def.name.to_string(), def.uuid);
         let bridges = bridges_of(&state);
         let summary = summarize(&name, uuid, &state);
+        let held = Held::of(&state);
         let entry = Arc::new(Entry {
             name: name.clone(),
             uuid,
@@ -115,8 +138,10 @@ impl Service {
                 entry,
                 summary,
                 bridges,
+                held,
             },
         );
+        self.changes.notify_one();
     }
 
     /// Records the network's new state in the registry (or removes it).
@@ -125,16 +150,18 @@ impl Service {
         if state.config.is_none() && state.live.is_none() {
             state.gone = true;
             registry.slots.remove(&entry.name);
-            return;
+        } else {
+            registry.slots.insert(
+                entry.name.clone(),
+                Slot {
+                    entry: entry.clone(),
+                    summary: summarize(&entry.name, entry.uuid, state),
+                    bridges: bridges_of(state),
+                    held: Held::of(state),
+                },
+            );
         }
-        registry.slots.insert(
-            entry.name.clone(),
-            Slot {
-                entry: entry.clone(),
-                summary: summarize(&entry.name, entry.uuid, state),
-                bridges: bridges_of(state),
-            },
-        );
+        self.changes.notify_one();
     }
 
     pub fn list(&self, flags: u32) -> Vec<Summary> {

@@ -174,6 +174,21 @@ impl Process {
         Err(DnsmasqError::StillRunning { pid: self.pid })
     }
 
+    /// Returns once the process has ended (its pidfd becomes readable).
+    pub(super) async fn ended(self) -> std::io::Result<()> {
+        // SAFETY: the pidfd is an OwnedFd, open and owned by the AsyncFd
+        // until it drops, and always the same descriptor.
+        let pidfd = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(
+                self.pidfd,
+                tokio::io::Interest::READABLE,
+            )
+        }
+        .map_err(std::io::Error::from)?;
+        pidfd.readable().await?.retain_ready();
+        Ok(())
+    }
+
     /// Ends the process: SIGTERM, then SIGKILL if it does not end.
     pub(super) async fn terminate(self) -> Result<(), DnsmasqError> {
         let pid = self.pid;

@@ -26,12 +26,15 @@ use futures_util::future::BoxFuture;
 
 use crate::apply::firewall::{Firewall, TableWatch};
 use crate::apply::netlink::Netlink;
+use crate::apply::recover::Healed;
+use crate::apply::watch::LinkWatch;
 use crate::apply::{self, Environment, FailedStart, StopError, recover};
 use crate::definition::{FormatFlags, NetworkDef, error_chain};
+use crate::killpoint;
 use crate::state::RunningNetwork;
 use crate::state::store::{NetworkStatus, Phase, Store, StoredNetwork};
 
-use super::driver::{Driver, FailedUpdate, Loaded};
+use super::driver::{Driver, FailedUpdate, Healing, Loaded};
 use super::error::{Result, ServiceError};
 use teardown::Teardowns;
 
@@ -133,6 +136,7 @@ impl Kernel {
         self.teardowns.settle(name).await;
         self.remove_leftovers(name).await?;
         self.save_status(def, Phase::Starting, None)?;
+        killpoint::reached("start:recorded");
         let running = match apply::start(def, &self.env, &self.firewall, reserved).await {
             Ok(running) => running,
             Err(FailedStart { error, leftovers }) => {
@@ -150,6 +154,7 @@ impl Kernel {
             }
             return Err(error);
         }
+        killpoint::reached("start:running");
         Ok(running)
     }
 
@@ -160,6 +165,7 @@ impl Kernel {
         let _busy = self.teardowns.busy();
         let name = def.name.to_string();
         self.save_status(def, Phase::Stopping, Some(running))?;
+        killpoint::reached("stop:recorded");
         match apply::take_down(running, &self.firewall).await {
             Ok(None) => self.delete_status(&name),
             Ok(Some(retired)) => {
@@ -168,6 +174,7 @@ impl Kernel {
                 self.teardowns.schedule(name, async move {
                     match apply::remove_retired(retired).await {
                         Ok(()) => {
+                            killpoint::reached("stop:deleted");
                             if let Err(error) = store.delete_status(&task_name) {
                                 tracing::error!(network = task_name, "{}", error_chain(&error));
                             }
@@ -202,9 +209,13 @@ impl Kernel {
         };
         self.save_status(def, Phase::Running, Some(running))
             .map_err(|error| failed(error, running))?;
+        killpoint::reached("update:recorded");
         match apply::refresh(old, def, running, &self.env, &self.firewall).await {
             Ok(refreshed) => match self.save_status(def, Phase::Running, Some(&refreshed)) {
-                Ok(()) => Ok(refreshed),
+                Ok(()) => {
+                    killpoint::reached("update:saved");
+                    Ok(refreshed)
+                }
                 // The kernel has the update; only its record is stale, and
                 // a restart brings the network in line with the record.
                 Err(error) => Err(failed(error, &refreshed)),
@@ -225,6 +236,28 @@ impl Kernel {
                     tracing::error!(network = %def.name, "{}", error_chain(&error));
                 }
                 Err(failed(error.into(), running))
+            }
+        }
+    }
+
+    async fn heal_network(&self, def: &NetworkDef, running: &RunningNetwork) -> Result<Healing> {
+        let _busy = self.teardowns.busy();
+        let mut healed = running.clone();
+        match recover::heal(def, &mut healed, &self.env, &self.firewall).await? {
+            Healed::Whole { repaired } if repaired.is_empty() => Ok(Healing::Whole),
+            Healed::Whole { repaired } => {
+                self.save_status(def, Phase::Running, Some(&healed))?;
+                Ok(Healing::Repaired {
+                    running: Box::new(healed),
+                    repaired,
+                })
+            }
+            Healed::Gone { leftovers } => {
+                match leftovers {
+                    Some(failure) => self.left_over(def, bridge_index(running), &failure),
+                    None => self.delete_status(def.name.as_str()),
+                }
+                Ok(Healing::Gone)
             }
         }
     }
@@ -323,5 +356,17 @@ impl Driver for Kernel {
 
     fn watch_rules(&self) -> Option<std::io::Result<TableWatch>> {
         Some(self.firewall.watch())
+    }
+
+    fn watch_links(&self) -> Option<std::io::Result<LinkWatch>> {
+        Some(LinkWatch::open())
+    }
+
+    fn heal<'a>(
+        &'a self,
+        def: &'a NetworkDef,
+        running: &'a RunningNetwork,
+    ) -> BoxFuture<'a, Result<Healing>> {
+        self.heal_network(def, running).boxed()
     }
 }
