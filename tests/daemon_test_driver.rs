@@ -8,9 +8,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
-use common::ScratchDir;
-use common::daemon::{Bus, Daemon, DaemonConfig, client, start_bus};
-use common::netns::Netns;
+use common::daemon::{TestDriver, client};
 use futures_util::StreamExt;
 use quick_xml::events::Event;
 use zbus::{MatchRule, MessageStream, OwnedObjectPath};
@@ -19,47 +17,8 @@ const BUS_NAME: &str = "org.libvirt";
 const DEFAULT_PATH: &str = "/org/libvirt/Test/network/_dd8fe884_6c02_601e_7551_cca97df1c5df";
 const INTERFACES: &str = "/usr/share/dbus-1/interfaces";
 
-struct Setup {
-    // Field order is drop order: the daemon and bus go before the namespace.
-    daemon: Daemon,
-    bus: String,
-    _bus_daemon: Bus,
-    scratch: ScratchDir,
-    _ns: Netns,
-}
-
-fn setup(label: &str) -> Setup {
-    setup_with(label, BUS_NAME, |_| None)
-}
-
-/// A namespace with a private bus (configured by `bus_config`, given the
-/// scratch directory; the session policy when it returns `None`) and
-/// virtnetd's test driver owning `bus_name` on it.
-fn setup_with(
-    label: &str,
-    bus_name: &str,
-    bus_config: impl FnOnce(&std::path::Path) -> Option<std::path::PathBuf>,
-) -> Setup {
-    let ns = Netns::new(label);
-    let scratch = ScratchDir::new(label);
-    let config = bus_config(&scratch.0);
-    let bus_daemon = start_bus(&ns, &scratch.0, config.as_deref());
-    let bus = bus_daemon.address.clone();
-    let daemon = Daemon::start(&DaemonConfig {
-        ns: &ns,
-        bus: &bus,
-        bus_name,
-        dirs: None,
-        log: scratch.0.join("virtnetd.log"),
-        args: &[],
-    });
-    Setup {
-        daemon,
-        bus,
-        _bus_daemon: bus_daemon,
-        scratch,
-        _ns: ns,
-    }
+fn setup(label: &str) -> TestDriver {
+    TestDriver::start(label, BUS_NAME, |_| None)
 }
 
 const T1: &str = "<network>
@@ -447,7 +406,7 @@ fn system_like_bus(dir: &std::path::Path) -> Option<std::path::PathBuf> {
 /// AccessDenied, and cannot own virtnet's name.
 #[test]
 fn policy_lets_other_users_read_only() {
-    let setup = setup_with("policy", "org.virtnet", system_like_bus);
+    let setup = TestDriver::start("policy", "org.virtnet", system_like_bus);
     let as_nobody = |args: &[&str]| {
         Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
@@ -509,66 +468,6 @@ fn policy_lets_other_users_read_only() {
         "{}",
         String::from_utf8_lossy(&rival.stderr)
     );
-}
-
-/// net-edit: the persistent XML through $EDITOR, redefined when changed;
-/// an unchanged file changes nothing, a broken one is refused and the
-/// definition stays.
-#[test]
-fn net_edit_redefines_what_the_editor_changed() {
-    use std::os::unix::fs::PermissionsExt;
-    let setup = setup("edit");
-    let editor = |name: &str, script: &str| {
-        let path = setup.scratch.0.join(name);
-        std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        path
-    };
-    let edit = |editor: &std::path::Path| {
-        Command::new(env!("CARGO_BIN_EXE_virtnet"))
-            .args(["--bus-address", &setup.bus, "--bus-name", BUS_NAME])
-            .args(["net-edit", "default"])
-            .env("EDITOR", editor)
-            .output()
-            .expect("virtnet runs")
-    };
-    let narrow = editor(
-        "narrow",
-        "sed -i 's/192.168.122.254/192.168.122.100/' \"$1\"",
-    );
-    let output = edit(&narrow);
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout),
-        "Network default XML configuration edited.\n\n",
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let inactive = client(
-        &setup.bus,
-        BUS_NAME,
-        &["net-dumpxml", "--inactive", "default"],
-    );
-    assert!(String::from_utf8_lossy(&inactive.stdout).contains("end='192.168.122.100'"));
-
-    let output = edit(&editor("keep", "exit 0"));
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout),
-        "Network default XML configuration not changed.\n\n"
-    );
-
-    let output = edit(&editor("break", "sed -i 's/<network>/<netwrk>/' \"$1\""));
-    assert!(!output.status.success());
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("error: Failed to define network"),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let after = client(
-        &setup.bus,
-        BUS_NAME,
-        &["net-dumpxml", "--inactive", "default"],
-    );
-    assert_eq!(after.stdout, inactive.stdout, "the definition stays");
 }
 
 /// import: libvirt's persistent networks, as libvirt keeps them on disk

@@ -23,10 +23,7 @@ async fn main() -> ExitCode {
             }
         },
         Err(failure) => {
-            if let Some(context) = failure.context {
-                eprintln!("error: {context}");
-            }
-            eprintln!("error: {}", failure.message);
+            eprint!("{}", failure.report());
             if !offline {
                 // virsh ends every command with a blank line, failed ones too.
                 println!();

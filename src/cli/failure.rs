@@ -3,8 +3,9 @@
 
 /// A failed command: virsh prints what it was doing, then why.
 pub struct Failure {
-    pub context: Option<String>,
-    pub message: String,
+    pub(super) context: Option<String>,
+    /// Empty when there is nothing to say (the user gave up).
+    pub(super) message: String,
 }
 
 impl Failure {
@@ -13,6 +14,22 @@ impl Failure {
             context: None,
             message: message.into(),
         }
+    }
+
+    /// The user chose to stop (net-edit's `n`): virsh fails silently.
+    pub(super) fn given_up() -> Self {
+        Self::new(String::new())
+    }
+
+    /// What virsh writes to standard error: an `error:` line for what it
+    /// was doing and one for why.
+    pub fn report(&self) -> String {
+        [self.context.as_deref(), Some(self.message.as_str())]
+            .into_iter()
+            .flatten()
+            .filter(|line| !line.is_empty())
+            .map(|line| format!("error: {line}\n"))
+            .collect()
     }
 }
 

@@ -6,10 +6,12 @@ pub mod args;
 mod client;
 pub mod docs;
 mod edit;
+mod editor;
 mod failure;
 mod import;
 mod input;
 mod list;
+mod reedit;
 pub mod table;
 #[cfg(feature = "libvirt")]
 mod takeover;
