@@ -47,26 +47,21 @@ pub async fn run(cli: Cli) -> Result<String, Failure> {
                 .network_define_xml(&xml)
                 .await
                 .context(context)?;
-            // The daemon took the definition, so it parses: its name is ours.
-            let name =
-                NetworkDef::parse(&xml).map_or_else(|_| file.clone(), |def| def.name.to_string());
+            let name = name_in(&xml, &file);
             Ok(format!("Network {name} defined from {file}\n\n"))
         }
         Command::NetCreate { file } => {
             let context = || format!("Failed to create network from {file}");
             let xml = read_text(&file).map_err(Failure::new)?;
-            let path = client
+            client
                 .connect()
                 .await?
                 .network_create_xml(&xml)
                 .await
                 .context(context)?;
-            let name = client
-                .network_at(path)
-                .await?
-                .name()
-                .await
-                .context(context)?;
+            // The reply says it is created: reading the network back could
+            // fail for nothing, when another client removes it at once.
+            let name = name_in(&xml, &file);
             Ok(format!("Network {name} created from {file}\n\n"))
         }
         Command::NetStart { network } => {
@@ -223,6 +218,12 @@ pub async fn run(cli: Cli) -> Result<String, Failure> {
             })
         }
     }
+}
+
+/// The name of the network `xml` (read from `file`) defines. The daemon
+/// took the definition, so it parses.
+fn name_in(xml: &str, file: &str) -> String {
+    NetworkDef::parse(xml).map_or_else(|_| file.to_owned(), |def| def.name.to_string())
 }
 
 /// net-start, net-destroy, net-undefine: one call on the network, and

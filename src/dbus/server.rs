@@ -2,6 +2,7 @@
 //! `org.libvirt.Network` object per network, as libvirt-dbus declares
 //! them (Debian's `/usr/share/dbus-1/interfaces/org.libvirt.*.xml`).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use zbus::object_server::SignalEmitter;
@@ -10,7 +11,7 @@ use zbus::{Connection, ObjectServer, OwnedObjectPath, interface};
 use super::network::Network;
 use super::{LibvirtError, network_path};
 use crate::definition::Uuid;
-use crate::service::{NetworkEvent, Service, ServiceError};
+use crate::service::{NetworkEvent, Service, ServiceError, Summary};
 
 type Result<T> = std::result::Result<T, LibvirtError>;
 
@@ -26,17 +27,26 @@ pub struct Connect {
     path: String,
 }
 
-/// The connect path's objects, for methods that create networks.
+/// The object of the network `summary` describes at the connect path,
+/// added when missing (its name brought up to date when kept from an
+/// earlier network of that uuid).
 async fn ensure_network(
     server: &ObjectServer,
     service: &Arc<Service>,
     connect: &str,
-    uuid: Uuid,
+    summary: &Summary,
 ) -> Result<OwnedObjectPath> {
-    let path = network_path(connect, &uuid);
+    let path = network_path(connect, &summary.uuid);
+    if let Ok(existing) = server.interface::<_, Network>(path.as_str()).await {
+        if existing.get().await.name != summary.name {
+            existing.get_mut().await.name.clone_from(&summary.name);
+        }
+        return Ok(path);
+    }
     let object = Network {
         service: service.clone(),
-        uuid,
+        uuid: summary.uuid,
+        name: summary.name.clone(),
     };
     server.at(path.as_str(), object).await?;
     Ok(path)
@@ -86,7 +96,7 @@ impl Connect {
         #[zbus(object_server)] server: &ObjectServer,
     ) -> Result<OwnedObjectPath> {
         let summary = self.service.create(xml).await?;
-        ensure_network(server, &self.service, &self.path, summary.uuid).await
+        ensure_network(server, &self.service, &self.path, &summary).await
     }
 
     #[zbus(name = "NetworkDefineXML", out_args("network"))]
@@ -96,7 +106,7 @@ impl Connect {
         #[zbus(object_server)] server: &ObjectServer,
     ) -> Result<OwnedObjectPath> {
         let summary = self.service.define(xml).await?;
-        ensure_network(server, &self.service, &self.path, summary.uuid).await
+        ensure_network(server, &self.service, &self.path, &summary).await
     }
 
     #[zbus(out_args("network"))]
@@ -207,7 +217,7 @@ pub async fn serve(
             .await?;
     }
     for summary in service.list(0) {
-        ensure_network(server, &service, connect_path, summary.uuid)
+        ensure_network(server, &service, connect_path, &summary)
             .await
             .map_err(|error| zbus::Error::Failure(format!("{error:?}")))?;
     }
@@ -221,6 +231,12 @@ pub async fn serve(
     Ok(())
 }
 
+/// How many removed networks keep their object, the most recent ones: a
+/// client that looked one up just before it went then gets libvirt's
+/// "Network not found" from its call, as from libvirt-dbus, rather than
+/// D-Bus's UnknownObject.
+const KEPT_GONE: usize = 256;
+
 async fn follow_events(
     service: Arc<Service>,
     connection: Connection,
@@ -229,6 +245,7 @@ async fn follow_events(
 ) {
     use tokio::sync::broadcast::error::RecvError;
     let server = connection.object_server();
+    let mut gone: VecDeque<Uuid> = VecDeque::new();
     loop {
         let event = match events.recv().await {
             Ok(event) => event,
@@ -239,10 +256,17 @@ async fn follow_events(
             Err(RecvError::Closed) => return,
         };
         let path = network_path(&connect_path, &event.uuid);
-        if service.summary(&event.uuid).is_ok() {
-            let _ = ensure_network(server, &service, &connect_path, event.uuid).await;
+        gone.retain(|uuid| *uuid != event.uuid);
+        if let Ok(summary) = service.summary(&event.uuid) {
+            let _ = ensure_network(server, &service, &connect_path, &summary).await;
         } else {
-            let _ = server.remove::<Network, _>(path.as_str()).await;
+            gone.push_back(event.uuid);
+            if gone.len() > KEPT_GONE
+                && let Some(oldest) = gone.pop_front()
+            {
+                let oldest = network_path(&connect_path, &oldest);
+                let _ = server.remove::<Network, _>(oldest.as_str()).await;
+            }
         }
         if let Ok(emitter) = SignalEmitter::new(&connection, connect_path.as_str())
             && let Err(error) = Connect::network_event(&emitter, path, event.event as i32).await
