@@ -519,6 +519,13 @@ async fn every_call(bus: &str, bus_name: &str) -> Vec<Call> {
                         format!("string:{HOST}"),
                         "uint32:0".into(),
                     ],
+                    // libvirt's test driver (opened inside virtnetd) runs
+                    // a network of our default's name and uuid.
+                    ("org.virtnet.Connect", "ImportFromLibvirt") => vec![
+                        "string:test:///default".into(),
+                        "array:string:default".into(),
+                        "uint32:1".into(),
+                    ],
                     ("org.libvirt.Network", "GetDHCPLeases") => {
                         vec!["string:".into(), "uint32:0".into()]
                     }
@@ -549,6 +556,7 @@ fn dummy(kind: &str) -> String {
         "i" => "int32:0".into(),
         "t" => "uint64:0".into(),
         "x" => "int64:0".into(),
+        "as" => "array:string:x".into(),
         other => panic!("no dummy value for D-Bus type {other}: add one"),
     }
 }
@@ -623,6 +631,7 @@ async fn policy_lets_other_users_read_only() {
         ("org.libvirt.Network", "Destroy"),
         ("org.libvirt.Network", "Undefine"),
         ("org.libvirt.Network", "Update"),
+        ("org.virtnet.Connect", "ImportFromLibvirt"),
     ] {
         assert!(calls.iter().any(|call| call.is(interface, member)));
     }

@@ -1,8 +1,6 @@
 //! `import`: libvirt's networks defined in virtnet as they are, from the
-//! directory libvirt keeps them in (or, with `--uri`, from a running
-//! libvirtd: see `takeover`).
-
-use zbus::OwnedObjectPath;
+//! directory libvirt keeps them in (or, with `--uri`, taken over from a
+//! running libvirtd by virtnetd: see `takeover`).
 
 use super::args::virtnet::Import;
 use super::client::Client;
@@ -11,12 +9,23 @@ use super::input::read_text;
 use crate::definition::{NetworkDef, error_chain};
 
 /// One of libvirt's persistent networks found on disk.
-pub(super) struct Found {
-    pub(super) def: NetworkDef,
-    pub(super) xml: String,
+struct Found {
+    def: NetworkDef,
+    xml: String,
+    autostart: bool,
+}
+
+/// What import's report says of a network.
+pub(super) struct Described<'a> {
+    pub(super) name: &'a str,
+    pub(super) uuid: &'a str,
+    /// "" when none.
+    pub(super) bridge: &'a str,
+    /// "" when none.
+    pub(super) mac: &'a str,
     pub(super) autostart: bool,
     /// Running in libvirtd (known with --uri only).
-    pub(super) active: bool,
+    pub(super) running: bool,
 }
 
 /// libvirt's network definitions in `dir` (those named in `names`, or all).
@@ -48,7 +57,6 @@ fn libvirt_networks(dir: &std::path::Path, names: &[String]) -> Result<Vec<Found
             def,
             xml,
             autostart,
-            active: false,
         });
     }
     if let Some(missing) = names.iter().find(|name| {
@@ -74,7 +82,19 @@ pub(super) async fn import(client: &Client, args: Import) -> Result<String, Fail
     let networks = libvirt_networks(&args.dir, &args.names)?;
     let mut out = String::new();
     for network in &networks {
-        out.push_str(&describe_import(network, args.dry_run));
+        let def = &network.def;
+        let (name, uuid) = (def.name.to_string(), def.uuid.to_string());
+        let bridge = def.bridge.name.as_ref().map(ToString::to_string);
+        let mac = def.mac.map(|mac| mac.to_string());
+        let described = Described {
+            name: &name,
+            uuid: &uuid,
+            bridge: bridge.as_deref().unwrap_or_default(),
+            mac: mac.as_deref().unwrap_or_default(),
+            autostart: network.autostart,
+            running: false,
+        };
+        out.push_str(&described.line(args.dry_run));
         if !args.dry_run {
             define_imported(client, network).await?;
         }
@@ -88,31 +108,25 @@ pub(super) async fn import(client: &Client, args: Import) -> Result<String, Fail
     Ok(out)
 }
 
-pub(super) fn describe_import(network: &Found, dry_run: bool) -> String {
-    let def = &network.def;
-    let bridge = def
-        .bridge
-        .name
-        .as_ref()
-        .map_or_else(|| "-".to_owned(), ToString::to_string);
-    let mac = def
-        .mac
-        .map_or_else(|| "-".to_owned(), |mac| mac.to_string());
-    format!(
-        "{} network {} (uuid {}, bridge {bridge}, mac {mac}{}{})\n",
-        if dry_run { "Would import" } else { "Importing" },
-        def.name,
-        def.uuid,
-        if network.autostart { ", autostart" } else { "" },
-        if network.active { ", running" } else { "" },
-    )
+impl Described<'_> {
+    /// The report's line for the network.
+    pub(super) fn line(&self, dry_run: bool) -> String {
+        let dash = |text: &str| if text.is_empty() { "-" } else { text }.to_owned();
+        format!(
+            "{} network {} (uuid {}, bridge {}, mac {}{}{})\n",
+            if dry_run { "Would import" } else { "Importing" },
+            self.name,
+            self.uuid,
+            dash(self.bridge),
+            dash(self.mac),
+            if self.autostart { ", autostart" } else { "" },
+            if self.running { ", running" } else { "" },
+        )
+    }
 }
 
 /// Defines an imported network in virtnet, with libvirt's autostart.
-pub(super) async fn define_imported(
-    client: &Client,
-    network: &Found,
-) -> Result<OwnedObjectPath, Failure> {
+async fn define_imported(client: &Client, network: &Found) -> Result<(), Failure> {
     let context = || format!("Failed to define network {}", network.def.name);
     let path = client
         .connect()
@@ -122,11 +136,11 @@ pub(super) async fn define_imported(
         .context(context)?;
     if network.autostart {
         client
-            .network_at(path.clone())
+            .network_at(path)
             .await?
             .set_autostart(true)
             .await
             .context(context)?;
     }
-    Ok(path)
+    Ok(())
 }

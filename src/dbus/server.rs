@@ -8,6 +8,7 @@ use std::sync::Arc;
 use zbus::object_server::SignalEmitter;
 use zbus::{Connection, ObjectServer, OwnedObjectPath, interface};
 
+use super::client::ImportedNetwork;
 use super::network::Network;
 use super::{LibvirtError, network_path};
 use crate::definition::Uuid;
@@ -166,6 +167,55 @@ impl VirtnetConnect {
     #[zbus(out_args("restored"))]
     async fn reload_firewall(&self) -> Result<bool> {
         Ok(self.service.reload_firewall().await?)
+    }
+
+    /// Takes libvirt's networks over from the libvirtd at `uri` (`virtnet
+    /// import --uri`): those in `names`, or all. `flags`: 1 undefines
+    /// libvirt's copies, 2 only says what would be done. For each network:
+    /// name, UUID, bridge and MAC ("" when none), autostart, running in
+    /// libvirtd, persistent, libvirt's copy undefined, guests' ports moved.
+    #[zbus(name = "ImportFromLibvirt", out_args("networks"))]
+    async fn import_from_libvirt(
+        &self,
+        uri: &str,
+        names: Vec<String>,
+        flags: u32,
+    ) -> Result<Vec<ImportedNetwork>> {
+        #[cfg(feature = "libvirt")]
+        {
+            let imported = self
+                .service
+                .import_from_libvirtd(uri, &names, flags)
+                .await
+                .map_err(|error| LibvirtError::Error(crate::definition::error_chain(&error)))?;
+            Ok(imported
+                .into_iter()
+                .map(|network| {
+                    let def = network.def;
+                    (
+                        def.name.to_string(),
+                        def.uuid.to_string(),
+                        def.bridge
+                            .name
+                            .map(|name| name.to_string())
+                            .unwrap_or_default(),
+                        def.mac.map(|mac| mac.to_string()).unwrap_or_default(),
+                        network.autostart,
+                        network.running,
+                        network.persistent,
+                        network.undefined,
+                        network.moved_ports,
+                    )
+                })
+                .collect())
+        }
+        #[cfg(not(feature = "libvirt"))]
+        {
+            let _ = (uri, names, flags);
+            Err(LibvirtError::Error(
+                "this virtnetd is built without libvirt's library (the libvirt feature)".into(),
+            ))
+        }
     }
 }
 

@@ -8,6 +8,8 @@
 //! never wait for an operation in progress.
 
 pub mod error;
+#[cfg(feature = "libvirt")]
+pub mod import;
 pub mod kernel;
 pub mod neighbour;
 
