@@ -351,5 +351,33 @@ fn net_edit_on_a_terminal_asks_instead_of_losing_the_edit() {
     assert_eq!(status.code(), Some(1), "{transcript:?}");
     assert_eq!(transcript, format!("{REFUSED}{PROMPT}\r\r\n\r\n"));
     assert_eq!(edit.definition(), narrowed, "nothing changed");
-    assert_eq!(edit.edited_files().len(), 3);
+
+    // Someone else changes the network meanwhile: f defines the edit over
+    // that change.
+    let host = "<host mac='00:16:3e:77:e2:ed' name='foo' ip='192.168.122.10'/>";
+    let racer = edit.editor(
+        "racer",
+        &format!(
+            "{} --bus-address {} --bus-name {BUS_NAME} net-update default add ip-dhcp-host \"{host}\" --config >/dev/null\n\
+             sed -i 's/192.168.122.100/192.168.122.60/' \"$file\"",
+            env!("CARGO_BIN_EXE_virtnet"),
+            edit.driver.bus
+        ),
+    );
+    let changed = "\rThe XML configuration was changed by another user. Try again? [y,n,f,?]: ";
+    let mut terminal = Terminal::start(&edit, &racer);
+    terminal.wait_for(changed, 1);
+    terminal.type_key("f");
+    let (status, transcript) = terminal.finish();
+    assert!(status.success(), "{transcript:?}");
+    assert_eq!(
+        transcript,
+        format!("{changed}\r\r\nNetwork default XML configuration edited.\r\n\r\n")
+    );
+    let forced = edit.definition();
+    assert!(
+        forced.contains("end='192.168.122.60'") && !forced.contains(host),
+        "{forced}"
+    );
+    assert_eq!(edit.edited_files().len(), 4);
 }
