@@ -6,60 +6,21 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::ScratchDir;
-use common::daemon::{Bus, Daemon, DaemonConfig, client, start_bus};
-use common::netns::Netns;
+use common::daemon::{TestDriver, client};
 use futures_util::StreamExt;
 use quick_xml::events::Event;
 use zbus::{MatchRule, MessageStream, OwnedObjectPath};
 
 const BUS_NAME: &str = "org.libvirt";
 const DEFAULT_PATH: &str = "/org/libvirt/Test/network/_dd8fe884_6c02_601e_7551_cca97df1c5df";
+const VIRTNET_PATH: &str = virtnet::dbus::VIRTNET_CONNECT_PATH;
 const INTERFACES: &str = "/usr/share/dbus-1/interfaces";
 
-struct Setup {
-    // Field order is drop order: the daemon and bus go before the namespace.
-    daemon: Daemon,
-    bus: String,
-    _bus_daemon: Bus,
-    scratch: ScratchDir,
-    _ns: Netns,
-}
-
-fn setup(label: &str) -> Setup {
-    setup_with(label, BUS_NAME, |_| None)
-}
-
-/// A namespace with a private bus (configured by `bus_config`, given the
-/// scratch directory; the session policy when it returns `None`) and
-/// virtnetd's test driver owning `bus_name` on it.
-fn setup_with(
-    label: &str,
-    bus_name: &str,
-    bus_config: impl FnOnce(&std::path::Path) -> Option<std::path::PathBuf>,
-) -> Setup {
-    let ns = Netns::new(label);
-    let scratch = ScratchDir::new(label);
-    let config = bus_config(&scratch.0);
-    let bus_daemon = start_bus(&ns, &scratch.0, config.as_deref());
-    let bus = bus_daemon.address.clone();
-    let daemon = Daemon::start(&DaemonConfig {
-        ns: &ns,
-        bus: &bus,
-        bus_name,
-        dirs: None,
-        log: scratch.0.join("virtnetd.log"),
-        args: &[],
-    });
-    Setup {
-        daemon,
-        bus,
-        _bus_daemon: bus_daemon,
-        scratch,
-        _ns: ns,
-    }
+fn setup(label: &str) -> TestDriver {
+    TestDriver::start(label, BUS_NAME, |_| None)
 }
 
 const T1: &str = "<network>
@@ -178,25 +139,38 @@ struct Interface {
     signals: BTreeMap<String, Vec<(String, String)>>,
 }
 
+/// The interfaces of the introspected object itself (zbus describes its
+/// children's too, in nested nodes, which are skipped).
 fn interfaces(xml: &str) -> BTreeMap<String, Interface> {
     let mut reader = quick_xml::Reader::from_str(xml);
     let mut found: BTreeMap<String, Interface> = BTreeMap::new();
     let mut interface = String::new();
     let mut member: Option<(String, String)> = None;
+    let mut depth = 0usize;
     loop {
         let event = reader.read_event().expect("introspection XML parses");
         let (element, closes) = match &event {
-            Event::Start(element) => (element.clone(), false),
+            Event::Start(element) => {
+                if element.name().as_ref() == "node" {
+                    depth += 1;
+                }
+                (element.clone(), false)
+            }
             Event::Empty(element) => (element.clone(), true),
             Event::End(element) => {
-                if matches!(element.name().as_ref(), "method" | "signal" | "property") {
-                    member = None;
+                match element.name().as_ref() {
+                    "node" => depth -= 1,
+                    "method" | "signal" | "property" => member = None,
+                    _ => {}
                 }
                 continue;
             }
             Event::Eof => break,
             _ => continue,
         };
+        if depth != 1 {
+            continue;
+        }
         let attribute = |name: &str| {
             element
                 .try_get_attribute(name)
@@ -251,10 +225,10 @@ fn interfaces(xml: &str) -> BTreeMap<String, Interface> {
     found
 }
 
-async fn introspect(connection: &zbus::Connection, path: &str) -> String {
+async fn introspect(connection: &zbus::Connection, bus_name: &str, path: &str) -> String {
     let reply = connection
         .call_method(
-            Some(BUS_NAME),
+            Some(bus_name),
             path,
             Some("org.freedesktop.DBus.Introspectable"),
             "Introspect",
@@ -285,7 +259,7 @@ async fn introspection_matches_libvirt_dbus_interface_files() {
         .await
         .unwrap();
 
-    let ours = interfaces(&introspect(&connection, DEFAULT_PATH).await);
+    let ours = interfaces(&introspect(&connection, BUS_NAME, DEFAULT_PATH).await);
     let mut network = ours["org.libvirt.Network"].clone();
     assert_eq!(
         network.properties.remove("BridgeName"),
@@ -293,7 +267,7 @@ async fn introspection_matches_libvirt_dbus_interface_files() {
     );
     assert_eq!(network, interfaces(&network_file)["org.libvirt.Network"]);
 
-    let ours = interfaces(&introspect(&connection, "/org/libvirt/Test").await);
+    let ours = interfaces(&introspect(&connection, BUS_NAME, "/org/libvirt/Test").await);
     let connect = &ours["org.libvirt.Connect"];
     let declared = &interfaces(&connect_file)["org.libvirt.Connect"];
     let network_members: BTreeSet<&String> = declared
@@ -406,10 +380,16 @@ async fn events_errors_and_updates_follow_libvirt_dbus() {
     assert!(status.success(), "SIGTERM ends virtnetd cleanly: {status}");
 }
 
-/// A bus configured as Debian's system bus, with virtnet's policy file
-/// from packaging/ included.
-fn system_like_bus(dir: &std::path::Path) -> Option<std::path::PathBuf> {
-    let policy = common::project_dir().join("packaging/dbus/org.virtnet.conf");
+/// A bus configured as Debian's system bus, with these policy files from
+/// packaging/dbus/ included.
+fn system_like_bus(dir: &Path, policies: &[&str]) -> Option<PathBuf> {
+    let includes: String = policies
+        .iter()
+        .map(|file| {
+            let path = common::project_dir().join("packaging/dbus").join(file);
+            format!("  <include>{}</include>\n", path.display())
+        })
+        .collect();
     let config = format!(
         r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -431,74 +411,266 @@ fn system_like_bus(dir: &std::path::Path) -> Option<std::path::PathBuf> {
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
   </policy>
-  <include>{}</include>
-</busconfig>
+{includes}</busconfig>
 "#,
         dir.join("bus").display(),
-        policy.display()
     );
     let path = dir.join("system-like.conf");
     std::fs::write(&path, config).unwrap();
     Some(path)
 }
 
-/// With packaging/'s policy on a system-like bus, a user other than root
-/// reads (lists, looks up, dumps XML) but every change is refused with
-/// AccessDenied, and cannot own virtnet's name.
-#[test]
-fn policy_lets_other_users_read_only() {
-    let setup = setup_with("policy", "org.virtnet", system_like_bus);
-    let as_nobody = |args: &[&str]| {
-        Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(env!("CARGO_BIN_EXE_virtnet"))
-            .args(["--bus-address", &setup.bus, "--bus-name", "org.virtnet"])
-            .args(args)
-            .output()
-            .expect("setpriv runs")
-    };
-    for read in [
-        &["net-list", "--all"][..],
-        &["net-info", "default"],
-        &["net-dumpxml", "default"],
-        &["net-dhcp-leases", "default"],
-    ] {
-        let output = as_nobody(read);
+/// What org.virtnet's policy lets every user call: reading.
+const READS: [(&str, &str); 11] = [
+    ("org.freedesktop.DBus.Introspectable", "Introspect"),
+    ("org.freedesktop.DBus.Peer", "Ping"),
+    ("org.freedesktop.DBus.Peer", "GetMachineId"),
+    ("org.freedesktop.DBus.Properties", "Get"),
+    ("org.freedesktop.DBus.Properties", "GetAll"),
+    ("org.libvirt.Connect", "ListNetworks"),
+    ("org.libvirt.Connect", "NetworkLookupByName"),
+    ("org.libvirt.Connect", "NetworkLookupByUUID"),
+    ("org.virtnet.Connect", "ListNetworkSummaries"),
+    ("org.libvirt.Network", "GetXMLDesc"),
+    ("org.libvirt.Network", "GetDHCPLeases"),
+];
+
+/// A call a client can make on one of the daemon's objects, with its
+/// arguments in dbus-send's notation.
+#[derive(Debug)]
+struct Call {
+    path: &'static str,
+    interface: String,
+    member: String,
+    args: Vec<String>,
+}
+
+impl Call {
+    fn is(&self, interface: &str, member: &str) -> bool {
+        self.interface == interface && self.member == member
+    }
+
+    fn is_read(&self) -> bool {
+        READS
+            .iter()
+            .any(|(interface, member)| self.is(interface, member))
+    }
+}
+
+const HOST: &str = "<host mac='00:16:3e:77:e2:ed' name='foo' ip='192.168.122.10'/>";
+
+/// Every call introspection declares at the daemon's objects: each
+/// method, with arguments that would change something where it can, and
+/// a property Set for each property (read-only ones too: the policy must
+/// refuse before the daemon does).
+async fn every_call(bus: &str, bus_name: &str) -> Vec<Call> {
+    let connection = zbus::connection::Builder::address(bus)
+        .build()
+        .await
+        .unwrap();
+    let mut calls = Vec::new();
+    for path in [VIRTNET_PATH, "/org/libvirt/Test", DEFAULT_PATH] {
+        let introspected = interfaces(&introspect(&connection, bus_name, path).await);
+        let properties: Vec<(String, String, String)> = introspected
+            .iter()
+            .flat_map(|(interface, members)| {
+                members
+                    .properties
+                    .iter()
+                    .map(|(name, (kind, _))| (interface.clone(), name.clone(), kind.clone()))
+            })
+            .collect();
+        let (some_interface, some_property, _) = properties.first().expect("properties").clone();
+        for (interface, members) in &introspected {
+            for (member, arguments) in &members.methods {
+                let args = match (interface.as_str(), member.as_str()) {
+                    ("org.freedesktop.DBus.Properties", "Set") => {
+                        for (owner, property, kind) in &properties {
+                            calls.push(Call {
+                                path,
+                                interface: interface.clone(),
+                                member: member.clone(),
+                                args: vec![
+                                    format!("string:{owner}"),
+                                    format!("string:{property}"),
+                                    format!("variant:{}", dummy(kind)),
+                                ],
+                            });
+                        }
+                        continue;
+                    }
+                    ("org.freedesktop.DBus.Properties", "Get") => vec![
+                        format!("string:{some_interface}"),
+                        format!("string:{some_property}"),
+                    ],
+                    ("org.freedesktop.DBus.Properties", "GetAll") => {
+                        vec![format!("string:{some_interface}")]
+                    }
+                    ("org.libvirt.Connect", "NetworkCreateXML") => vec![format!("string:{T2}")],
+                    ("org.libvirt.Connect", "NetworkDefineXML") => vec![format!("string:{T1}")],
+                    ("org.libvirt.Connect", "NetworkLookupByName") => vec!["string:default".into()],
+                    ("org.libvirt.Connect", "NetworkLookupByUUID") => {
+                        vec!["string:dd8fe884-6c02-601e-7551-cca97df1c5df".into()]
+                    }
+                    ("org.libvirt.Network", "Update") => vec![
+                        "uint32:4".into(),
+                        "uint32:4".into(),
+                        "int32:-1".into(),
+                        format!("string:{HOST}"),
+                        "uint32:0".into(),
+                    ],
+                    // libvirt's test driver (opened inside virtnetd) runs
+                    // a network of our default's name and uuid.
+                    ("org.virtnet.Connect", "ImportFromLibvirt") => vec![
+                        "string:test:///default".into(),
+                        "array:string:default".into(),
+                        "uint32:1".into(),
+                    ],
+                    ("org.libvirt.Network", "GetDHCPLeases") => {
+                        vec!["string:".into(), "uint32:0".into()]
+                    }
+                    _ => arguments
+                        .iter()
+                        .filter(|(_, _, direction)| direction == "in")
+                        .map(|(_, kind, _)| dummy(kind))
+                        .collect(),
+                };
+                calls.push(Call {
+                    path,
+                    interface: interface.clone(),
+                    member: member.clone(),
+                    args,
+                });
+            }
+        }
+    }
+    calls
+}
+
+/// A value of D-Bus type `kind` in dbus-send's notation.
+fn dummy(kind: &str) -> String {
+    match kind {
+        "s" => "string:x".into(),
+        "b" => "boolean:true".into(),
+        "u" => "uint32:0".into(),
+        "i" => "int32:0".into(),
+        "t" => "uint64:0".into(),
+        "x" => "int64:0".into(),
+        "as" => "array:string:x".into(),
+        other => panic!("no dummy value for D-Bus type {other}: add one"),
+    }
+}
+
+/// setpriv as `nobody`, with the supplementary `groups` only.
+fn as_nobody(groups: &str) -> Command {
+    let mut command = Command::new("setpriv");
+    command.args(["--reuid=65534", "--regid=65534"]);
+    if groups.is_empty() {
+        command.arg("--clear-groups");
+    } else {
+        command.arg(format!("--groups={groups}"));
+    }
+    command
+}
+
+/// `call` made by dbus-send as `nobody` with `groups`.
+fn send(bus: &str, bus_name: &str, groups: &str, call: &Call) -> std::process::Output {
+    as_nobody(groups)
+        .arg("dbus-send")
+        .arg(format!("--bus={bus}"))
+        .args(["--print-reply", &format!("--dest={bus_name}"), call.path])
+        .arg(format!("{}.{}", call.interface, call.member))
+        .args(&call.args)
+        .output()
+        .expect("dbus-send runs")
+}
+
+fn access_denied(output: &std::process::Output) -> bool {
+    !output.status.success()
+        && String::from_utf8_lossy(&output.stderr)
+            .contains("Error org.freedesktop.DBus.Error.AccessDenied")
+}
+
+/// Everything a client could see of the networks, read as root.
+fn everything(bus: &str, bus_name: &str) -> String {
+    let read = |args: &[&str]| String::from_utf8(client(bus, bus_name, args).stdout).unwrap();
+    let mut seen = read(&["net-list", "--all"]);
+    for name in read(&["net-list", "--all", "--name"]).split_whitespace() {
+        for args in [
+            &["net-dumpxml", name][..],
+            &["net-dumpxml", "--inactive", name],
+        ] {
+            seen.push_str(&read(args));
+        }
+    }
+    seen
+}
+
+/// With org.virtnet's policy on a system-like bus, a user other than root
+/// may make the reading calls, and every other call introspection declares
+/// (methods and property settings alike) is refused with AccessDenied,
+/// changing nothing, with the network active and inactive; nor may that
+/// user own virtnet's name.
+#[tokio::test(flavor = "current_thread")]
+async fn policy_lets_other_users_read_only() {
+    let setup = TestDriver::start("policy", "org.virtnet", |dir| {
+        system_like_bus(dir, &["org.virtnet.conf"])
+    });
+    let calls = every_call(&setup.bus, "org.virtnet").await;
+    for (interface, member) in READS {
         assert!(
-            output.status.success(),
-            "{read:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
+            calls.iter().any(|call| call.is(interface, member)),
+            "{interface}.{member} is not declared"
         );
     }
-    let definition = setup.scratch.0.join("t1.xml");
-    std::fs::write(&definition, T1).unwrap();
-    std::fs::set_permissions(
-        &setup.scratch.0,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    for change in [
-        &["net-destroy", "default"][..],
-        &["net-autostart", "default"],
-        &["net-undefine", "default"],
-        &["net-define", definition.to_str().unwrap()],
-        &["reload-firewall"],
+    for (interface, member) in [
+        ("org.libvirt.Connect", "NetworkCreateXML"),
+        ("org.libvirt.Connect", "NetworkDefineXML"),
+        ("org.virtnet.Connect", "ReloadFirewall"),
+        ("org.libvirt.Network", "Create"),
+        ("org.libvirt.Network", "Destroy"),
+        ("org.libvirt.Network", "Undefine"),
+        ("org.libvirt.Network", "Update"),
+        ("org.virtnet.Connect", "ImportFromLibvirt"),
     ] {
-        let output = as_nobody(change);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{change:?} was allowed");
-        assert!(
-            stderr.contains("org.freedesktop.DBus.Error.AccessDenied"),
-            "{change:?}: {stderr}"
-        );
+        assert!(calls.iter().any(|call| call.is(interface, member)));
     }
-    assert_eq!(
-        client(&setup.bus, "org.virtnet", &["net-list", "--name"]).stdout,
-        b"default\n\n",
-        "nothing changed"
+    assert!(
+        calls
+            .iter()
+            .any(|call| call.member == "Set" && call.args[1] == "string:Autostart")
     );
-    let rival = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+    for active in [true, false] {
+        if !active {
+            let destroyed = client(&setup.bus, "org.virtnet", &["net-destroy", "default"]);
+            assert!(destroyed.status.success());
+        }
+        let before = everything(&setup.bus, "org.virtnet");
+        assert_eq!(before.contains(" active "), active, "{before}");
+        for call in &calls {
+            let output = send(&setup.bus, "org.virtnet", "", call);
+            if call.is_read() {
+                assert!(
+                    output.status.success(),
+                    "{call:?}: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            } else {
+                assert!(
+                    access_denied(&output),
+                    "{call:?} was not refused: {}{}",
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+        }
+        assert_eq!(
+            everything(&setup.bus, "org.virtnet"),
+            before,
+            "nothing changed"
+        );
+    }
+    let rival = as_nobody("")
         .arg(env!("CARGO_BIN_EXE_virtnetd"))
         .args(["--driver", "test", "--bus-address", &setup.bus])
         .output()
@@ -511,64 +683,81 @@ fn policy_lets_other_users_read_only() {
     );
 }
 
-/// net-edit: the persistent XML through $EDITOR, redefined when changed;
-/// an unchanged file changes nothing, a broken one is refused and the
-/// definition stays.
-#[test]
-fn net_edit_redefines_what_the_editor_changed() {
-    use std::os::unix::fs::PermissionsExt;
-    let setup = setup("edit");
-    let editor = |name: &str, script: &str| {
-        let path = setup.scratch.0.join(name);
-        std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        path
-    };
-    let edit = |editor: &std::path::Path| {
-        Command::new(env!("CARGO_BIN_EXE_virtnet"))
+/// packaging's policy for the drop-in name org.libvirt is libvirt-dbus's:
+/// root owns the name (the daemon starts), root and the libvirt group
+/// call everything, and any other user calls nothing at all, reading
+/// included; no other user may own the name.
+#[tokio::test(flavor = "current_thread")]
+async fn libvirt_name_policy_gives_libvirt_dbuss_access() {
+    let group = Command::new("getent")
+        .args(["group", "libvirt"])
+        .output()
+        .expect("getent runs");
+    let group = String::from_utf8_lossy(&group.stdout);
+    let gid = group
+        .split(':')
+        .nth(2)
+        .expect("a libvirt group (scripts/setup installs libvirt-daemon)")
+        .to_owned();
+    let setup = TestDriver::start("policylv", BUS_NAME, |dir| {
+        system_like_bus(dir, &["virtnet-org.libvirt.conf"])
+    });
+    let before = everything(&setup.bus, BUS_NAME);
+    for call in every_call(&setup.bus, BUS_NAME).await {
+        let output = send(&setup.bus, BUS_NAME, "", &call);
+        assert!(
+            access_denied(&output),
+            "{call:?} was not refused: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert_eq!(everything(&setup.bus, BUS_NAME), before, "nothing changed");
+
+    let as_libvirt_member = |args: &[&str]| {
+        as_nobody(&gid)
+            .arg(env!("CARGO_BIN_EXE_virtnet"))
             .args(["--bus-address", &setup.bus, "--bus-name", BUS_NAME])
-            .args(["net-edit", "default"])
-            .env("EDITOR", editor)
+            .args(args)
             .output()
-            .expect("virtnet runs")
+            .expect("setpriv runs")
     };
-    let narrow = editor(
-        "narrow",
-        "sed -i 's/192.168.122.254/192.168.122.100/' \"$1\"",
-    );
-    let output = edit(&narrow);
+    for change in [
+        &["net-destroy", "default"][..],
+        &["net-autostart", "default"],
+    ] {
+        let output = as_libvirt_member(change);
+        assert!(
+            output.status.success(),
+            "{change:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
     assert_eq!(
-        String::from_utf8_lossy(&output.stdout),
-        "Network default XML configuration edited.\n\n",
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        client(
+            &setup.bus,
+            BUS_NAME,
+            &["net-list", "--inactive", "--autostart", "--name"]
+        )
+        .stdout,
+        b"default\n\n"
     );
-    let inactive = client(
-        &setup.bus,
-        BUS_NAME,
-        &["net-dumpxml", "--inactive", "default"],
-    );
-    assert!(String::from_utf8_lossy(&inactive.stdout).contains("end='192.168.122.100'"));
-
-    let output = edit(&editor("keep", "exit 0"));
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout),
-        "Network default XML configuration not changed.\n\n"
-    );
-
-    let output = edit(&editor("break", "sed -i 's/<network>/<netwrk>/' \"$1\""));
-    assert!(!output.status.success());
+    let rival = as_nobody(&gid)
+        .arg(env!("CARGO_BIN_EXE_virtnetd"))
+        .args([
+            "--driver",
+            "test",
+            "--bus-name",
+            BUS_NAME,
+            "--bus-address",
+            &setup.bus,
+        ])
+        .output()
+        .expect("setpriv runs");
     assert!(
-        String::from_utf8_lossy(&output.stderr).contains("error: Failed to define network"),
+        String::from_utf8_lossy(&rival.stderr).contains("cannot own the name org.libvirt"),
         "{}",
-        String::from_utf8_lossy(&output.stderr)
+        String::from_utf8_lossy(&rival.stderr)
     );
-    let after = client(
-        &setup.bus,
-        BUS_NAME,
-        &["net-dumpxml", "--inactive", "default"],
-    );
-    assert_eq!(after.stdout, inactive.stdout, "the definition stays");
 }
 
 /// import: libvirt's persistent networks, as libvirt keeps them on disk

@@ -63,6 +63,8 @@ fn unit_activation_and_policy_agree_on_the_bus_name() {
     assert!(activation.contains("\nSystemdService=virtnetd.service\n"));
     let policy = packaging("dbus/org.virtnet.conf");
     assert!(policy.contains(&format!("<allow own=\"{name}\"/>")));
+    let drop_in = packaging("dbus/virtnet-org.libvirt.conf");
+    assert!(drop_in.contains("<allow own=\"org.libvirt\"/>"));
     assert!(packaging("systemd/virtnet.tmpfiles.conf").contains("d /run/virtnet 0755 root root -"));
 }
 
@@ -130,6 +132,7 @@ fn debian_package_installs_runs_and_purges_cleanly() {
         "/usr/bin/virtnet",
         "/usr/lib/systemd/system/virtnetd.service",
         "/usr/share/dbus-1/system.d/org.virtnet.conf",
+        "/usr/share/dbus-1/system.d/virtnet-org.libvirt.conf",
         "/usr/share/dbus-1/system-services/org.virtnet.service",
         "/usr/share/man/man1/virtnet.1.gz",
         "/usr/share/man/man8/virtnetd.8.gz",
@@ -242,6 +245,7 @@ fn rpm_builds_offline_from_vendored_sources() {
         "/usr/bin/virtnet",
         "/usr/lib/systemd/system/virtnetd.service",
         "/usr/share/dbus-1/system.d/org.virtnet.conf",
+        "/usr/share/dbus-1/system.d/virtnet-org.libvirt.conf",
         "/usr/share/man/man8/virtnetd.8",
         "/usr/share/bash-completion/completions/virtnet",
         "/usr/share/virtnet/samples/keennet.xml",

@@ -81,9 +81,22 @@ pub trait Network {
 /// autostart, bridge.
 pub type NetworkSummary = (String, String, bool, bool, bool, String);
 
+/// A network `ImportFromLibvirt` took over: name, UUID, bridge, MAC,
+/// autostart, running in libvirtd, persistent, libvirt's copy undefined,
+/// guests' ports moved.
+pub type ImportedNetwork = (String, String, String, String, bool, bool, bool, bool, u32);
+
 #[proxy(interface = "org.virtnet.Connect")]
 pub trait VirtnetConnect {
     fn list_network_summaries(&self, flags: u32) -> zbus::Result<Vec<NetworkSummary>>;
 
     fn reload_firewall(&self) -> zbus::Result<bool>;
+
+    #[zbus(name = "ImportFromLibvirt")]
+    fn import_from_libvirt(
+        &self,
+        uri: &str,
+        names: &[String],
+        flags: u32,
+    ) -> zbus::Result<Vec<ImportedNetwork>>;
 }

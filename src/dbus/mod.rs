@@ -41,6 +41,16 @@ pub fn network_path(connect_path: &str, uuid: &Uuid) -> OwnedObjectPath {
     OwnedObjectPath::try_from(path).unwrap_or_default()
 }
 
+/// The uuid of a network's object path ([`network_path`]'s inverse).
+pub fn network_uuid(path: &str) -> Option<Uuid> {
+    let (_, name) = path.rsplit_once("/network/_")?;
+    // Exactly libvirt-dbus's form: dashes written as underscores.
+    let dashed = name.replace('_', "-");
+    (dashed.len() == 36 && dashed.matches('-').count() == 4)
+        .then(|| dashed.parse().ok())
+        .flatten()
+}
+
 /// Which bus to use.
 #[derive(Debug, Clone)]
 pub enum Bus {
@@ -71,5 +81,11 @@ mod tests {
             network_path(TEST_CONNECT_PATH, &uuid).as_str(),
             "/org/libvirt/Test/network/_dd8fe884_6c02_601e_7551_cca97df1c5df"
         );
+        assert_eq!(
+            network_uuid(network_path(VIRTNET_CONNECT_PATH, &uuid).as_str()),
+            Some(uuid)
+        );
+        assert_eq!(network_uuid("/org/virtnet/network/_dd8fe884"), None);
+        assert_eq!(network_uuid(VIRTNET_CONNECT_PATH), None);
     }
 }

@@ -11,7 +11,7 @@ use zbus::interface;
 use super::LibvirtError;
 use super::client::LeaseTuple;
 use crate::definition::Uuid;
-use crate::service::Service;
+use crate::service::{Service, ServiceError};
 
 type Result<T> = std::result::Result<T, LibvirtError>;
 
@@ -19,60 +19,115 @@ type Result<T> = std::result::Result<T, LibvirtError>;
 pub struct Network {
     pub(super) service: Arc<Service>,
     pub(super) uuid: Uuid,
+    /// Kept for libvirt's message once the network is gone.
+    pub(super) name: String,
+}
+
+impl Network {
+    /// The service's error as libvirt words it for this network: a call on
+    /// a network removed meanwhile gets networkObjFromNetwork's message.
+    fn error(&self, error: ServiceError) -> LibvirtError {
+        match error {
+            ServiceError::NoSuchUuid(_) => LibvirtError::Error(format!(
+                "Network not found: no network with matching uuid '{}' ({})",
+                self.uuid, self.name
+            )),
+            other => other.into(),
+        }
+    }
 }
 
 #[interface(name = "org.libvirt.Network")]
 impl Network {
     #[zbus(property(emits_changed_signal = "false"))]
     fn active(&self) -> Result<bool> {
-        Ok(self.service.summary(&self.uuid)?.active)
+        Ok(self
+            .service
+            .summary(&self.uuid)
+            .map_err(|error| self.error(error))?
+            .active)
     }
 
     #[zbus(property(emits_changed_signal = "false"))]
     fn autostart(&self) -> Result<bool> {
-        Ok(self.service.summary(&self.uuid)?.autostart)
+        Ok(self
+            .service
+            .summary(&self.uuid)
+            .map_err(|error| self.error(error))?
+            .autostart)
     }
 
     #[zbus(property)]
     async fn set_autostart(&mut self, autostart: bool) -> Result<()> {
-        Ok(self.service.set_autostart(&self.uuid, autostart).await?)
+        self.service
+            .set_autostart(&self.uuid, autostart)
+            .await
+            .map_err(|error| self.error(error))
     }
 
     /// Not in Debian's libvirt-dbus 1.4 interface file; libvirt's
     /// virNetworkGetBridgeName, which clients otherwise parse XML for.
     #[zbus(property(emits_changed_signal = "false"))]
     fn bridge_name(&self) -> Result<String> {
-        Ok(self.service.summary(&self.uuid)?.bridge.unwrap_or_default())
+        Ok(self
+            .service
+            .summary(&self.uuid)
+            .map_err(|error| self.error(error))?
+            .bridge
+            .unwrap_or_default())
     }
 
     #[zbus(property(emits_changed_signal = "const"))]
     fn name(&self) -> Result<String> {
-        Ok(self.service.summary(&self.uuid)?.name)
+        Ok(self
+            .service
+            .summary(&self.uuid)
+            .map_err(|error| self.error(error))?
+            .name)
     }
 
     #[zbus(property(emits_changed_signal = "false"))]
     fn persistent(&self) -> Result<bool> {
-        Ok(self.service.summary(&self.uuid)?.persistent)
+        Ok(self
+            .service
+            .summary(&self.uuid)
+            .map_err(|error| self.error(error))?
+            .persistent)
     }
 
     #[zbus(property(emits_changed_signal = "const"), name = "UUID")]
     fn uuid(&self) -> Result<String> {
-        Ok(self.service.summary(&self.uuid)?.uuid.to_string())
+        Ok(self
+            .service
+            .summary(&self.uuid)
+            .map_err(|error| self.error(error))?
+            .uuid
+            .to_string())
     }
 
     async fn create(&self) -> Result<()> {
-        Ok(self.service.start(&self.uuid).await?)
+        self.service
+            .start(&self.uuid)
+            .await
+            .map_err(|error| self.error(error))
     }
 
     async fn destroy(&self) -> Result<()> {
-        Ok(self.service.destroy(&self.uuid).await?)
+        self.service
+            .destroy(&self.uuid)
+            .await
+            .map_err(|error| self.error(error))
     }
 
     #[zbus(name = "GetDHCPLeases", out_args("leases"))]
     async fn get_dhcp_leases(&self, mac: &str, flags: u32) -> Result<Vec<LeaseTuple>> {
         let _ = flags;
         let mac = Some(mac).filter(|mac| !mac.is_empty());
-        let leases = self.service.leases(&self.uuid, mac).await?;
+        let leases = self
+            .service
+            .leases(&self.uuid, mac)
+            .await
+            .map_err(|error| self.error(error))?;
         Ok(leases
             .into_iter()
             .map(|lease| {
@@ -94,11 +149,17 @@ impl Network {
     #[zbus(name = "GetXMLDesc", out_args("xml"))]
     async fn get_xml_desc(&self, flags: u32) -> Result<String> {
         const INACTIVE: u32 = 1;
-        Ok(self.service.xml(&self.uuid, flags & INACTIVE != 0).await?)
+        self.service
+            .xml(&self.uuid, flags & INACTIVE != 0)
+            .await
+            .map_err(|error| self.error(error))
     }
 
     async fn undefine(&self) -> Result<()> {
-        Ok(self.service.undefine(&self.uuid).await?)
+        self.service
+            .undefine(&self.uuid)
+            .await
+            .map_err(|error| self.error(error))
     }
 
     async fn update(
@@ -109,9 +170,9 @@ impl Network {
         xml: &str,
         flags: u32,
     ) -> Result<()> {
-        Ok(self
-            .service
+        self.service
             .update(&self.uuid, command, section, parentIndex, xml, flags)
-            .await?)
+            .await
+            .map_err(|error| self.error(error))
     }
 }

@@ -2,15 +2,17 @@
 //! `org.libvirt.Network` object per network, as libvirt-dbus declares
 //! them (Debian's `/usr/share/dbus-1/interfaces/org.libvirt.*.xml`).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use zbus::object_server::SignalEmitter;
 use zbus::{Connection, ObjectServer, OwnedObjectPath, interface};
 
+use super::client::ImportedNetwork;
 use super::network::Network;
 use super::{LibvirtError, network_path};
 use crate::definition::Uuid;
-use crate::service::{NetworkEvent, Service, ServiceError};
+use crate::service::{NetworkEvent, Service, ServiceError, Summary};
 
 type Result<T> = std::result::Result<T, LibvirtError>;
 
@@ -26,17 +28,26 @@ pub struct Connect {
     path: String,
 }
 
-/// The connect path's objects, for methods that create networks.
+/// The object of the network `summary` describes at the connect path,
+/// added when missing (its name brought up to date when kept from an
+/// earlier network of that uuid).
 async fn ensure_network(
     server: &ObjectServer,
     service: &Arc<Service>,
     connect: &str,
-    uuid: Uuid,
+    summary: &Summary,
 ) -> Result<OwnedObjectPath> {
-    let path = network_path(connect, &uuid);
+    let path = network_path(connect, &summary.uuid);
+    if let Ok(existing) = server.interface::<_, Network>(path.as_str()).await {
+        if existing.get().await.name != summary.name {
+            existing.get_mut().await.name.clone_from(&summary.name);
+        }
+        return Ok(path);
+    }
     let object = Network {
         service: service.clone(),
-        uuid,
+        uuid: summary.uuid,
+        name: summary.name.clone(),
     };
     server.at(path.as_str(), object).await?;
     Ok(path)
@@ -86,7 +97,7 @@ impl Connect {
         #[zbus(object_server)] server: &ObjectServer,
     ) -> Result<OwnedObjectPath> {
         let summary = self.service.create(xml).await?;
-        ensure_network(server, &self.service, &self.path, summary.uuid).await
+        ensure_network(server, &self.service, &self.path, &summary).await
     }
 
     #[zbus(name = "NetworkDefineXML", out_args("network"))]
@@ -96,7 +107,7 @@ impl Connect {
         #[zbus(object_server)] server: &ObjectServer,
     ) -> Result<OwnedObjectPath> {
         let summary = self.service.define(xml).await?;
-        ensure_network(server, &self.service, &self.path, summary.uuid).await
+        ensure_network(server, &self.service, &self.path, &summary).await
     }
 
     #[zbus(out_args("network"))]
@@ -157,6 +168,55 @@ impl VirtnetConnect {
     async fn reload_firewall(&self) -> Result<bool> {
         Ok(self.service.reload_firewall().await?)
     }
+
+    /// Takes libvirt's networks over from the libvirtd at `uri` (`virtnet
+    /// import --uri`): those in `names`, or all. `flags`: 1 undefines
+    /// libvirt's copies, 2 only says what would be done. For each network:
+    /// name, UUID, bridge and MAC ("" when none), autostart, running in
+    /// libvirtd, persistent, libvirt's copy undefined, guests' ports moved.
+    #[zbus(name = "ImportFromLibvirt", out_args("networks"))]
+    async fn import_from_libvirt(
+        &self,
+        uri: &str,
+        names: Vec<String>,
+        flags: u32,
+    ) -> Result<Vec<ImportedNetwork>> {
+        #[cfg(feature = "libvirt")]
+        {
+            let imported = self
+                .service
+                .import_from_libvirtd(uri, &names, flags)
+                .await
+                .map_err(|error| LibvirtError::Error(crate::definition::error_chain(&error)))?;
+            Ok(imported
+                .into_iter()
+                .map(|network| {
+                    let def = network.def;
+                    (
+                        def.name.to_string(),
+                        def.uuid.to_string(),
+                        def.bridge
+                            .name
+                            .map(|name| name.to_string())
+                            .unwrap_or_default(),
+                        def.mac.map(|mac| mac.to_string()).unwrap_or_default(),
+                        network.autostart,
+                        network.running,
+                        network.persistent,
+                        network.undefined,
+                        network.moved_ports,
+                    )
+                })
+                .collect())
+        }
+        #[cfg(not(feature = "libvirt"))]
+        {
+            let _ = (uri, names, flags);
+            Err(LibvirtError::Error(
+                "this virtnetd is built without libvirt's library (the libvirt feature)".into(),
+            ))
+        }
+    }
 }
 
 fn hostname() -> String {
@@ -207,7 +267,7 @@ pub async fn serve(
             .await?;
     }
     for summary in service.list(0) {
-        ensure_network(server, &service, connect_path, summary.uuid)
+        ensure_network(server, &service, connect_path, &summary)
             .await
             .map_err(|error| zbus::Error::Failure(format!("{error:?}")))?;
     }
@@ -221,6 +281,12 @@ pub async fn serve(
     Ok(())
 }
 
+/// How many removed networks keep their object, the most recent ones: a
+/// client that looked one up just before it went then gets libvirt's
+/// "Network not found" from its call, as from libvirt-dbus, rather than
+/// D-Bus's UnknownObject.
+const KEPT_GONE: usize = 256;
+
 async fn follow_events(
     service: Arc<Service>,
     connection: Connection,
@@ -229,6 +295,7 @@ async fn follow_events(
 ) {
     use tokio::sync::broadcast::error::RecvError;
     let server = connection.object_server();
+    let mut gone: VecDeque<Uuid> = VecDeque::new();
     loop {
         let event = match events.recv().await {
             Ok(event) => event,
@@ -239,10 +306,17 @@ async fn follow_events(
             Err(RecvError::Closed) => return,
         };
         let path = network_path(&connect_path, &event.uuid);
-        if service.summary(&event.uuid).is_ok() {
-            let _ = ensure_network(server, &service, &connect_path, event.uuid).await;
+        gone.retain(|uuid| *uuid != event.uuid);
+        if let Ok(summary) = service.summary(&event.uuid) {
+            let _ = ensure_network(server, &service, &connect_path, &summary).await;
         } else {
-            let _ = server.remove::<Network, _>(path.as_str()).await;
+            gone.push_back(event.uuid);
+            if gone.len() > KEPT_GONE
+                && let Some(oldest) = gone.pop_front()
+            {
+                let oldest = network_path(&connect_path, &oldest);
+                let _ = server.remove::<Network, _>(oldest.as_str()).await;
+            }
         }
         if let Ok(emitter) = SignalEmitter::new(&connection, connect_path.as_str())
             && let Err(error) = Connect::network_event(&emitter, path, event.event as i32).await

@@ -11,6 +11,8 @@
 mod claim;
 pub mod driver;
 pub mod error;
+#[cfg(feature = "libvirt")]
+pub mod import;
 pub mod kernel;
 mod leases;
 mod lifecycle;

@@ -206,3 +206,45 @@ pub fn client(bus: &str, bus_name: &str, args: &[&str]) -> Output {
         .output()
         .expect("virtnet runs")
 }
+
+/// virtnetd's test driver in a namespace of its own, on a private bus.
+pub struct TestDriver {
+    // Field order is drop order: the daemon and bus go before the namespace.
+    pub daemon: Daemon,
+    pub bus: String,
+    _bus_daemon: Bus,
+    pub scratch: super::ScratchDir,
+    pub ns: Netns,
+}
+
+impl TestDriver {
+    /// A namespace with a private bus (configured by `bus_config`, given
+    /// the scratch directory; the session policy when it returns `None`)
+    /// and virtnetd's test driver owning `bus_name` on it.
+    pub fn start(
+        label: &str,
+        bus_name: &str,
+        bus_config: impl FnOnce(&Path) -> Option<PathBuf>,
+    ) -> Self {
+        let ns = Netns::new(label);
+        let scratch = super::ScratchDir::new(label);
+        let config = bus_config(&scratch.0);
+        let bus_daemon = start_bus(&ns, &scratch.0, config.as_deref());
+        let bus = bus_daemon.address.clone();
+        let daemon = Daemon::start(&DaemonConfig {
+            ns: &ns,
+            bus: &bus,
+            bus_name,
+            dirs: None,
+            log: scratch.0.join("virtnetd.log"),
+            args: &[],
+        });
+        Self {
+            daemon,
+            bus,
+            _bus_daemon: bus_daemon,
+            scratch,
+            ns,
+        }
+    }
+}

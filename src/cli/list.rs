@@ -1,0 +1,154 @@
+//! The verbs that print tables: `net-list` and `net-dhcp-leases`, laid out
+//! as virsh lays them out.
+
+use super::args::virtnet::ListArgs;
+use super::client::{Client, Properties};
+use super::failure::{Context, Failure};
+use super::table::{self, yes_no};
+use crate::service::list_flags;
+
+pub(super) async fn list(client: &Client, args: &ListArgs) -> Result<String, Failure> {
+    if [args.table, args.name, args.uuid]
+        .iter()
+        .filter(|given| **given)
+        .count()
+        > 1
+    {
+        return Err(Failure::new(
+            "Only one argument from --table, --name and --uuid may be specified.",
+        ));
+    }
+    // virsh: active networks unless --all or --inactive.
+    let mut flags = match (args.all, args.inactive) {
+        (true, _) => 0,
+        (false, true) => list_flags::INACTIVE,
+        (false, false) => list_flags::ACTIVE,
+    };
+    for (given, flag) in [
+        (args.persistent, list_flags::PERSISTENT),
+        (args.transient, list_flags::TRANSIENT),
+        (args.autostart, list_flags::AUTOSTART),
+        (args.no_autostart, list_flags::NO_AUTOSTART),
+    ] {
+        if given {
+            flags |= flag;
+        }
+    }
+    let mut networks: Vec<Properties> = client
+        .virtnet()
+        .await?
+        .list_network_summaries(flags)
+        .await
+        .context(|| "Failed to list networks".into())?
+        .into_iter()
+        .map(
+            |(name, uuid, active, persistent, autostart, bridge)| Properties {
+                name,
+                uuid,
+                active,
+                autostart,
+                persistent,
+                bridge,
+            },
+        )
+        .collect();
+    networks.sort_by_key(|network| network.name.to_lowercase());
+    if args.name || args.uuid {
+        let mut out = String::new();
+        for network in &networks {
+            out.push_str(if args.name {
+                &network.name
+            } else {
+                &network.uuid
+            });
+            out.push('\n');
+        }
+        out.push('\n');
+        return Ok(out);
+    }
+    let rows: Vec<Vec<String>> = networks
+        .iter()
+        .map(|network| {
+            vec![
+                network.name.clone(),
+                if network.active { "active" } else { "inactive" }.to_owned(),
+                yes_no(network.autostart).to_owned(),
+                yes_no(network.persistent).to_owned(),
+            ]
+        })
+        .collect();
+    Ok(table::render(
+        &["Name", "State", "Autostart", "Persistent"],
+        &rows,
+    ))
+}
+
+/// net-dhcp-leases: the network's leases, by MAC and address.
+pub(super) async fn leases(
+    client: &Client,
+    network: &str,
+    mac: Option<&str>,
+) -> Result<String, Failure> {
+    let proxy = client.network(network).await?;
+    let mut leases = proxy
+        .get_dhcp_leases(mac.unwrap_or(""), 0)
+        .await
+        .context(|| format!("Failed to get leases info for {network}"))?;
+    leases.sort_by(|a, b| (&a.3, &a.5).cmp(&(&b.3, &b.5)));
+    let dash = |text: String| {
+        if text.is_empty() {
+            "-".to_owned()
+        } else {
+            text
+        }
+    };
+    let rows: Vec<Vec<String>> = leases
+        .into_iter()
+        .map(
+            |(_, expiry, kind, mac, _, address, prefix, hostname, client_id)| {
+                vec![
+                    local_time(expiry),
+                    dash(mac),
+                    if kind == 0 { "ipv4" } else { "ipv6" }.to_owned(),
+                    format!("{address}/{prefix}"),
+                    dash(hostname),
+                    dash(client_id),
+                ]
+            },
+        )
+        .collect();
+    Ok(table::render(
+        &[
+            "Expiry Time",
+            "MAC address",
+            "Protocol",
+            "IP address",
+            "Hostname",
+            "Client ID or DUID",
+        ],
+        &rows,
+    ))
+}
+
+/// `expiry` (seconds since the epoch) as virsh prints it, in local time.
+fn local_time(expiry: i64) -> String {
+    let time: libc::time_t = expiry;
+    // SAFETY: `tm` is plain data that localtime_r fills in; both pointers
+    // are valid for the call.
+    let tm = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&time, &mut tm).is_null() {
+            return expiry.to_string();
+        }
+        tm
+    };
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}
