@@ -204,6 +204,21 @@ async fn launch(
 }
 
 impl DnsmasqInstance {
+    /// The dnsmasq its pid file names, when that one runs with its
+    /// configuration (one a daemon killed before it recorded the pid).
+    pub fn named_by_pid_file(paths: &DnsmasqPaths) -> Option<Self> {
+        let pid = std::fs::read_to_string(&paths.pid)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        let instance = Self {
+            pid,
+            paths: paths.clone(),
+        };
+        instance.is_running().then_some(instance)
+    }
+
     /// The process is alive and is this network's dnsmasq (not a reused pid).
     pub fn is_running(&self) -> bool {
         process::runs_config(self.pid, &self.paths.config)

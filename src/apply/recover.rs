@@ -110,10 +110,6 @@ pub async fn adopt(
             .await?;
         repaired.push("inbound shaping".to_owned());
     }
-    if let Some(rules) = &plan.firewall {
-        firewall.adopt(rules).await;
-    }
-    running.firewall.clone_from(&plan.firewall);
     // A dnsmasq gone, or one an interrupted update left with other files.
     let (_, paths) = env.dnsmasq_files(&def.name, &bridge.name);
     let (instance, change) =
@@ -123,7 +119,13 @@ pub async fn adopt(
         DnsmasqChange::Unchanged => {}
         DnsmasqChange::Reloaded => repaired.push("dnsmasq's hosts files".to_owned()),
         DnsmasqChange::Restarted => repaired.push("dnsmasq".to_owned()),
+        DnsmasqChange::Found => repaired.push("the record of dnsmasq's pid".to_owned()),
     }
+    // Last: a network whose adoption failed has no rules to keep.
+    if let Some(rules) = &plan.firewall {
+        firewall.adopt(rules).await;
+    }
+    running.firewall.clone_from(&plan.firewall);
     Ok(Adoption::Adopted { repaired })
 }
 

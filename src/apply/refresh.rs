@@ -21,6 +21,9 @@ pub(super) enum DnsmasqChange {
     Reloaded,
     /// It was started (again) with the new configuration, or stopped.
     Restarted,
+    /// It runs as it should, under a pid other than the one recorded (a
+    /// daemon killed before it recorded it).
+    Found,
 }
 
 pub(super) fn bridged_plan(
@@ -48,20 +51,34 @@ pub(super) async fn converge_dnsmasq(
     paths: &DnsmasqPaths,
     env: &Environment,
 ) -> Result<(Option<DnsmasqInstance>, DnsmasqChange), StartError> {
-    let running = current.filter(|instance| instance.is_running());
-    if let (Some(instance), Some(plan)) = (running, plan)
+    if current.is_none() && plan.is_none() {
+        return Ok((None, DnsmasqChange::Unchanged));
+    }
+    let recorded = current.filter(|instance| instance.is_running());
+    let running = recorded
+        .cloned()
+        .or_else(|| DnsmasqInstance::named_by_pid_file(paths));
+    if let (Some(instance), Some(plan)) = (&running, plan)
         && holds(&instance.paths.config, &plan.config)
     {
         if holds(&instance.paths.hosts, &plan.hosts_file)
             && holds(&instance.paths.addn_hosts, &plan.addn_hosts)
         {
-            return Ok((Some(instance.clone()), DnsmasqChange::Unchanged));
+            let change = if recorded.is_some() {
+                DnsmasqChange::Unchanged
+            } else {
+                DnsmasqChange::Found
+            };
+            return Ok((running, change));
         }
         instance.reload_hosts(plan)?;
-        return Ok((Some(instance.clone()), DnsmasqChange::Reloaded));
+        return Ok((running, DnsmasqChange::Reloaded));
     }
-    if let Some(instance) = current {
-        instance.stop().await?;
+    match &running {
+        Some(instance) => instance.stop().await?,
+        // None known: whatever runs with this configuration goes all the
+        // same, or the new one could not bind its addresses.
+        None => dnsmasq::stop_all(paths).await?,
     }
     let started = match plan {
         Some(plan) => Some(dnsmasq::start(plan, paths, &env.dnsmasq).await?),

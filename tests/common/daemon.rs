@@ -89,6 +89,8 @@ pub struct DaemonConfig<'a> {
     pub log: PathBuf,
     /// More arguments for virtnetd.
     pub args: &'a [&'a str],
+    /// The step after which virtnetd dies (`VIRTNET_KILL_POINT`).
+    pub kill_point: Option<&'a str>,
 }
 
 impl<'a> DaemonConfig<'a> {
@@ -108,6 +110,7 @@ impl<'a> DaemonConfig<'a> {
             dirs: Some(scratch.join("virtnet")),
             log: scratch.join("virtnetd.log"),
             args,
+            kill_point: None,
         }
     }
 }
@@ -134,6 +137,9 @@ impl Daemon {
             }
         }
         command.args(config.args);
+        if let Some(step) = config.kill_point {
+            command.env(virtnet::killpoint::VARIABLE, step);
+        }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -180,6 +186,23 @@ impl Daemon {
     /// SIGTERM, and the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         self.signal(libc::SIGTERM).expect("daemon was running")
+    }
+
+    /// Waits up to `limit` for the daemon to end by itself; its exit
+    /// status, or `None` (it is killed when dropped).
+    pub fn ended(mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let child = self.child.as_mut()?;
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// SIGKILL, as a crash.
@@ -238,6 +261,7 @@ impl TestDriver {
             dirs: None,
             log: scratch.0.join("virtnetd.log"),
             args: &[],
+            kill_point: None,
         });
         Self {
             daemon,
