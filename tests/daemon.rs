@@ -237,10 +237,15 @@ fn seed_workflow_through_the_cli() {
     // while the daemon is killed and started again.
     let running = lab.snapshot();
     let dnsmasq = std::fs::read_to_string(lab.dirs.join("run/dnsmasq/keenbr0.pid")).unwrap();
-    let ping = ping_flood(&guest, "10.255.0.2", 600, "0.005");
+    let mut ping = ping_flood(&guest, "10.255.0.2", 600, "0.005");
     std::thread::sleep(std::time::Duration::from_millis(500));
     lab.daemon().kill();
     lab.start_daemon();
+    // The daemon answers once it has taken the network over.
+    assert!(
+        ping.try_wait().expect("ping's status").is_none(),
+        "the guest's pings ran all through the adoption"
+    );
     let output = ping.wait_with_output().expect("ping ends");
     let (sent, got) =
         ping_summary(&String::from_utf8_lossy(&output.stdout)).expect("ping prints a summary");
