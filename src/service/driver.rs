@@ -43,7 +43,7 @@ pub trait Driver: Send + Sync {
     fn load(&self) -> BoxFuture<'_, Result<Loaded>>;
 
     /// The persistent definitions as they are now (re-read on reload).
-    fn load_configs(&self) -> Vec<StoredNetwork>;
+    fn load_configs(&self) -> BoxFuture<'_, Vec<StoredNetwork>>;
 
     /// Whether bridges and their MACs are named at define time, as
     /// libvirt's network driver does (the test driver names none).
@@ -52,11 +52,11 @@ pub trait Driver: Send + Sync {
     /// The names of the host's links, which a new bridge name must avoid.
     fn host_links(&self) -> BoxFuture<'_, Result<Vec<String>>>;
 
-    fn save_config(&self, def: &NetworkDef) -> Result<()>;
+    fn save_config(&self, def: &NetworkDef) -> BoxFuture<'_, Result<()>>;
 
-    fn delete_config(&self, name: &str) -> Result<()>;
+    fn delete_config(&self, name: &str) -> BoxFuture<'_, Result<()>>;
 
-    fn set_autostart(&self, name: &str, autostart: bool) -> Result<()>;
+    fn set_autostart(&self, name: &str, autostart: bool) -> BoxFuture<'_, Result<()>>;
 
     /// Realizes `def`; `reserved` are bridge names other networks hold.
     fn start<'a>(
@@ -145,8 +145,8 @@ impl Driver for TestDriver {
         .boxed()
     }
 
-    fn load_configs(&self) -> Vec<StoredNetwork> {
-        Vec::new()
+    fn load_configs(&self) -> BoxFuture<'_, Vec<StoredNetwork>> {
+        async { Vec::new() }.boxed()
     }
 
     fn names_bridges(&self) -> bool {
@@ -157,16 +157,16 @@ impl Driver for TestDriver {
         async { Ok(Vec::new()) }.boxed()
     }
 
-    fn save_config(&self, _def: &NetworkDef) -> Result<()> {
-        Ok(())
+    fn save_config(&self, _def: &NetworkDef) -> BoxFuture<'_, Result<()>> {
+        async { Ok(()) }.boxed()
     }
 
-    fn delete_config(&self, _name: &str) -> Result<()> {
-        Ok(())
+    fn delete_config(&self, _name: &str) -> BoxFuture<'_, Result<()>> {
+        async { Ok(()) }.boxed()
     }
 
-    fn set_autostart(&self, _name: &str, _autostart: bool) -> Result<()> {
-        Ok(())
+    fn set_autostart(&self, _name: &str, _autostart: bool) -> BoxFuture<'_, Result<()>> {
+        async { Ok(()) }.boxed()
     }
 
     fn start<'a>(

@@ -18,11 +18,14 @@ impl Service {
             let dnsmasq = state
                 .live
                 .as_ref()
-                .and_then(|live| live.running.as_ref()?.dnsmasq.as_ref());
-            if let Some(dnsmasq) = dnsmasq
-                && let Err(error) = dnsmasq.paths.sync_lease_status()
-            {
-                tracing::warn!(network = entry.name, "cannot record DHCP leases: {error}");
+                .and_then(|live| live.running.as_ref()?.dnsmasq.clone());
+            drop(state);
+            if let Some(dnsmasq) = dnsmasq {
+                let synced =
+                    tokio::task::spawn_blocking(move || dnsmasq.paths.sync_lease_status()).await;
+                if let Ok(Err(error)) = synced {
+                    tracing::warn!(network = entry.name, "cannot record DHCP leases: {error}");
+                }
             }
         }
     }
@@ -47,8 +50,13 @@ impl Service {
                 i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
             });
         let wanted = mac.map(str::to_ascii_lowercase);
-        Ok(running
-            .leases(now)
+        // The lease files are read (and the status rewritten) off the
+        // runtime's thread.
+        let reader = running.clone();
+        let leases = tokio::task::spawn_blocking(move || reader.leases(now))
+            .await
+            .unwrap_or_default();
+        Ok(leases
             .into_iter()
             .filter(|lease| {
                 wanted.is_none()

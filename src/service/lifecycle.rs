@@ -72,7 +72,7 @@ impl Service {
     /// autostart flags follow their links), the firewall is put right, and
     /// the autostart networks that are not running are started.
     pub async fn reload(&self) {
-        for stored in self.driver.load_configs() {
+        for stored in self.driver.load_configs().await {
             if let Err(error) = self.take_config(stored).await {
                 tracing::error!(
                     "cannot take a definition in: {}",
@@ -131,7 +131,7 @@ impl Service {
             created,
             mut state,
         } = self.claim_locked(xml, false).await?;
-        if let Err(error) = self.driver.save_config(&def) {
+        if let Err(error) = self.driver.save_config(&def).await {
             if created {
                 self.unclaim(&entry, &mut state);
             }
@@ -244,7 +244,7 @@ impl Service {
                 "can't undefine transient network".into(),
             ));
         }
-        self.driver.delete_config(&entry.name)?;
+        self.driver.delete_config(&entry.name).await?;
         state.config = None;
         state.autostart = false;
         self.publish(&entry, &mut state);
@@ -259,7 +259,7 @@ impl Service {
                 "cannot set autostart for transient network".into(),
             ));
         }
-        self.driver.set_autostart(&entry.name, autostart)?;
+        self.driver.set_autostart(&entry.name, autostart).await?;
         state.autostart = autostart;
         self.publish(&entry, &mut state);
         Ok(())

@@ -80,7 +80,7 @@ impl Service {
             state.live = Some(Live { def, running });
         }
         if let Some(config) = config {
-            self.driver.save_config(&config)?;
+            self.driver.save_config(&config).await?;
             state.config = Some(config);
         }
         self.publish(&entry, &mut state);

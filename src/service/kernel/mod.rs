@@ -75,7 +75,7 @@ impl Kernel {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn save_status(
+    async fn save_status(
         &self,
         def: &NetworkDef,
         phase: Phase,
@@ -86,11 +86,13 @@ impl Kernel {
             definition: def.to_xml(FormatFlags { inactive: false }),
             running: running.cloned(),
         };
-        Ok(self.store.save_status(def.name.as_str(), &status)?)
+        let name = def.name.to_string();
+        Ok(on_disk(&self.store, move |store| store.save_status(&name, &status)).await?)
     }
 
-    fn delete_status(&self, name: &str) {
-        if let Err(error) = self.store.delete_status(name) {
+    async fn delete_status(&self, name: &str) {
+        let network = name.to_owned();
+        if let Err(error) = on_disk(&self.store, move |store| store.delete_status(&network)).await {
             tracing::error!(network = name, "{}", error_chain(&error));
         }
     }
@@ -126,7 +128,7 @@ impl Kernel {
             return Err(ServiceError::Leftovers(failure));
         }
         self.leftovers().remove(name);
-        self.delete_status(name);
+        self.delete_status(name).await;
         Ok(())
     }
 
@@ -135,21 +137,21 @@ impl Kernel {
         let name = def.name.as_str();
         self.teardowns.settle(name).await;
         self.remove_leftovers(name).await?;
-        self.save_status(def, Phase::Starting, None)?;
+        self.save_status(def, Phase::Starting, None).await?;
         killpoint::reached("start:recorded");
         let running = match apply::start(def, &self.env, &self.firewall, reserved).await {
             Ok(running) => running,
             Err(FailedStart { error, leftovers }) => {
                 match leftovers {
                     Some(failure) => self.left_over(def, None, &failure),
-                    None => self.delete_status(name),
+                    None => self.delete_status(name).await,
                 }
                 return Err(error.into());
             }
         };
-        if let Err(error) = self.save_status(def, Phase::Running, Some(&running)) {
+        if let Err(error) = self.save_status(def, Phase::Running, Some(&running)).await {
             match apply::stop(&running, &self.firewall).await {
-                Ok(()) => self.delete_status(name),
+                Ok(()) => self.delete_status(name).await,
                 Err(failure) => self.left_over(def, bridge_index(&running), &failure),
             }
             return Err(error);
@@ -164,10 +166,11 @@ impl Kernel {
     async fn stop_network(&self, def: &NetworkDef, running: &RunningNetwork) -> Result<()> {
         let _busy = self.teardowns.busy();
         let name = def.name.to_string();
-        self.save_status(def, Phase::Stopping, Some(running))?;
+        self.save_status(def, Phase::Stopping, Some(running))
+            .await?;
         killpoint::reached("stop:recorded");
         match apply::take_down(running, &self.firewall).await {
-            Ok(None) => self.delete_status(&name),
+            Ok(None) => self.delete_status(&name).await,
             Ok(Some(retired)) => {
                 let store = self.store.clone();
                 let task_name = name.clone();
@@ -175,7 +178,9 @@ impl Kernel {
                     match apply::remove_retired(retired).await {
                         Ok(()) => {
                             killpoint::reached("stop:deleted");
-                            if let Err(error) = store.delete_status(&task_name) {
+                            let name = task_name.clone();
+                            let deleted = on_disk(&store, move |store| store.delete_status(&name));
+                            if let Err(error) = deleted.await {
                                 tracing::error!(network = task_name, "{}", error_chain(&error));
                             }
                         }
@@ -208,10 +213,14 @@ impl Kernel {
             running: running.clone(),
         };
         self.save_status(def, Phase::Running, Some(running))
+            .await
             .map_err(|error| failed(error, running))?;
         killpoint::reached("update:recorded");
         match apply::refresh(old, def, running, &self.env, &self.firewall).await {
-            Ok(refreshed) => match self.save_status(def, Phase::Running, Some(&refreshed)) {
+            Ok(refreshed) => match self
+                .save_status(def, Phase::Running, Some(&refreshed))
+                .await
+            {
                 Ok(()) => {
                     killpoint::reached("update:saved");
                     Ok(refreshed)
@@ -224,7 +233,7 @@ impl Kernel {
                 error,
                 running: back,
             }) => {
-                if let Err(error) = self.save_status(old, Phase::Running, Some(&back)) {
+                if let Err(error) = self.save_status(old, Phase::Running, Some(&back)).await {
                     tracing::error!(network = %def.name, "{}", error_chain(&error));
                 }
                 Err(failed(ServiceError::Start(*error), &back))
@@ -232,7 +241,7 @@ impl Kernel {
             Err(error) => {
                 // Neither new nor old for sure: recorded as the service
                 // keeps it, the old definition, which a restart restores.
-                if let Err(error) = self.save_status(old, Phase::Running, Some(running)) {
+                if let Err(error) = self.save_status(old, Phase::Running, Some(running)).await {
                     tracing::error!(network = %def.name, "{}", error_chain(&error));
                 }
                 Err(failed(error.into(), running))
@@ -246,7 +255,7 @@ impl Kernel {
         match recover::heal(def, &mut healed, &self.env, &self.firewall).await? {
             Healed::Whole { repaired } if repaired.is_empty() => Ok(Healing::Whole),
             Healed::Whole { repaired } => {
-                self.save_status(def, Phase::Running, Some(&healed))?;
+                self.save_status(def, Phase::Running, Some(&healed)).await?;
                 Ok(Healing::Repaired {
                     running: Box::new(healed),
                     repaired,
@@ -255,7 +264,7 @@ impl Kernel {
             Healed::Gone { leftovers } => {
                 match leftovers {
                     Some(failure) => self.left_over(def, bridge_index(running), &failure),
-                    None => self.delete_status(def.name.as_str()),
+                    None => self.delete_status(def.name.as_str()).await,
                 }
                 Ok(Healing::Gone)
             }
@@ -280,6 +289,20 @@ impl Kernel {
     }
 }
 
+/// Runs `work` on the store off the runtime's thread: its files are
+/// written and synced (fsync), which waits on the disk.
+async fn on_disk<T: Send + 'static>(
+    store: &Store,
+    work: impl FnOnce(&Store) -> T + Send + 'static,
+) -> T {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || work(&store)).await {
+        Ok(done) => done,
+        // Blocking tasks are not cancelled: only a panic ends one early.
+        Err(failure) => std::panic::resume_unwind(failure.into_panic()),
+    }
+}
+
 fn bridge_index(running: &RunningNetwork) -> Option<u32> {
     running.bridge.as_ref().map(|bridge| bridge.ifindex)
 }
@@ -289,12 +312,15 @@ impl Driver for Kernel {
         self.load_all().boxed()
     }
 
-    fn load_configs(&self) -> Vec<StoredNetwork> {
-        let (stored, errors) = self.store.load_networks();
-        for error in &errors {
-            tracing::error!("{}", error_chain(error));
+    fn load_configs(&self) -> BoxFuture<'_, Vec<StoredNetwork>> {
+        async {
+            let (stored, errors) = on_disk(&self.store, Store::load_networks).await;
+            for error in &errors {
+                tracing::error!("{}", error_chain(error));
+            }
+            stored
         }
-        stored
+        .boxed()
     }
 
     fn names_bridges(&self) -> bool {
@@ -309,16 +335,24 @@ impl Driver for Kernel {
         .boxed()
     }
 
-    fn save_config(&self, def: &NetworkDef) -> Result<()> {
-        Ok(self.store.save_config(def)?)
+    fn save_config(&self, def: &NetworkDef) -> BoxFuture<'_, Result<()>> {
+        let def = def.clone();
+        async move { Ok(on_disk(&self.store, move |store| store.save_config(&def)).await?) }.boxed()
     }
 
-    fn delete_config(&self, name: &str) -> Result<()> {
-        Ok(self.store.delete_config(name)?)
+    fn delete_config(&self, name: &str) -> BoxFuture<'_, Result<()>> {
+        let name = name.to_owned();
+        async move { Ok(on_disk(&self.store, move |store| store.delete_config(&name)).await?) }
+            .boxed()
     }
 
-    fn set_autostart(&self, name: &str, autostart: bool) -> Result<()> {
-        Ok(self.store.set_autostart(name, autostart)?)
+    fn set_autostart(&self, name: &str, autostart: bool) -> BoxFuture<'_, Result<()>> {
+        let name = name.to_owned();
+        async move {
+            let set = move |store: &Store| store.set_autostart(&name, autostart);
+            Ok(on_disk(&self.store, set).await?)
+        }
+        .boxed()
     }
 
     fn start<'a>(

@@ -4,11 +4,11 @@
 use crate::apply::StopError;
 use crate::apply::recover::{self, Adoption, HostSnapshot};
 use crate::definition::{NetworkDef, error_chain};
-use crate::state::store::{NetworkStatus, Phase};
+use crate::state::store::{NetworkStatus, Phase, StoreError};
 
 use super::super::driver::{Adopted, Loaded};
 use super::super::error::Result;
-use super::Kernel;
+use super::{Kernel, on_disk};
 
 impl Kernel {
     /// Reads the persistent networks, and takes over the networks an
@@ -28,16 +28,16 @@ impl Kernel {
     }
 
     async fn load_networks(&self) -> Result<Loaded> {
-        self.store.prepare()?;
-        if let Err(error) = self.env.remove_temporaries() {
-            tracing::error!("cannot clean up dnsmasq's directories: {error}");
-        }
-        let (stored, errors) = self.store.load_networks();
-        for error in &errors {
-            tracing::error!("{}", error_chain(error));
-        }
-        let (statuses, errors) = self.store.load_statuses();
-        for error in &errors {
+        let env = self.env.clone();
+        let read = on_disk(&self.store, move |store| {
+            store.prepare()?;
+            if let Err(error) = env.remove_temporaries() {
+                tracing::error!("cannot clean up dnsmasq's directories: {error}");
+            }
+            Ok::<_, StoreError>((store.load_networks(), store.load_statuses()))
+        });
+        let ((stored, stored_errors), (statuses, errors)) = read.await?;
+        for error in stored_errors.iter().chain(&errors) {
             tracing::error!("{}", error_chain(error));
         }
         let mut loaded = Loaded {
@@ -86,7 +86,9 @@ impl Kernel {
                             "network taken over; re-created {}",
                             repaired.join(", ")
                         );
-                        if let Err(error) = self.save_status(&def, Phase::Running, Some(&running)) {
+                        if let Err(error) =
+                            self.save_status(&def, Phase::Running, Some(&running)).await
+                        {
                             tracing::error!(network = name, "{}", error_chain(&error));
                         }
                     }
@@ -121,7 +123,7 @@ impl Kernel {
         }
         let errors = recover::clean_up(&def, &self.env, known_bridge).await;
         if errors.is_empty() {
-            self.delete_status(&name);
+            self.delete_status(&name).await;
         } else {
             let failure = StopError {
                 network: name,
