@@ -4,7 +4,7 @@
 mod common;
 
 use common::corpus_dir;
-use virtnet::state::leases::{from_status_json, to_status_json};
+use virtnet::apply::dnsmasq::leases::{from_status_json, to_status_json};
 
 #[test]
 fn libvirt_status_files_round_trip() {

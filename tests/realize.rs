@@ -11,10 +11,10 @@ use std::path::PathBuf;
 use common::guest::{dhcp, peer_seen, pings, udhcpc_script, wait_forwarding, walk};
 use common::netns::{Netns, host_and_outside, plug_guest, veth};
 use common::{ScratchDir, project_dir};
+use virtnet::apply::RunningNetwork;
 use virtnet::apply::firewall::Firewall;
 use virtnet::apply::{self, Environment, FailedStart, StartError, TrafficControl};
 use virtnet::definition::{ForwardMode, NetworkDef};
-use virtnet::state::RunningNetwork;
 
 /// A host namespace with an uplink to an `outside` namespace, and the
 /// files virtnet works with.

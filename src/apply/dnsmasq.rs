@@ -4,15 +4,16 @@
 //! start cut short, by its command line ([`process`]).
 
 mod groups;
+pub mod leases;
 mod process;
 
 use self::process::Process;
 
 use std::path::{Path, PathBuf};
 
+use self::leases::{Lease, from_status_json, parse_dnsmasq, to_status_json};
 use crate::plan::dnsmasq::DnsmasqPlan;
 use crate::state::files::{self, PRIVATE, READABLE, write_runtime};
-use crate::state::leases::{Lease, from_status_json, parse_dnsmasq, to_status_json};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DnsmasqError {

@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
+use crate::apply::pool::InterfacePool;
 use crate::definition::{NetworkDef, PciAddress};
 use crate::plan::network::HostDevices;
-use crate::state::pool::InterfacePool;
 
 use super::StartError;
 use super::netlink::Netlink;

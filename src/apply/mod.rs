@@ -10,8 +10,10 @@ pub mod dnsmasq;
 pub mod firewall;
 mod host_devices;
 pub mod netlink;
+pub mod pool;
 pub mod recover;
 mod refresh;
+mod running;
 mod stop;
 pub mod sysctl;
 mod traffic;
@@ -25,7 +27,6 @@ use crate::plan::dnsmasq::DnsmasqFiles;
 use crate::plan::firewall::{OutboundLimit, Subnet};
 use crate::plan::naming::{self, Requested};
 use crate::plan::network::{self, BridgedPlan};
-use crate::state::{RunningBridge, RunningNetwork};
 
 use self::dnsmasq::DnsmasqPaths;
 use self::firewall::Firewall;
@@ -34,6 +35,7 @@ use self::stop::Holdings;
 
 pub(crate) use self::host_devices::pool_for;
 pub use self::refresh::refresh;
+pub use self::running::{RunningBridge, RunningNetwork};
 pub use self::stop::{StopError, StopStep, remove_retired, retired_name, stop, take_down};
 pub use self::traffic::TrafficControl;
 pub(crate) use self::traffic::{reset_traffic_control, shaping_in_place};

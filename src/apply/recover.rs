@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use crate::apply::RunningNetwork;
 use crate::definition::{ForwardMode, MacAddr, NetworkDef};
-use crate::state::RunningNetwork;
 
 use super::dnsmasq;
 use super::firewall::Firewall;

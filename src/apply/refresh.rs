@@ -2,12 +2,12 @@
 //! update ([`refresh`], which puts the network back as it was when it
 //! cannot finish), and when an earlier run's network is taken over.
 
+use crate::apply::RunningNetwork;
 use crate::definition::{MacAddr, NetworkDef};
 use crate::killpoint;
 use crate::plan::dnsmasq::DnsmasqPlan;
 use crate::plan::firewall::FirewallPlan;
 use crate::plan::network::{self, BridgedPlan};
-use crate::state::RunningNetwork;
 
 use super::dnsmasq::{self, DnsmasqInstance, DnsmasqPaths};
 use super::firewall::Firewall;

@@ -5,10 +5,10 @@
 
 use std::fmt;
 
+use crate::apply::{RunningBridge, RunningNetwork};
 use crate::definition::error_chain;
 use crate::killpoint;
 use crate::plan::firewall::FirewallPlan;
-use crate::state::{RunningBridge, RunningNetwork};
 
 use super::dnsmasq::{DnsmasqError, DnsmasqInstance};
 use super::firewall::{Firewall, FirewallError};

@@ -5,10 +5,10 @@
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
+use crate::apply::RunningNetwork;
 use crate::apply::firewall::TableWatch;
 use crate::apply::watch::LinkWatch;
 use crate::definition::NetworkDef;
-use crate::state::RunningNetwork;
 use crate::state::store::StoredNetwork;
 
 use super::error::{Result, ServiceError};

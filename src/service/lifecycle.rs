@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::apply::RunningNetwork;
 use crate::definition::{FormatFlags, NetworkDef, Uuid};
-use crate::state::RunningNetwork;
 use crate::state::store::StoredNetwork;
 
 use super::claim::Claimed;

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::apply::RunningNetwork;
 use crate::apply::dnsmasq::DnsmasqInstance;
 use crate::definition::{NetworkDef, Uuid};
-use crate::state::RunningNetwork;
 
 use super::error::{Result, ServiceError};
 use super::{Service, Summary};

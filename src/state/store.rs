@@ -8,12 +8,12 @@
 
 use std::path::{Path, PathBuf};
 
-use super::RunningNetwork;
 use super::files::{
     PRIVATE, create_dirs, remove, remove_temporaries, symlink_atomically, write_atomically,
     write_runtime,
 };
 use super::record::{self, RecordError, STATUS_VERSION};
+use crate::apply::RunningNetwork;
 use crate::definition::{DefinitionError, FormatFlags, NetworkDef};
 
 #[derive(Debug, thiserror::Error)]

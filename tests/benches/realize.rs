@@ -15,13 +15,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use netns::{Netns, host_and_outside, plug_guest};
+use virtnet::apply::RunningNetwork;
 use virtnet::apply::firewall::Firewall;
 use virtnet::apply::netlink::Netlink;
 use virtnet::apply::{self, Environment, TrafficControl};
 use virtnet::definition::NetworkDef;
 use virtnet::plan::dnsmasq::DnsmasqFiles;
 use virtnet::plan::network::BridgePlan;
-use virtnet::state::RunningNetwork;
 
 const UDHCPC_SCRIPT: &str = "#!/bin/sh\n[ \"$1\" = bound ] || exit 0\nip addr add \"$ip/$mask\" dev \"$interface\"\n[ -n \"$router\" ] && ip route replace default via \"${router%% *}\"\nexit 0\n";
 

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
+use crate::apply::RunningNetwork;
 use crate::apply::firewall::{Firewall, TableWatch};
 use crate::apply::netlink::Netlink;
 use crate::apply::recover::Healed;
@@ -31,7 +32,6 @@ use crate::apply::watch::LinkWatch;
 use crate::apply::{self, Environment, FailedStart, StopError, recover};
 use crate::definition::{FormatFlags, NetworkDef, error_chain};
 use crate::killpoint;
-use crate::state::RunningNetwork;
 use crate::state::store::{NetworkStatus, Phase, Store, StoredNetwork};
 
 use super::driver::{Driver, FailedUpdate, Healing, Loaded};

@@ -14,10 +14,10 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use self::firewall::FirewallRecord;
-use super::pool::{InterfacePool, PoolMember};
 use super::store::{NetworkStatus, Phase};
-use super::{RunningBridge, RunningNetwork};
 use crate::apply::dnsmasq::{DnsmasqInstance, DnsmasqPaths};
+use crate::apply::pool::{InterfacePool, PoolMember};
+use crate::apply::{RunningBridge, RunningNetwork};
 use crate::definition::{ForwardMode, PciAddress};
 use crate::plan::network::HostDevices;
 
