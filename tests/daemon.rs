@@ -874,14 +874,7 @@ fn write_networks(lab: &Lab, count: u32) -> Vec<String> {
 
 /// dnsmasq processes in the lab's host namespace.
 fn count_dnsmasq(lab: &Lab) -> usize {
-    lab.host
-        .pids()
-        .iter()
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|comm| comm.trim() == "dnsmasq")
-        })
-        .count()
+    lab.host.dnsmasqs().len()
 }
 
 /// Everything the daemon says agrees with the host, once background

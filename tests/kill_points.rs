@@ -166,17 +166,6 @@ impl Lab {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
-    fn dnsmasqs(&self) -> Vec<String> {
-        self.host
-            .pids()
-            .into_iter()
-            .filter(|pid| {
-                std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                    .is_ok_and(|comm| comm.trim() == "dnsmasq")
-            })
-            .collect()
-    }
-
     /// Links, addresses, rules and virtnet's run files: what must come
     /// back once the network is gone.
     fn snapshot(&self) -> String {
@@ -190,7 +179,7 @@ impl Lab {
         files.sort();
         format!(
             "{links}\n{addresses}\n{rules}\n{files:?}\n{:?}",
-            self.dnsmasqs()
+            self.host.dnsmasqs()
         )
     }
 }
@@ -202,7 +191,7 @@ fn assert_whole_or_gone(lab: &Lab, step: &str) {
     let links = lab.host.exec_ok(&["ip", "-o", "link"]);
     let rules = lab.host.exec_ok(&["nft", "list", "ruleset"]);
     let statuses = walk(&lab.scratch.0.join("virtnet/run/networks"));
-    let dnsmasqs = lab.dnsmasqs();
+    let dnsmasqs = lab.host.dnsmasqs();
     assert!(
         !links.contains("vtgone"),
         "{step}: a bridge set aside stays\n{links}"

@@ -117,6 +117,17 @@ impl Netns {
         assert_eq!(result, 0, "setns: {}", std::io::Error::last_os_error());
     }
 
+    /// Pids of the dnsmasq processes running in the namespace.
+    pub fn dnsmasqs(&self) -> Vec<String> {
+        self.pids()
+            .into_iter()
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|comm| comm.trim() == "dnsmasq")
+            })
+            .collect()
+    }
+
     /// Pids of the processes running in the namespace.
     pub fn pids(&self) -> Vec<String> {
         let output = run("ip", &["netns", "pids", &self.name]);
