@@ -636,6 +636,81 @@ fn harm_done_to_a_running_network_is_undone() {
     lab.cli(&["net-undefine", "keennet"]);
 }
 
+/// A start that fails and whose undo fails too (a dnsmasq that will not
+/// start, and rules that cannot be removed: stand-ins for both, in the
+/// daemon's PATH, refuse while a marker file exists) keeps its status
+/// record and what it left; the next net-start removes that first, and
+/// fails, saying so, while it cannot.
+#[test]
+fn what_a_failed_undo_left_is_removed_before_the_next_start() {
+    let mut lab = Lab::new("undo");
+    let tools = lab.scratch.0.join("tools");
+    std::fs::create_dir(&tools).unwrap();
+    let refuse = lab.scratch.0.join("refuse");
+    let refuse = refuse.to_str().unwrap();
+    for (name, script) in [
+        (
+            "dnsmasq",
+            format!("#!/bin/sh\n[ -e {refuse} ] && exit 2\nexec /usr/sbin/dnsmasq \"$@\"\n"),
+        ),
+        (
+            "nft",
+            format!(
+                "#!/bin/sh\n[ -e {refuse} ] && [ \"$2\" = -f ] || exec /usr/sbin/nft \"$@\"\n\
+                 input=$(cat)\ncase $input in *'\"delete\"'*) echo refused >&2; exit 1;; esac\n\
+                 printf '%s' \"$input\" | exec /usr/sbin/nft \"$@\"\n"
+            ),
+        ),
+    ] {
+        let path = tools.join(name);
+        std::fs::write(&path, script).unwrap();
+        common::netns::run("chmod", &["755", path.to_str().unwrap()]);
+    }
+    let path = format!(
+        "{}:{}",
+        tools.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    lab.daemon().kill();
+    lab.daemon = Some(Daemon::start(&DaemonConfig {
+        env: &[("PATH", &path)],
+        ..DaemonConfig::kernel(&lab.host, &lab.bus, BUS_NAME, &lab.scratch.0, &[])
+    }));
+    lab.cli(&["net-define", &sample("keennet.xml")]);
+
+    std::fs::write(refuse, "").unwrap();
+    lab.cli_fails(&["net-start", "keennet"]);
+    assert!(
+        lab.log().contains("left work undone"),
+        "the undo's failure is logged:\n{}",
+        lab.log()
+    );
+    assert_eq!(
+        walk(&lab.dirs.join("run/networks")).len(),
+        1,
+        "the status record stays"
+    );
+    let rules = lab.host.exec_ok(&["nft", "list", "ruleset"]);
+    assert!(
+        rules.contains("chain from_keenbr0"),
+        "the rules stay:\n{rules}"
+    );
+    let refused = lab.cli_fails(&["net-start", "keennet"]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("cannot start while what it left on the host remains"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    std::fs::remove_file(refuse).unwrap();
+    lab.cli(&["net-start", "keennet"]);
+    assert_eq!(lab.cli(&["net-list", "--name"]), "keennet\n\n");
+    assert_eq!(count_dnsmasq(&lab), 1);
+    lab.cli(&["net-destroy", "keennet"]);
+    lab.cli(&["net-undefine", "keennet"]);
+}
+
 /// SIGHUP reloads as libvirtd's does, and the daemon goes on: a definition
 /// written into the configuration directory by hand appears, a changed one
 /// replaces the persistent definition, and an autostart link starts its

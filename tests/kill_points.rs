@@ -140,8 +140,9 @@ struct Lab {
 
 impl Lab {
     fn daemon(&self, kill_point: Option<&str>) -> Daemon {
+        let env = kill_point.map(|step| (virtnet::killpoint::VARIABLE, step));
         Daemon::start(&DaemonConfig {
-            kill_point,
+            env: env.as_slice(),
             ..DaemonConfig::kernel(
                 &self.host,
                 &self.bus.address,

@@ -89,8 +89,8 @@ pub struct DaemonConfig<'a> {
     pub log: PathBuf,
     /// More arguments for virtnetd.
     pub args: &'a [&'a str],
-    /// The step after which virtnetd dies (`VIRTNET_KILL_POINT`).
-    pub kill_point: Option<&'a str>,
+    /// More environment for virtnetd (`VIRTNET_KILL_POINT`, `PATH`, …).
+    pub env: &'a [(&'a str, &'a str)],
 }
 
 impl<'a> DaemonConfig<'a> {
@@ -110,7 +110,7 @@ impl<'a> DaemonConfig<'a> {
             dirs: Some(scratch.join("virtnet")),
             log: scratch.join("virtnetd.log"),
             args,
-            kill_point: None,
+            env: &[],
         }
     }
 }
@@ -137,9 +137,7 @@ impl Daemon {
             }
         }
         command.args(config.args);
-        if let Some(step) = config.kill_point {
-            command.env(virtnet::killpoint::VARIABLE, step);
-        }
+        command.envs(config.env.iter().copied());
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -261,7 +259,7 @@ impl TestDriver {
             dirs: None,
             log: scratch.0.join("virtnetd.log"),
             args: &[],
-            kill_point: None,
+            env: &[],
         });
         Self {
             daemon,
