@@ -15,7 +15,9 @@ pub use error::{DefinitionError, error_chain};
 pub use format::{FormatFlags, address as format_address, write_bandwidth};
 pub use update::{UpdateCommand, UpdateSection};
 pub use validate::range_size;
-pub use values::{BridgeName, ConfigText, LinkName, MacAddr, NetworkName, Uuid, ValueError};
+pub use values::{
+    BridgeName, ConfigText, LinkName, MacAddr, MacAsWritten, NetworkName, Uuid, ValueError,
+};
 
 use crate::xml::tree::{Element, NsBinding};
 
@@ -415,7 +417,7 @@ pub struct DhcpRange {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DhcpHost {
-    pub mac: Option<MacAddr>,
+    pub mac: Option<MacAsWritten>,
     pub id: Option<ConfigText>,
     pub name: Option<ConfigText>,
     pub ip: Option<IpAddr>,

@@ -208,7 +208,8 @@ impl NetworkDef {
         let describe = |host: &DhcpHost| {
             (
                 host.mac
-                    .map_or_else(|| "unknown".to_owned(), |mac| mac.to_string()),
+                    .as_ref()
+                    .map_or_else(|| "unknown".to_owned(), ToString::to_string),
                 host.name
                     .as_ref()
                     .map_or("(null)", |n| n.as_str())
@@ -219,8 +220,11 @@ impl NetworkDef {
             )
         };
         let hosts = &self.ips[index].dhcp.hosts;
+        // MACs match by address, whatever their spelling (libvirt's
+        // virMacAddrCompare ignores case and leading zeros).
+        let mac = host.mac.as_ref().map(MacAsWritten::address);
         let any_field_matches = |existing: &DhcpHost| {
-            (host.mac.is_some() && host.mac == existing.mac)
+            (mac.is_some() && mac == existing.mac.as_ref().map(MacAsWritten::address))
                 || (host.ip.is_some() && host.ip == existing.ip)
                 || (host.name.is_some() && host.name == existing.name)
         };
@@ -251,7 +255,9 @@ impl NetworkDef {
             }
             UpdateCommand::Delete => {
                 let all_given_match = |existing: &DhcpHost| {
-                    (host.mac.is_none() || existing.mac.is_none() || host.mac == existing.mac)
+                    (mac.is_none()
+                        || existing.mac.is_none()
+                        || mac == existing.mac.as_ref().map(MacAsWritten::address))
                         && (host.name.is_none() || host.name == existing.name)
                         && (host.ip.is_none() || host.ip == existing.ip)
                 };
@@ -583,6 +589,51 @@ mod tests {
             UpdateCommand::from_name("add"),
             Some(UpdateCommand::AddLast)
         );
+    }
+
+    #[test]
+    fn dhcp_hosts_match_by_mac_whatever_its_spelling() {
+        let mut def = NetworkDef::parse(
+            "<network><name>n</name><ip address='10.0.0.1' prefix='24'><dhcp>\
+             <host mac='52:54:00:AB:CD:EF' ip='10.0.0.5'/></dhcp></ip></network>",
+        )
+        .unwrap();
+        let host = |command, xml: &str, def: &mut NetworkDef| {
+            def.update(command, UpdateSection::IpDhcpHost, -1, xml)
+        };
+        let error = host(
+            UpdateCommand::AddLast,
+            "<host mac='52:54:0:ab:cd:ef' ip='10.0.0.6'/>",
+            &mut def,
+        )
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("there is an existing dhcp host entry"),
+            "{error}"
+        );
+        host(
+            UpdateCommand::Modify,
+            "<host mac='52:54:00:ab:cd:ef' ip='10.0.0.7'/>",
+            &mut def,
+        )
+        .unwrap();
+        let hosts = &def.ips[0].dhcp.hosts;
+        assert_eq!(hosts.len(), 1);
+        assert_eq!(hosts[0].ip, Some("10.0.0.7".parse().unwrap()));
+        assert_eq!(
+            hosts[0].mac.as_ref().map(MacAsWritten::as_str),
+            Some("52:54:00:ab:cd:ef"),
+            "a modified host is spelled as the update writes it"
+        );
+        host(
+            UpdateCommand::Delete,
+            "<host mac='52:54:00:AB:CD:EF'/>",
+            &mut def,
+        )
+        .unwrap();
+        assert!(def.ips[0].dhcp.hosts.is_empty());
     }
 
     #[test]

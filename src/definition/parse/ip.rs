@@ -90,12 +90,12 @@ pub(in crate::definition) fn dhcp_host(
                     "Invalid to specify MAC address '{text}' in network '{network}' IPv6 static host definition"
                 )));
             }
-            let mac = text.parse::<MacAddr>().map_err(|_| {
+            let mac = text.parse::<MacAsWritten>().map_err(|_| {
                 invalid(format!(
                     "Cannot parse MAC address '{text}' in network '{network}'"
                 ))
             })?;
-            if mac.is_multicast() {
+            if mac.address().is_multicast() {
                 return Err(invalid(format!(
                     "expected unicast mac address, found multicast '{text}' in network '{network}'"
                 )));

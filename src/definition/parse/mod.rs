@@ -359,6 +359,22 @@ mod tests {
     }
 
     #[test]
+    fn dhcp_host_macs_keep_their_spelling_and_the_bridge_mac_is_lowercased() {
+        let xml = "<network><name>m</name><mac address='52:54:00:AB:CD:EF'/>\
+            <ip address='10.0.0.1' prefix='24'><dhcp>\
+            <host mac='52:54:00:AB:0:1' ip='10.0.0.5'/></dhcp></ip></network>";
+        let formatted = round_trip(xml);
+        assert!(
+            formatted.contains("<host mac='52:54:00:AB:0:1' ip='10.0.0.5'/>"),
+            "{formatted}"
+        );
+        assert!(
+            formatted.contains("<mac address='52:54:00:ab:cd:ef'/>"),
+            "{formatted}"
+        );
+    }
+
+    #[test]
     fn markup_characters_in_values_survive_a_round_trip() {
         let xml = "<network><name>a&apos;b&quot;&lt;&gt;</name><forward mode='bridge'/><bridge name='br0'/></network>";
         assert!(round_trip(xml).contains("<name>a&apos;b&quot;&lt;&gt;</name>"));

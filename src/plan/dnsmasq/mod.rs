@@ -28,8 +28,8 @@
 //! so [`Profile::Libvirt`]'s text holds neither and ignores `lease_file`.
 //! What else ~1000 instances side by side need is not decided here.
 //!
-//! In both profiles, DHCP host MACs are written in lowercase: the definition
-//! keeps the address, not its spelling, which libvirt copies as written.
+//! In both profiles, a DHCP host's MAC goes into the hosts file as the
+//! definition spells it, as libvirt writes it (dnsmasq reads any case).
 
 mod config;
 mod dhcp;

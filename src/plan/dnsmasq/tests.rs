@@ -259,6 +259,15 @@ fn additional_hosts_group_names_by_address() {
 }
 
 #[test]
+fn host_macs_reach_the_hosts_file_as_written() {
+    let xml = NAT.replace("52:54:00:00:00:01", "52:54:00:AB:0:1");
+    let plan = plan(&def(&xml), "virbr0", &files(), Profile::Virtnet)
+        .unwrap()
+        .unwrap();
+    assert_eq!(plan.hosts_file, "52:54:00:AB:0:1,192.168.122.10,a\n");
+}
+
+#[test]
 fn dhcpv6_host_lines_carry_id_name_and_lease() {
     let xml = "<network><name>n</name><bridge name='virbr0'/>\
         <ip family='ipv6' address='2001:db8::1' prefix='64'><dhcp>\
