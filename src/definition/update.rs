@@ -5,8 +5,8 @@
 use crate::xml::tree::{Element, parse_document};
 
 use super::error::DefinitionError;
-use super::parse;
 use super::*;
+use super::{parse, validate};
 
 type Result<T> = std::result::Result<T, DefinitionError>;
 
@@ -204,6 +204,9 @@ impl NetworkDef {
             return Err(invalid_operation(
                 "the address family of a host entry IP must match the address family of the dhcp element's parent".into(),
             ));
+        }
+        if !partial {
+            validate::check_host_in_subnet(&host, &self.ips[index], &network)?;
         }
         let describe = |host: &DhcpHost| {
             (

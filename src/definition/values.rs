@@ -15,6 +15,8 @@ pub enum ValueError {
     IllegalChar(char),
     #[error("'.' and '..' are not usable as interface names")]
     DotName,
+    #[error("starts with '.': its files would be hidden ones, which the daemon does not load")]
+    LeadingDot,
     #[error("'%' may only appear once, as the '%d' of a name template")]
     BadTemplate,
     #[error("expected six hexadecimal bytes separated by ':', such as 52:54:00:12:34:56")]
