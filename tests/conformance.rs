@@ -11,6 +11,7 @@ fn networkxml2xml_cases_through_xml_format() {
         return;
     };
     let cases = read_tsv(&corpus.join("networkxml2xml-cases.tsv"));
+    assert_eq!(cases.len(), 47, "libvirt 11.3's networkxml2xml cases");
     let mut failures = Vec::new();
     for case in &cases {
         let [name, flags, expect] = case.as_slice() else {
@@ -59,6 +60,7 @@ fn networkxml2xmlupdate_cases() {
         return;
     };
     let cases = read_tsv(&corpus.join("networkxml2xmlupdate-cases.tsv"));
+    assert_eq!(cases.len(), 45, "libvirt 11.3's networkxml2xmlupdate cases");
     let mut failures = Vec::new();
     for case in &cases {
         let [
