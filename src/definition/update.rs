@@ -100,9 +100,29 @@ fn unsupported_operation(message: impl Into<String>) -> DefinitionError {
 }
 
 impl NetworkDef {
-    /// Applies one net-update. `parent_index` selects the `<ip>` for the
-    /// dhcp sections; -1 picks the one that has DHCP (libvirt's rule).
+    /// Applies one net-update as libvirt's API does (virNetworkObjUpdate):
+    /// the change of the section, then a format and parse of the result,
+    /// so that no update leaves a definition that would not load again.
+    /// `parent_index` selects the `<ip>` for the dhcp sections; -1 picks
+    /// the one that has DHCP (libvirt's rule).
     pub fn update(
+        &mut self,
+        command: UpdateCommand,
+        section: UpdateSection,
+        parent_index: i32,
+        xml: &str,
+    ) -> Result<()> {
+        let mut updated = self.clone();
+        updated.update_section(command, section, parent_index, xml)?;
+        NetworkDef::parse(&updated.to_xml(FormatFlags::default()))?;
+        *self = updated;
+        Ok(())
+    }
+
+    /// The change of one section alone, as libvirt's
+    /// virNetworkDefUpdateSection makes it (and its update tests run it):
+    /// the result may hold what the parser refuses.
+    pub fn update_section(
         &mut self,
         command: UpdateCommand,
         section: UpdateSection,
@@ -637,6 +657,30 @@ mod tests {
         )
         .unwrap();
         assert!(def.ips[0].dhcp.hosts.is_empty());
+    }
+
+    #[test]
+    fn an_update_whose_result_would_not_parse_is_refused() {
+        let xml = "<network><name>n</name><forward dev='eth0'/>\
+            <ip address='10.0.0.1' prefix='24'/></network>";
+        let mut def = NetworkDef::parse(xml).unwrap();
+        let before = def.clone();
+        let (command, section, interface) = (
+            UpdateCommand::AddLast,
+            UpdateSection::ForwardInterface,
+            "<interface dev='eth1'/>",
+        );
+        let error = def.update(command, section, -1, interface).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("multiple forwarding interfaces specified for network 'n'"),
+            "{error}"
+        );
+        assert_eq!(def, before);
+        // The section's change alone, as libvirt's update tests run it.
+        def.update_section(command, section, -1, interface).unwrap();
+        assert_eq!(def.forward.unwrap().interfaces.len(), 2);
     }
 
     #[test]
