@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::definition::values::ConfigText;
 use crate::definition::{DNSMASQ_NAMESPACE, Metadata};
-use crate::xml::tree::{Element, Node};
+use crate::xml::tree::{Element, Node, XML_BLANK};
 
 use super::scalars::config_text;
 use super::shape::check_shape;
@@ -66,6 +66,7 @@ pub(super) fn metadata(root: &Element, element: &Element) -> Option<Metadata> {
     // libvirt would print `<metadata/>` here, which it then drops when the
     // output is read back; dropping it at once keeps formatting idempotent.
     kept.elements().next()?;
+    drop_blanks_beside_elements(&mut kept);
     let mut used = Vec::new();
     collect_prefixes(&kept, &mut used);
     let inherited = used
@@ -82,6 +83,22 @@ pub(super) fn metadata(root: &Element, element: &Element) -> Option<Metadata> {
         element: kept,
         inherited,
     })
+}
+
+/// Drops blank text beside child elements, all the way down, as libvirt
+/// parses (without keeping blanks) and as the writer leaves it out: what
+/// is kept is then what reads back.
+fn drop_blanks_beside_elements(element: &mut Element) {
+    if element.elements().next().is_some() {
+        element.children.retain(
+            |node| !matches!(node, Node::Text(text) if text.trim_matches(XML_BLANK).is_empty()),
+        );
+    }
+    for node in &mut element.children {
+        if let Node::Element(child) = node {
+            drop_blanks_beside_elements(child);
+        }
+    }
 }
 
 /// Prefixes used in a subtree but not declared inside it.

@@ -37,6 +37,12 @@ fn lease(element: &Element) -> Result<Option<Lease>> {
             "The minimum lease time should be greater than 2 minutes",
         ));
     }
+    // An infinite lease has no unit: libvirt prints none, so none is kept.
+    let unit = if expiry == 0 {
+        LeaseUnit::Minutes
+    } else {
+        unit
+    };
     Ok(Some(Lease { expiry, unit }))
 }
 

@@ -332,15 +332,27 @@ fn bridge(element: Option<&Element>, network: &str) -> Result<(Bridge, bool)> {
 mod tests {
     use crate::definition::{FormatFlags, NetworkDef};
 
+    /// The formatted text, after checking that it reads back into the
+    /// same definition and formats the same again.
     fn round_trip(xml: &str) -> String {
-        let first = NetworkDef::parse(xml)
-            .unwrap()
-            .to_xml(FormatFlags::default());
-        let second = NetworkDef::parse(&first)
-            .unwrap()
-            .to_xml(FormatFlags::default());
-        assert_eq!(first, second, "formatting is idempotent");
+        let def = NetworkDef::parse(xml).unwrap();
+        let first = def.to_xml(FormatFlags::default());
+        let reparsed = NetworkDef::parse(&first).unwrap();
+        assert_eq!(reparsed, def, "the definition reads back the same");
+        assert_eq!(
+            reparsed.to_xml(FormatFlags::default()),
+            first,
+            "formatting is idempotent"
+        );
         first
+    }
+
+    #[test]
+    fn an_infinite_lease_reads_back_the_same_whatever_its_unit() {
+        let xml = "<network><name>l</name><ip address='10.0.0.1' prefix='24'><dhcp>\
+            <host mac='52:54:00:00:00:01' ip='10.0.0.5'><lease expiry='0' unit='hours'/></host>\
+            </dhcp></ip></network>";
+        assert!(round_trip(xml).contains("<lease expiry='0'/>"));
     }
 
     #[test]
@@ -349,6 +361,21 @@ mod tests {
         assert!(!round_trip(xml).contains("metadata"));
         let kept = "<network><name>m</name><metadata><a:x xmlns:a='urn:a'>t</a:x><plain/></metadata></network>";
         assert!(round_trip(kept).contains("<a:x xmlns:a=\"urn:a\">t</a:x>"));
+    }
+
+    #[test]
+    fn metadata_with_text_beside_elements_reads_back_the_same() {
+        let xml = "<network><name>m</name><metadata>\
+            <a:x xmlns:a='urn:a'>text\n  <a:y>\n    <a:z/>\n  </a:y>\n  <a:w/>\n</a:x>\
+            </metadata></network>";
+        assert!(round_trip(xml).contains("<a:x xmlns:a=\"urn:a\">text\n  <a:y>"));
+    }
+
+    #[test]
+    fn an_empty_portgroup_virtualport_reads_back_the_same() {
+        let xml = "<network><name>p</name><forward mode='bridge'/><bridge name='br0'/>\
+            <portgroup name='a'><virtualport/></portgroup></network>";
+        assert!(round_trip(xml).contains("<portgroup name='a'>\n  </portgroup>"));
     }
 
     #[test]

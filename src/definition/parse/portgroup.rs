@@ -204,9 +204,11 @@ pub(in crate::definition) fn portgroup(element: &Element) -> Result<PortGroup> {
         name: config_text("portgroup name", name)?,
         is_default,
         trust_guest_rx_filters: yes_no(element, "trustGuestRxFilters")?,
+        // An empty `<virtualport/>` says nothing, and libvirt prints none.
         virtualport: single(element, "virtualport")?
             .map(|port| virtualport(port, false))
-            .transpose()?,
+            .transpose()?
+            .filter(|port| *port != VirtualPort::default()),
         bandwidth: single(element, "bandwidth")?.map(bandwidth).transpose()?,
         vlan: single(element, "vlan")?.map(vlan).transpose()?,
     })
