@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use libfuzzer_sys::fuzz_target;
 use virtnet::definition::NetworkDef;
 use virtnet::plan::dnsmasq::{DnsmasqFiles, DnsmasqPlan, Profile, plan};
-use virtnet::xml::tree::MAX_DOCUMENT_BYTES;
+use virtnet_fuzz::parse_network;
 
 /// Every option the planner writes itself.
 const OPTIONS: &[&str] = &[
@@ -90,18 +90,9 @@ fn check_lines(def: &NetworkDef, plan: &DnsmasqPlan) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    if data.len() > MAX_DOCUMENT_BYTES {
-        return;
-    }
-    let Ok(text) = std::str::from_utf8(data) else {
+    let Some(def) = parse_network(data).filter(|def| def.validate().is_ok()) else {
         return;
     };
-    let Ok(def) = NetworkDef::parse(text) else {
-        return;
-    };
-    if def.validate().is_err() {
-        return;
-    }
     // The daemon names a bridge from a template before it plans.
     let bridge = match &def.bridge.name {
         Some(name) if !name.is_template() => name.as_str().to_owned(),

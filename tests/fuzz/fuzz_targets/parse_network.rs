@@ -4,18 +4,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use virtnet::definition::NetworkDef;
-use virtnet::xml::tree::MAX_DOCUMENT_BYTES;
-use virtnet_fuzz::assert_round_trip;
+use virtnet_fuzz::{assert_round_trip, parse_network};
 
 fuzz_target!(|data: &[u8]| {
-    if data.len() > MAX_DOCUMENT_BYTES {
-        return;
-    }
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    let Ok(def) = NetworkDef::parse(text) else {
+    let Some(def) = parse_network(data) else {
         return;
     };
     let _ = def.validate();

@@ -2,6 +2,17 @@
 //! reach must survive, and how an input is read as a net-update.
 
 use virtnet::definition::{FormatFlags, NetworkDef, UpdateCommand, UpdateSection};
+use virtnet::xml::tree::MAX_DOCUMENT_BYTES;
+
+/// The input as a network document, when it is one `NetworkDef::parse`
+/// takes (inputs over the document limit are left out: they are refused
+/// unread).
+pub fn parse_network(data: &[u8]) -> Option<NetworkDef> {
+    if data.len() > MAX_DOCUMENT_BYTES {
+        return None;
+    }
+    NetworkDef::parse(std::str::from_utf8(data).ok()?).ok()
+}
 
 /// `def` formatted (as `net-dumpxml` prints it, and with `--inactive` as
 /// its configuration file is written) parses again into the same
