@@ -101,7 +101,10 @@ pub(super) fn forward(element: &Element, network: &str) -> Result<Option<Forward
 
     let nat = match nat_elements.as_slice() {
         [] => None,
-        [nat_element] => Some(nat(nat_element, mode, network)?),
+        // An empty `<nat/>` says nothing, and libvirt prints none.
+        [nat_element] => {
+            Some(nat(nat_element, mode, network)?).filter(|nat| *nat != Nat::default())
+        }
         _ => {
             return Err(invalid(format!(
                 "Only one <nat> element is allowed in <forward> of network {network}"

@@ -143,7 +143,10 @@ pub(super) fn network(root: &Element) -> Result<NetworkDef> {
 
     let domain = single(root, "domain")?.map(domain).transpose()?;
 
-    let bandwidth = single(root, "bandwidth")?.map(bandwidth).transpose()?;
+    let bandwidth = single(root, "bandwidth")?
+        .map(bandwidth)
+        .transpose()?
+        .flatten();
     let vlan = single(root, "vlan")?.map(vlan).transpose()?;
     let port_isolated = match single(root, "port")? {
         Some(port) => {
@@ -376,6 +379,27 @@ mod tests {
         let xml = "<network><name>p</name><forward mode='bridge'/><bridge name='br0'/>\
             <portgroup name='a'><virtualport/></portgroup></network>";
         assert!(round_trip(xml).contains("<portgroup name='a'>\n  </portgroup>"));
+    }
+
+    #[test]
+    fn an_empty_nat_reads_back_the_same() {
+        let xml = "<network><name>n</name><forward mode='nat'><nat/></forward>\
+            <ip address='10.0.0.1' prefix='24'/></network>";
+        assert!(round_trip(xml).contains("<forward mode='nat'/>"));
+    }
+
+    #[test]
+    fn a_bandwidth_that_limits_nothing_reads_back_the_same() {
+        let xml = "<network><name>b</name><bandwidth><inbound average='0'/>\
+            <outbound average='100'/></bandwidth><ip address='10.0.0.1' prefix='24'/></network>";
+        let formatted = round_trip(xml);
+        assert!(
+            formatted.contains("<bandwidth>\n    <outbound average='100'/>\n  </bandwidth>"),
+            "{formatted}"
+        );
+        let xml = "<network><name>b</name><bandwidth><inbound average='0'/></bandwidth>\
+            <ip address='10.0.0.1' prefix='24'/></network>";
+        assert!(!round_trip(xml).contains("bandwidth"));
     }
 
     #[test]

@@ -209,12 +209,17 @@ pub(in crate::definition) fn portgroup(element: &Element) -> Result<PortGroup> {
             .map(|port| virtualport(port, false))
             .transpose()?
             .filter(|port| *port != VirtualPort::default()),
-        bandwidth: single(element, "bandwidth")?.map(bandwidth).transpose()?,
+        bandwidth: single(element, "bandwidth")?
+            .map(bandwidth)
+            .transpose()?
+            .flatten(),
         vlan: single(element, "vlan")?.map(vlan).transpose()?,
     })
 }
 
-pub(super) fn bandwidth(element: &Element) -> Result<Bandwidth> {
+/// A `<bandwidth>`; `None` when it limits nothing: libvirt prints no rate
+/// of average 0 and keeps no `<bandwidth>` without a rate.
+pub(super) fn bandwidth(element: &Element) -> Result<Option<Bandwidth>> {
     check_shape(element, &["classID"], &["inbound", "outbound"])?;
     if unsigned::<u32>(element, "classID")?.is_some() {
         return Err(invalid(
@@ -243,15 +248,17 @@ pub(super) fn bandwidth(element: &Element) -> Result<Bandwidth> {
                 "floor attribute is not supported for this config",
             ));
         }
-        Ok(Some(Rate {
+        let rate = Rate {
             average: average.unwrap_or(0),
             peak: peak.unwrap_or(0),
             floor: 0,
             burst: burst.unwrap_or(0),
-        }))
+        };
+        Ok(Some(rate).filter(|rate| rate.average != 0))
     };
-    Ok(Bandwidth {
+    let bandwidth = Bandwidth {
         inbound: rate("inbound")?,
         outbound: rate("outbound")?,
-    })
+    };
+    Ok((bandwidth != Bandwidth::default()).then_some(bandwidth))
 }
