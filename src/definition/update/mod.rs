@@ -198,6 +198,24 @@ impl NetworkDef {
         let interface = ForwardInterface::Netdev(dev.clone());
         let existing = forward.interfaces.iter().position(|i| *i == interface);
         if command.is_add() {
+            // A pool is one kind: beside a <pf> or PCI addresses an
+            // <interface> would be dropped when the definition is read again.
+            let other_kind = if forward.pf.is_some() {
+                Some("<pf>")
+            } else if forward
+                .interfaces
+                .iter()
+                .any(|i| matches!(i, ForwardInterface::Pci(_)))
+            {
+                Some("PCI <address> elements")
+            } else {
+                None
+            };
+            if let Some(other_kind) = other_kind {
+                return Err(unsupported_operation(format!(
+                    "network '{network}' lists its forward devices by {other_kind}; an <interface dev='{dev}'> cannot be added to them"
+                )));
+            }
             if existing.is_some() {
                 return Err(invalid_operation(format!(
                     "there is an existing interface entry in network '{network}' that matches \"<interface dev='{dev}'>\""
@@ -306,6 +324,34 @@ mod tests {
         // The section's change alone, as libvirt's update tests run it.
         def.update_section(command, section, -1, interface).unwrap();
         assert_eq!(def.forward.unwrap().interfaces.len(), 2);
+    }
+
+    #[test]
+    fn an_interface_cannot_join_a_pool_listed_by_pf_or_pci_address() {
+        for (xml, refused) in [
+            (
+                "<network><name>p</name><forward mode='passthrough'><pf dev='eth0'/></forward></network>",
+                "<pf>",
+            ),
+            (
+                "<network><name>h</name><forward mode='hostdev'>\
+                 <address type='pci' domain='0' bus='1' slot='2' function='3'/></forward></network>",
+                "PCI <address>",
+            ),
+        ] {
+            let mut def = NetworkDef::parse(xml).unwrap();
+            let before = def.clone();
+            let error = def
+                .update(
+                    UpdateCommand::AddLast,
+                    UpdateSection::ForwardInterface,
+                    -1,
+                    "<interface dev='eth1'/>",
+                )
+                .unwrap_err();
+            assert!(error.to_string().contains(refused), "{error}");
+            assert_eq!(def, before);
+        }
     }
 
     #[test]
