@@ -408,6 +408,16 @@ pub struct Dhcp {
     pub bootp: Option<Bootp>,
 }
 
+impl Dhcp {
+    /// Leaves out a `<bootp>` that no range or host serves: libvirt prints
+    /// it only inside a `<dhcp>` with either, and dnsmasq gets none then.
+    pub(crate) fn drop_unserved_bootp(&mut self) {
+        if self.ranges.is_empty() && self.hosts.is_empty() {
+            self.bootp = None;
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DhcpRange {
     pub start: IpAddr,

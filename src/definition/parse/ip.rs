@@ -203,11 +203,13 @@ fn dhcp(element: &Element, ip: &IpDef, network: &str) -> Result<Dhcp> {
         }
         _ => None,
     };
-    Ok(Dhcp {
+    let mut dhcp = Dhcp {
         ranges,
         hosts,
         bootp,
-    })
+    };
+    dhcp.drop_unserved_bootp();
+    Ok(dhcp)
 }
 
 pub(super) fn ip(element: &Element, network: &str) -> Result<IpDef> {

@@ -403,6 +403,13 @@ mod tests {
     }
 
     #[test]
+    fn a_bootp_without_ranges_or_hosts_reads_back_the_same() {
+        let xml = "<network><name>b</name><ip address='10.0.0.1' prefix='24'><dhcp>\
+            <bootp file='pxe.img'/></dhcp></ip></network>";
+        assert!(!round_trip(xml).contains("bootp"));
+    }
+
+    #[test]
     fn tabs_and_line_breaks_in_attributes_survive_a_round_trip() {
         let xml = "<network><name>t</name><forward/><dns><forwarder domain='a&#9;b'/></dns>\
             <ip address='10.0.0.1' prefix='24'/></network>";

@@ -129,6 +129,7 @@ impl NetworkDef {
                     )));
                 };
                 self.ips[index].dhcp.hosts.remove(position);
+                self.ips[index].dhcp.drop_unserved_bootp();
             }
         }
         Ok(())
@@ -180,6 +181,7 @@ impl NetworkDef {
                 )));
             };
             self.ips[index].dhcp.ranges.remove(position);
+            self.ips[index].dhcp.drop_unserved_bootp();
         }
         Ok(())
     }
@@ -188,6 +190,23 @@ impl NetworkDef {
 #[cfg(test)]
 mod tests {
     use crate::definition::*;
+
+    #[test]
+    fn deleting_the_last_range_leaves_no_bootp_behind() {
+        let mut def = NetworkDef::parse(
+            "<network><name>n</name><ip address='10.0.0.1' prefix='24'><dhcp>\
+             <range start='10.0.0.2' end='10.0.0.9'/><bootp file='pxe.img'/></dhcp></ip></network>",
+        )
+        .unwrap();
+        def.update(
+            UpdateCommand::Delete,
+            UpdateSection::IpDhcpRange,
+            -1,
+            "<range start='10.0.0.2' end='10.0.0.9'/>",
+        )
+        .unwrap();
+        assert_eq!(def.ips[0].dhcp, Dhcp::default());
+    }
 
     #[test]
     fn dhcp_hosts_match_by_mac_whatever_its_spelling() {
