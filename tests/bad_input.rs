@@ -236,6 +236,15 @@ fn addresses_masks_and_ranges() {
 }
 
 #[test]
+fn pci_functions_over_7_are_refused_even_in_an_empty_address() {
+    refused(
+        "<network><name>h</name><forward mode='hostdev'>\
+         <address type='pci' domain='0' bus='0' slot='0' function='0x8'/></forward></network>",
+        "Invalid PCI address function=0x8, must be <= 7",
+    );
+}
+
+#[test]
 fn define_time_checks_run_in_xml_validate() {
     let two_dhcp = with(
         "</network>",

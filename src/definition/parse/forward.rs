@@ -46,12 +46,15 @@ fn pci_address(element: &Element) -> Result<PciAddress> {
                 pci.slot
             )));
         }
-        if pci.function > 7 {
-            return Err(invalid(format!(
-                "Invalid PCI address function=0x{:x}, must be <= 7",
-                pci.function
-            )));
-        }
+    }
+    // Checked even in an address libvirt deems empty: libvirt prints the
+    // function as `0x` and its decimal digits, which reads back as another
+    // number once it is over 7.
+    if pci.function > 7 {
+        return Err(invalid(format!(
+            "Invalid PCI address function=0x{:x}, must be <= 7",
+            pci.function
+        )));
     }
     Ok(pci)
 }
