@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::virtnet;
+use common::daemon::{Daemon, DaemonConfig, client, start_bus};
+use common::netns::Netns;
+use common::{ScratchDir, virtnet};
 
 const VALID: &str = "<network>
   <name>keennet</name>
@@ -234,6 +236,15 @@ fn addresses_masks_and_ranges() {
 }
 
 #[test]
+fn pci_functions_over_7_are_refused_even_in_an_empty_address() {
+    refused(
+        "<network><name>h</name><forward mode='hostdev'>\
+         <address type='pci' domain='0' bus='0' slot='0' function='0x8'/></forward></network>",
+        "Invalid PCI address function=0x8, must be <= 7",
+    );
+}
+
+#[test]
 fn define_time_checks_run_in_xml_validate() {
     let two_dhcp = with(
         "</network>",
@@ -262,6 +273,131 @@ fn define_time_checks_run_in_xml_validate() {
         same_names.as_bytes(),
         "multiple <portgroup> elements with the same name (a)",
     );
+}
+
+/// `VALID` with a DHCP host whose address lies outside the subnet.
+fn with_host_outside_the_subnet() -> String {
+    with(
+        "</dhcp>",
+        "<host mac='52:54:00:00:00:09' ip='192.168.133.9'/></dhcp>",
+    )
+}
+
+const OUTSIDE_THE_SUBNET: &str =
+    "DHCP host address 192.168.133.9 is outside the subnet 192.168.132.0/24 of network 'keennet'";
+
+#[test]
+fn names_starting_with_a_dot_and_hosts_outside_the_subnet_are_refused_at_define() {
+    for name in [".hidden", ".", ".."] {
+        let input = with("<name>keennet</name>", &format!("<name>{name}</name>"));
+        assert_refused(
+            "xml-validate",
+            input.as_bytes(),
+            &format!("invalid value '{name}' for network name: starts with '.'"),
+        );
+        // libvirt's parser takes such a name; only the define-time checks refuse it.
+        let output = virtnet(&["xml-format", "-"], input.as_bytes());
+        assert!(output.status.success(), "{name}: {output:?}");
+    }
+    let outside = with_host_outside_the_subnet();
+    assert_refused("xml-validate", outside.as_bytes(), OUTSIDE_THE_SUBNET);
+    let output = virtnet(&["xml-format", "-"], outside.as_bytes());
+    assert!(output.status.success(), "{output:?}");
+}
+
+/// net-define, net-create and net-update through the daemon (kernel
+/// driver, in a namespace of the test's own) refuse what xml-validate
+/// refuses, and keep nothing of it.
+#[test]
+fn the_daemon_refuses_bad_definitions_and_keeps_nothing_of_them() {
+    const BUS_NAME: &str = "org.virtnet";
+    let ns = Netns::new("badin");
+    let scratch = ScratchDir::new("bad-input");
+    let bus = start_bus(&ns, &scratch.0, None);
+    let _daemon = Daemon::start(&DaemonConfig::kernel(
+        &ns,
+        &bus.address,
+        BUS_NAME,
+        &scratch.0,
+        &[],
+    ));
+    let run = |args: &[&str]| client(&bus.address, BUS_NAME, args);
+    let file = |label: &str, xml: &str| {
+        let path = scratch.0.join(format!("{label}.xml"));
+        std::fs::write(&path, xml).expect("input file");
+        path.to_str().expect("utf-8 path").to_owned()
+    };
+    let refused = |args: &[&str], expected: &str| {
+        let output = run(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    };
+
+    let valid = file("valid", VALID);
+    assert!(run(&["net-define", &valid]).status.success());
+    let before = run(&["net-dumpxml", "keennet"]).stdout;
+
+    for name in [".hidden", ".", ".."] {
+        let input = file(
+            "dotted",
+            &with("<name>keennet</name>", &format!("<name>{name}</name>"))
+                .replace("keenbr0", "keenbr1"),
+        );
+        for verb in ["net-define", "net-create"] {
+            refused(
+                &[verb, &input],
+                &format!("invalid value '{name}' for network name"),
+            );
+        }
+    }
+    let outside = file(
+        "outside",
+        &with_host_outside_the_subnet()
+            .replace("keennet", "keennet2")
+            .replace("keenbr0", "keenbr2"),
+    );
+    for verb in ["net-define", "net-create"] {
+        refused(
+            &[verb, &outside],
+            OUTSIDE_THE_SUBNET.replace("keennet", "keennet2").as_str(),
+        );
+    }
+    refused(
+        &[
+            "net-update",
+            "keennet",
+            "add",
+            "ip-dhcp-host",
+            "<host mac='52:54:00:00:00:09' ip='192.168.133.9'/>",
+            "--config",
+        ],
+        OUTSIDE_THE_SUBNET,
+    );
+
+    let listed = run(&["net-list", "--all", "--name"]);
+    assert_eq!(String::from_utf8_lossy(&listed.stdout).trim(), "keennet");
+    assert_eq!(run(&["net-dumpxml", "keennet"]).stdout, before);
+    let mut kept = Vec::new();
+    let mut folders = vec![scratch.0.join("virtnet")];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).expect("daemon folder") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                kept.push(path);
+            }
+        }
+    }
+    let strays: Vec<_> = kept
+        .iter()
+        .filter(|path| {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with('.') || name.contains("keennet2")
+        })
+        .collect();
+    assert!(strays.is_empty(), "left behind: {strays:?}");
 }
 
 #[test]

@@ -18,6 +18,7 @@ fn networkxml2conf_cases() {
     };
     let data = corpus.join("networkxml2confdata");
     let cases = read_tsv(&corpus.join("networkxml2conf-cases.tsv"));
+    assert_eq!(cases.len(), 27, "libvirt 11.3's networkxml2conf cases");
     // As libvirt's test runs: this state directory, no pid file.
     let files = DnsmasqFiles {
         state_dir: PathBuf::from("/var/lib/libvirt/dnsmasq"),

@@ -36,6 +36,15 @@ pub enum DefinitionError {
         #[source]
         source: ValueError,
     },
+    /// dnsmasq ignores a reservation outside the subnet it serves.
+    #[error(
+        "unsupported configuration: DHCP host address {address} is outside the subnet {subnet} of network '{network}'"
+    )]
+    HostOutsideSubnet {
+        address: String,
+        subnet: String,
+        network: String,
+    },
     #[error("internal error: cannot generate a UUID")]
     Random(#[source] std::io::Error),
 }

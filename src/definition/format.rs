@@ -385,7 +385,7 @@ fn write_ip(w: &mut XmlWriter, ip: &IpDef) {
         }
         for host in &ip.dhcp.hosts {
             w.tag("host")
-                .attr_opt("mac", host.mac)
+                .attr_opt("mac", host.mac.as_ref())
                 .attr_opt("id", host.id.as_ref())
                 .attr_opt("name", host.name.as_ref())
                 .attr_opt("ip", host.ip.as_ref().map(address))

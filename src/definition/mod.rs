@@ -15,7 +15,9 @@ pub use error::{DefinitionError, error_chain};
 pub use format::{FormatFlags, address as format_address, write_bandwidth};
 pub use update::{UpdateCommand, UpdateSection};
 pub use validate::range_size;
-pub use values::{BridgeName, ConfigText, LinkName, MacAddr, NetworkName, Uuid, ValueError};
+pub use values::{
+    BridgeName, ConfigText, LinkName, MacAddr, MacAsWritten, NetworkName, Uuid, ValueError,
+};
 
 use crate::xml::tree::{Element, NsBinding};
 
@@ -406,6 +408,16 @@ pub struct Dhcp {
     pub bootp: Option<Bootp>,
 }
 
+impl Dhcp {
+    /// Leaves out a `<bootp>` that no range or host serves: libvirt prints
+    /// it only inside a `<dhcp>` with either, and dnsmasq gets none then.
+    pub(crate) fn drop_unserved_bootp(&mut self) {
+        if self.ranges.is_empty() && self.hosts.is_empty() {
+            self.bootp = None;
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DhcpRange {
     pub start: IpAddr,
@@ -415,7 +427,7 @@ pub struct DhcpRange {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DhcpHost {
-    pub mac: Option<MacAddr>,
+    pub mac: Option<MacAsWritten>,
     pub id: Option<ConfigText>,
     pub name: Option<ConfigText>,
     pub ip: Option<IpAddr>,

@@ -107,6 +107,16 @@ const BURST_LIMIT: u64 = (u32::MAX >> 10) as u64;
 /// tests do not, which is why `xml-format` does not either.
 pub(super) fn network(def: &NetworkDef) -> Result<()> {
     let name = def.name.as_str();
+    // The definition and status files are named after the network, and
+    // their loaders skip hidden files: such a network would keep running
+    // unknown to the daemon after its restart. libvirt has the same trap.
+    if name.starts_with('.') {
+        return Err(DefinitionError::value(
+            "network name",
+            name,
+            ValueError::LeadingDot,
+        ));
+    }
     let mode = def.forward_mode();
     let mode_name = mode.map_or("none", ForwardMode::as_str);
     let bandwidth_allowed = match mode {
@@ -213,7 +223,32 @@ pub(super) fn network(def: &NetworkDef) -> Result<()> {
             )));
         }
     }
+    for ip in &def.ips {
+        for host in &ip.dhcp.hosts {
+            check_host_in_subnet(host, ip, name)?;
+        }
+    }
     check_portgroups(def, bandwidth_allowed, mode_name)
+}
+
+/// A DHCP host's address lies in the subnet of its `<ip>`: dnsmasq would
+/// silently ignore the reservation otherwise. libvirt does not check.
+pub(super) fn check_host_in_subnet(host: &DhcpHost, ip: &IpDef, network: &str) -> Result<()> {
+    // Without a prefix there is no subnet; dnsmasq's plan refuses that.
+    let (Some(host_address), Some(prefix)) = (&host.ip, ip.effective_prefix()) else {
+        return Ok(());
+    };
+    if in_subnet(&ip.address, prefix, host_address) {
+        return Ok(());
+    }
+    Err(DefinitionError::HostOutsideSubnet {
+        address: address(host_address),
+        subnet: format!(
+            "{}/{prefix}",
+            address(&network_address(&ip.address, prefix))
+        ),
+        network: network.to_owned(),
+    })
 }
 
 fn check_portgroups(def: &NetworkDef, bandwidth_allowed: bool, mode_name: &str) -> Result<()> {

@@ -15,6 +15,8 @@ pub enum ValueError {
     IllegalChar(char),
     #[error("'.' and '..' are not usable as interface names")]
     DotName,
+    #[error("starts with '.': its files would be hidden ones, which the daemon does not load")]
+    LeadingDot,
     #[error("'%' may only appear once, as the '%d' of a name template")]
     BadTemplate,
     #[error("expected six hexadecimal bytes separated by ':', such as 52:54:00:12:34:56")]
@@ -208,6 +210,44 @@ impl fmt::Display for MacAddr {
     }
 }
 
+/// A MAC address with the spelling it was given in. libvirt keeps a DHCP
+/// host's MAC as text: it prints it, and writes it into dnsmasq's hosts
+/// file, as written, so that the XML a tool sent comes back unchanged;
+/// comparisons use the address ([`MacAsWritten::address`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MacAsWritten {
+    address: MacAddr,
+    // Parsing the address guarantees six groups of hex digits and ':'.
+    text: String,
+}
+
+impl MacAsWritten {
+    pub fn address(&self) -> MacAddr {
+        self.address
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl FromStr for MacAsWritten {
+    type Err = ValueError;
+
+    fn from_str(value: &str) -> Result<Self, ValueError> {
+        Ok(Self {
+            address: value.parse()?,
+            text: value.to_owned(),
+        })
+    }
+}
+
+impl fmt::Display for MacAsWritten {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Uuid(pub [u8; 16]);
 
@@ -318,6 +358,20 @@ mod tests {
                 .parse::<MacAddr>()
                 .unwrap()
                 .is_multicast()
+        );
+    }
+
+    #[test]
+    fn mac_as_written_keeps_its_spelling_and_compares_by_address() {
+        let upper: MacAsWritten = "52:54:00:E6:A2:C9".parse().unwrap();
+        let short: MacAsWritten = "52:54:0:e6:a2:c9".parse().unwrap();
+        assert_eq!(upper.to_string(), "52:54:00:E6:A2:C9");
+        assert_eq!(short.as_str(), "52:54:0:e6:a2:c9");
+        assert_eq!(upper.address(), short.address());
+        assert_ne!(upper, short);
+        assert_eq!(
+            "52:54:00:e6:a2:c9 ".parse::<MacAsWritten>(),
+            Err(ValueError::Mac)
         );
     }
 

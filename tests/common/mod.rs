@@ -14,19 +14,29 @@ pub fn project_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Set (to anything but `0`) by scripts/test: a missing corpus then fails
+/// the tests that compare with it, so that they cannot pass unseen.
+pub const REQUIRE_CORPUS: &str = "VIRTNET_REQUIRE_CORPUS";
+
 /// libvirt's conformance corpus, kept beside the project (never copied
-/// into it). `None`, with a message saying so, when it is not there.
+/// into it). `None`, with a message saying so, when it is not there;
+/// a failure instead when [`REQUIRE_CORPUS`] is set.
 pub fn corpus_dir(test: &str) -> Option<PathBuf> {
     let dir = project_dir().join("../shared/conformance/libvirt");
     if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIPPED {test}: libvirt's conformance corpus is not at {} (it lives in ../shared beside the project)",
-            dir.display()
-        );
-        None
+        return Some(dir);
     }
+    let required = std::env::var_os(REQUIRE_CORPUS).is_some_and(|value| value != "0");
+    assert!(
+        !required,
+        "{test}: libvirt's conformance corpus is not at {}, and {REQUIRE_CORPUS} requires it",
+        dir.display()
+    );
+    eprintln!(
+        "SKIPPED {test}: libvirt's conformance corpus is not at {} (it lives in ../shared beside the project)",
+        dir.display()
+    );
+    None
 }
 
 pub fn sample_paths() -> Vec<PathBuf> {
