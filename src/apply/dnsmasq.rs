@@ -254,7 +254,7 @@ impl DnsmasqInstance {
             })?;
         }
         match Process::of(self.pid, &self.paths.config) {
-            Some(process) => process.signal(libc::SIGHUP),
+            Some(process) => process.signal(rustix::process::Signal::HUP),
             None => Ok(()),
         }
     }

@@ -1,6 +1,9 @@
 //! The verbs that print tables: `net-list` and `net-dhcp-leases`, laid out
 //! as virsh lays them out.
 
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
 use super::args::virtnet::ListArgs;
 use super::client::{Client, Properties};
 use super::failure::{Context, Failure};
@@ -95,6 +98,11 @@ pub(super) async fn leases(
         .await
         .context(|| format!("Failed to get leases info for {network}"))?;
     leases.sort_by(|a, b| (&a.3, &a.5).cmp(&(&b.3, &b.5)));
+    // The system's zone, as localtime_r finds it (TZ, else /etc/localtime):
+    // reading it reads files.
+    let zone = tokio::task::spawn_blocking(TimeZone::system)
+        .await
+        .map_err(|error| Failure::new(format!("cannot read the local time zone: {error}")))?;
     let dash = |text: String| {
         if text.is_empty() {
             "-".to_owned()
@@ -107,7 +115,7 @@ pub(super) async fn leases(
         .map(
             |(_, expiry, kind, mac, _, address, prefix, hostname, client_id)| {
                 vec![
-                    local_time(expiry),
+                    local_time(expiry, &zone),
                     dash(mac),
                     if kind == 0 { "ipv4" } else { "ipv6" }.to_owned(),
                     format!("{address}/{prefix}"),
@@ -130,25 +138,42 @@ pub(super) async fn leases(
     ))
 }
 
-/// `expiry` (seconds since the epoch) as virsh prints it, in local time.
-fn local_time(expiry: i64) -> String {
-    let time: libc::time_t = expiry;
-    // SAFETY: `tm` is plain data that localtime_r fills in; both pointers
-    // are valid for the call.
-    let tm = unsafe {
-        let mut tm: libc::tm = std::mem::zeroed();
-        if libc::localtime_r(&time, &mut tm).is_null() {
-            return expiry.to_string();
-        }
-        tm
+/// `expiry` (seconds since the epoch) in `zone`, as virsh prints it
+/// (strftime's `%Y-%m-%d %H:%M:%S` of localtime_r).
+fn local_time(expiry: i64, zone: &TimeZone) -> String {
+    let Ok(instant) = Timestamp::from_second(expiry) else {
+        return expiry.to_string();
     };
+    let time = zone.to_datetime(instant);
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        tm.tm_year + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec
+        time.year(),
+        time.month(),
+        time.day(),
+        time.hour(),
+        time.minute(),
+        time.second()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_is_printed_in_the_given_zone() {
+        // Central European time: UTC+1 in winter, UTC+2 from the last
+        // Sunday of March.
+        let zone = TimeZone::posix("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
+        // 2023-11-14 22:13:20 UTC.
+        assert_eq!(local_time(1_700_000_000, &zone), "2023-11-14 23:13:20");
+        // 2024-07-01 00:00:05 UTC.
+        assert_eq!(local_time(1_719_792_005, &zone), "2024-07-01 02:00:05");
+        assert_eq!(local_time(0, &TimeZone::UTC), "1970-01-01 00:00:00");
+    }
+
+    #[test]
+    fn an_expiry_out_of_range_is_printed_as_a_number() {
+        assert_eq!(local_time(i64::MAX, &TimeZone::UTC), i64::MAX.to_string());
+    }
 }

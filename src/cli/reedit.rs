@@ -4,6 +4,8 @@
 
 use std::io::{IsTerminal, Read, Write};
 
+use rustix::termios::{OptionalActions, Termios, tcgetattr, tcsetattr};
+
 /// What the user chose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Answer {
@@ -80,34 +82,22 @@ fn ask_on_terminal(verdict: &str, reason: Option<&str>) -> std::io::Result<Optio
 /// Standard input in raw mode (one key at a time, no echo) until dropped,
 /// as vshTTYMakeRaw sets it.
 struct RawMode {
-    saved: libc::termios,
+    saved: Termios,
 }
 
 impl RawMode {
     fn enter() -> std::io::Result<Self> {
-        // SAFETY: termios is plain data; all zeroes is a valid value that
-        // tcgetattr overwrites.
-        let mut saved: libc::termios = unsafe { std::mem::zeroed() };
-        // SAFETY: standard input stays open for the process's life and
-        // `saved` is a live termios.
-        if unsafe { libc::tcgetattr(libc::STDIN_FILENO, &mut saved) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let mut raw = saved;
-        // SAFETY: `raw` is a live termios, which cfmakeraw only edits.
-        unsafe { libc::cfmakeraw(&mut raw) };
-        // SAFETY: as for tcgetattr; `raw` is a live, initialized termios.
-        if unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSAFLUSH, &raw) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+        let saved = tcgetattr(std::io::stdin())?;
+        let mut raw = saved.clone();
+        raw.make_raw();
+        tcsetattr(std::io::stdin(), OptionalActions::Flush, &raw)?;
         Ok(Self { saved })
     }
 }
 
 impl Drop for RawMode {
     fn drop(&mut self) {
-        // SAFETY: standard input is open; `saved` is the settings
-        // tcgetattr read.
-        unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSAFLUSH, &self.saved) };
+        // Nothing more to do if the terminal is gone.
+        let _ = tcsetattr(std::io::stdin(), OptionalActions::Flush, &self.saved);
     }
 }

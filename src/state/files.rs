@@ -4,9 +4,10 @@
 
 use std::fs::Permissions;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::Path;
+
+use tempfile::{Builder, NamedTempFile};
 
 /// Files only root reads: definitions, status, dnsmasq's configuration
 /// (libvirt's virXMLSaveFile and virFileWriteStr use 0600 for these).
@@ -18,13 +19,23 @@ pub const READABLE: u32 = 0o644;
 /// Directories: others may look up the readable files in them.
 pub const DIRECTORY: u32 = 0o755;
 
-/// A temporary name beside `path`, unique within this process, so that
-/// concurrent writers of different files never share one.
-fn temporary_beside(path: &Path) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+/// How the temporary files beside a file are named: `.NAME.RANDOM.tmp`,
+/// hidden, and known to [`remove_temporaries`].
+const TEMPORARY_SUFFIX: &str = ".tmp";
+
+/// A temporary object beside `path`, made by `make` from tempfile's
+/// builder of those names and the directory: a random name no other
+/// writer holds (tempfile tries names until one is free), the object
+/// removed when dropped unless persisted.
+fn temporary_beside<T>(
+    path: &Path,
+    make: impl FnOnce(&Builder, &Path) -> std::io::Result<NamedTempFile<T>>,
+) -> std::io::Result<NamedTempFile<T>> {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    path.with_file_name(format!(".{name}.{}.{count}.tmp", std::process::id()))
+    let prefix = format!(".{name}.");
+    let mut names = Builder::new();
+    names.prefix(&prefix).suffix(TEMPORARY_SUFFIX);
+    make(&names, path.parent().unwrap_or(Path::new("")))
 }
 
 fn sync_parent(path: &Path) -> std::io::Result<()> {
@@ -50,39 +61,19 @@ pub fn write_runtime(path: &Path, contents: &[u8], mode: u32) -> std::io::Result
 }
 
 fn replace(path: &Path, contents: &[u8], mode: u32, sync: bool) -> std::io::Result<()> {
-    let temporary = temporary_beside(path);
-    let written = create_new(&temporary, mode).and_then(|mut file| {
-        file.write_all(contents)?;
-        if sync { file.sync_all() } else { Ok(()) }
-    });
-    if let Err(error) = written.and_then(|()| std::fs::rename(&temporary, path)) {
-        let _ = std::fs::remove_file(&temporary);
-        return Err(error);
+    // Made new (O_EXCL, so no link is followed) and 0600, as private as
+    // any mode: the exact one is set before the contents go in, as the
+    // umask only takes permissions away.
+    let mut temporary = temporary_beside(path, |names, dir| names.tempfile_in(dir))?;
+    temporary
+        .as_file()
+        .set_permissions(Permissions::from_mode(mode))?;
+    temporary.write_all(contents)?;
+    if sync {
+        temporary.as_file().sync_all()?;
     }
+    temporary.persist(path)?;
     Ok(())
-}
-
-/// A new file with `mode`: no symlink is followed and no file reused. The
-/// mode is set once the file is open, as the umask only takes permissions
-/// away. A file already of that name is what an earlier process of the same
-/// pid left (the name is unique within a process): it is replaced.
-fn create_new(path: &Path, mode: u32) -> std::io::Result<std::fs::File> {
-    let open = || {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(path)
-    };
-    let file = match open() {
-        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-            remove(path)?;
-            open()?
-        }
-        opened => opened?,
-    };
-    file.set_permissions(Permissions::from_mode(mode))?;
-    Ok(file)
 }
 
 /// Makes `dir` and its missing parents, each with mode [`DIRECTORY`].
@@ -113,12 +104,12 @@ pub fn set_dir_mode(dir: &Path) -> std::io::Result<()> {
 
 /// Makes `link` a symbolic link to `target`, replacing any link there.
 pub fn symlink_atomically(target: &Path, link: &Path) -> std::io::Result<()> {
-    let temporary = temporary_beside(link);
-    std::os::unix::fs::symlink(target, &temporary)?;
-    if let Err(error) = std::fs::rename(&temporary, link) {
-        let _ = std::fs::remove_file(&temporary);
-        return Err(error);
-    }
+    temporary_beside(link, |names, dir| {
+        names.make_in(dir, |temporary| {
+            std::os::unix::fs::symlink(target, temporary)
+        })
+    })?
+    .persist(link)?;
     sync_parent(link)
 }
 
@@ -146,7 +137,7 @@ pub fn remove_temporaries(dir: &Path) -> std::io::Result<()> {
         let entry = entry?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with('.') && name.ends_with(".tmp") {
+        if name.starts_with('.') && name.ends_with(TEMPORARY_SUFFIX) {
             remove(&entry.path())?;
         }
     }
@@ -157,10 +148,19 @@ pub fn remove_temporaries(dir: &Path) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
     #[test]
     fn replaces_files_and_links_leaving_no_temporary() {
-        let dir = std::env::temp_dir().join(format!("virtnet-files-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
         let file = dir.join("a.xml");
         write_atomically(&file, b"one", PRIVATE).unwrap();
         write_runtime(&file, b"two", READABLE).unwrap();
@@ -169,23 +169,55 @@ mod tests {
         symlink_atomically(&file, &link).unwrap();
         symlink_atomically(&file, &link).unwrap();
         assert_eq!(std::fs::read_link(&link).unwrap(), file);
+        assert_eq!(names_in(dir), ["a.link", "a.xml"]);
         assert!(remove(&link).unwrap());
         assert!(!remove(&link).unwrap(), "already gone is fine");
-        std::fs::write(dir.join(".a.xml.1.2.tmp"), "half").unwrap();
-        remove_temporaries(&dir).unwrap();
-        let mut names: Vec<_> = std::fs::read_dir(&dir)
+
+        // What a crash between making a temporary and renaming it leaves.
+        let (_, file_left) = temporary_beside(&file, |names, dir| names.tempfile_in(dir))
             .unwrap()
-            .map(|entry| entry.unwrap().file_name())
-            .collect();
-        names.sort();
-        assert_eq!(names, ["a.xml"]);
-        std::fs::remove_dir_all(&dir).unwrap();
+            .keep()
+            .unwrap();
+        let (_, link_left) = temporary_beside(&link, |names, dir| {
+            names.make_in(dir, |temporary| {
+                std::os::unix::fs::symlink(&file, temporary)
+            })
+        })
+        .unwrap()
+        .keep()
+        .unwrap();
+        for (left, name) in [(&file_left, ".a.xml."), (&link_left, ".a.link.")] {
+            let left = left.file_name().unwrap().to_string_lossy();
+            assert!(left.starts_with(name) && left.ends_with(".tmp"), "{left}");
+        }
+        assert_eq!(names_in(dir).len(), 3);
+        remove_temporaries(dir).unwrap();
+        assert_eq!(names_in(dir), ["a.xml"]);
+    }
+
+    #[test]
+    fn concurrent_writers_of_one_file_never_share_a_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.xml");
+        let link = dir.path().join("a.link");
+        std::thread::scope(|scope| {
+            for writer in 0..8 {
+                let (file, link) = (&file, &link);
+                scope.spawn(move || {
+                    for _ in 0..50 {
+                        write_runtime(file, format!("{writer}").as_bytes(), READABLE).unwrap();
+                        symlink_atomically(file, link).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(names_in(dir.path()), ["a.link", "a.xml"]);
     }
 
     #[test]
     fn files_and_directories_get_their_modes_and_no_link_is_followed() {
-        let dir = std::env::temp_dir().join(format!("virtnet-modes-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
         create_dirs(&dir.join("a/b")).unwrap();
         for made in [dir.join("a"), dir.join("a/b")] {
             let mode = std::fs::metadata(&made).unwrap().permissions().mode();
@@ -195,14 +227,14 @@ mod tests {
         std::fs::write(&victim, "untouched").unwrap();
         let planted = dir.join("a/b/file");
         std::os::unix::fs::symlink(&victim, &planted).unwrap();
-        create_new(&planted, PRIVATE).unwrap();
+        write_runtime(&planted, b"readable", READABLE).unwrap();
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
         let file = std::fs::symlink_metadata(&planted).unwrap();
         assert!(file.is_file());
-        assert_eq!(file.permissions().mode() & 0o7777, PRIVATE);
-        write_runtime(&planted, b"readable", READABLE).unwrap();
+        assert_eq!(file.permissions().mode() & 0o7777, READABLE);
+        write_atomically(&planted, b"private", PRIVATE).unwrap();
         let mode = std::fs::metadata(&planted).unwrap().permissions().mode();
-        assert_eq!(mode & 0o7777, READABLE);
+        assert_eq!(mode & 0o7777, PRIVATE);
 
         for mode in [0o777, 0o700] {
             std::fs::set_permissions(dir.join("a"), Permissions::from_mode(mode)).unwrap();
@@ -213,6 +245,5 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o7777, DIRECTORY);
         }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

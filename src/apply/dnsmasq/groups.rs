@@ -103,36 +103,16 @@ fn route_socket_inodes(pid: u32) -> std::io::Result<HashSet<u64>> {
 #[cfg(test)]
 mod tests {
     use std::path::Path;
-    use std::process::{Command, Stdio};
 
+    use super::super::process::tests::stand_in;
     use super::*;
 
     #[test]
     fn a_process_without_an_rtnetlink_socket_is_reported() {
-        let config = Path::new("/nonexistent/virtnet-groups-test.conf");
-        let mut child = Command::new("sh")
-            .args(["-c", "read line", "sh"])
-            .arg(format!("--conf-file={}", config.display()))
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("sh runs");
-        let pid = child.id();
-        // The command line shows once the exec has set it up.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        let process = loop {
-            if let Some(process) = Process::of(pid, config) {
-                break process;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the child runs that configuration"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        };
-        assert!(Process::of(pid, Path::new("/nonexistent/other.conf")).is_none());
+        let (mut child, process) = stand_in(Path::new("/nonexistent/virtnet-groups-test.conf"));
         let error = leave_groups(&process, &[1]).expect_err("no socket to leave a group with");
         assert!(
-            matches!(error, GroupsError::NoSocket { pid: found } if found == pid),
+            matches!(error, GroupsError::NoSocket { pid } if pid == child.id()),
             "{error}"
         );
         child.kill().expect("the child is ours");

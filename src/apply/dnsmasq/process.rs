@@ -12,10 +12,14 @@
 //! process that took over the pid of one that ended.
 
 use std::ffi::OsStr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::io::Errno;
+use rustix::process::{Pid, PidfdFlags, PidfdGetfdFlags, Signal};
 
 use super::DnsmasqError;
 
@@ -68,15 +72,8 @@ impl Process {
         if !runs_config(pid, config) {
             return None;
         }
-        let raw_pid = libc::pid_t::try_from(pid).ok().filter(|pid| *pid > 0)?;
-        // SAFETY: pidfd_open(2) takes a pid and flags, and returns a new
-        // descriptor or -1.
-        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, raw_pid, 0) };
-        if raw < 0 {
-            return None;
-        }
-        // SAFETY: `raw` was just opened, for us alone.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(raw as RawFd) };
+        let target = Pid::from_raw(i32::try_from(pid).ok()?)?;
+        let pidfd = rustix::process::pidfd_open(target, PidfdFlags::empty()).ok()?;
         // Checked again once the pidfd is open: if `pid` was another
         // process's then, that one has ended, and the pidfd reaches no one.
         (runs_config(pid, config) && in_own_namespace(pid)).then_some(Self { pid, pidfd })
@@ -102,72 +99,50 @@ impl Process {
     /// A copy of the process's descriptor `number` (pidfd_getfd(2): the
     /// same open file, shared).
     pub(super) fn descriptor(&self, number: RawFd) -> std::io::Result<OwnedFd> {
-        // SAFETY: pidfd_getfd(2) takes a pidfd, a descriptor number of that
-        // process and flags, and returns a new descriptor or -1.
-        let copy =
-            unsafe { libc::syscall(libc::SYS_pidfd_getfd, self.pidfd.as_raw_fd(), number, 0) };
-        if copy < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: `copy` was just made, for us alone.
-        Ok(unsafe { OwnedFd::from_raw_fd(copy as RawFd) })
+        Ok(rustix::process::pidfd_getfd(
+            &self.pidfd,
+            number,
+            PidfdGetfdFlags::empty(),
+        )?)
     }
 
-    pub(super) fn signal(&self, signal: libc::c_int) -> Result<(), DnsmasqError> {
-        // SAFETY: pidfd_send_signal(2) takes a pidfd, a signal number, a
-        // null siginfo and flags.
-        let result = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.pidfd.as_raw_fd(),
-                signal,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
-        if result < 0 {
-            let source = std::io::Error::last_os_error();
-            // It has ended already.
-            if source.raw_os_error() != Some(libc::ESRCH) {
-                return Err(DnsmasqError::Signal {
-                    pid: self.pid,
-                    source,
-                });
-            }
+    pub(super) fn signal(&self, signal: Signal) -> Result<(), DnsmasqError> {
+        match rustix::process::pidfd_send_signal(&self.pidfd, signal) {
+            // ESRCH: it has ended already.
+            Ok(()) | Err(Errno::SRCH) => Ok(()),
+            Err(errno) => Err(DnsmasqError::Signal {
+                pid: self.pid,
+                source: errno.into(),
+            }),
         }
-        Ok(())
     }
 
     /// Whether the process ends within `limit` (its pidfd becomes readable).
     fn ends_within(&self, limit: Duration) -> bool {
-        let mut poll = libc::pollfd {
-            fd: self.pidfd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let deadline = std::time::Instant::now() + limit;
+        let deadline = Instant::now() + limit;
         loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let millis = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
-            // SAFETY: poll(2) on one pollfd that lives across the call.
-            let ready = unsafe { libc::poll(&mut poll, 1, millis) };
-            match ready {
-                1.. => return true,
-                0 => return false,
-                _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
-                _ => return false,
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(timeout) = Timespec::try_from(left) else {
+                return false;
+            };
+            let mut pidfd = [PollFd::new(&self.pidfd, PollFlags::IN)];
+            match poll(&mut pidfd, Some(&timeout)) {
+                Ok(1..) => return true,
+                Ok(0) => return false,
+                Err(Errno::INTR) => {}
+                Err(_) => return false,
             }
         }
     }
 
     /// SIGTERM; SIGKILL if it has not ended after [`TERM_GRACE`]. Blocks.
     fn terminate_blocking(&self) -> Result<(), DnsmasqError> {
-        self.signal(libc::SIGTERM)?;
+        self.signal(Signal::TERM)?;
         if self.ends_within(TERM_GRACE) {
             return Ok(());
         }
         tracing::warn!(pid = self.pid, "dnsmasq ignored SIGTERM; killing it");
-        self.signal(libc::SIGKILL)?;
+        self.signal(Signal::KILL)?;
         if self.ends_within(KILL_GRACE) {
             return Ok(());
         }
@@ -200,4 +175,56 @@ impl Process {
 
 fn pid_of(name: &OsStr) -> Option<u32> {
     name.to_str()?.parse().ok()
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use std::process::{Child, Command, Stdio};
+
+    use super::*;
+
+    /// A child that runs with `--conf-file=CONFIG` on its command line
+    /// until its standard input closes (with the test process, whatever
+    /// happens), and the process found by that configuration.
+    pub(in crate::apply::dnsmasq) fn stand_in(config: &Path) -> (Child, Process) {
+        let child = Command::new("sh")
+            .args(["-c", "read line", "sh"])
+            .arg(format!("--conf-file={}", config.display()))
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("sh runs");
+        let process = found(child.id(), config);
+        (child, process)
+    }
+
+    /// Process `pid` once its command line shows `config`, as it does once
+    /// the exec has set it up.
+    fn found(pid: u32, config: &Path) -> Process {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(process) = Process::of(pid, config) {
+                return process;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the child runs that configuration"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn a_process_that_ended_is_seen_to_end_and_a_signal_to_it_is_no_error() {
+        let config = Path::new("/nonexistent/virtnet-process-test.conf");
+        let (mut child, process) = stand_in(config);
+        assert!(Process::of(child.id(), Path::new("/nonexistent/other.conf")).is_none());
+        assert!(!process.ends_within(Duration::from_millis(50)));
+        child.kill().expect("the child is ours");
+        child.wait().expect("the child ends");
+        assert!(process.ends_within(Duration::ZERO));
+        // ESRCH: the process ended and was waited for.
+        process
+            .signal(Signal::TERM)
+            .expect("a process that ended needs no signal");
+    }
 }
