@@ -11,6 +11,7 @@ pub mod apply;
 pub mod cli;
 pub mod dbus;
 pub mod definition;
+pub mod files;
 pub mod killpoint;
 #[cfg(feature = "libvirt")]
 pub mod libvirtd;

@@ -12,8 +12,8 @@ use self::process::Process;
 use std::path::{Path, PathBuf};
 
 use self::leases::{Lease, from_status_json, parse_dnsmasq, to_status_json};
+use crate::files::{self, PRIVATE, READABLE, write_runtime};
 use crate::plan::dnsmasq::DnsmasqPlan;
-use crate::state::files::{self, PRIVATE, READABLE, write_runtime};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DnsmasqError {

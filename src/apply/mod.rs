@@ -67,7 +67,7 @@ impl Environment {
     /// Removes what writes interrupted by a crash left among dnsmasq's files.
     pub fn remove_temporaries(&self) -> std::io::Result<()> {
         for dir in [&self.run_dir, &self.state_dir] {
-            crate::state::files::remove_temporaries(&dir.join("dnsmasq"))?;
+            crate::files::remove_temporaries(&dir.join("dnsmasq"))?;
         }
         Ok(())
     }

@@ -331,11 +331,8 @@ impl Worker {
             .chain(&self.stale)
             .map(|uuid| format!("{uuid}\n"))
             .collect();
-        let written = crate::state::files::write_atomically(
-            &self.record,
-            uuids.as_bytes(),
-            crate::state::files::PRIVATE,
-        );
+        let written =
+            crate::files::write_atomically(&self.record, uuids.as_bytes(), crate::files::PRIVATE);
         if let Err(error) = written {
             tracing::warn!(
                 path = %self.record.display(),

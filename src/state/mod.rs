@@ -1,7 +1,6 @@
 //! What virtnet keeps on disk: definitions, autostart links and the status
 //! record of each running network, in records of their own (`record`),
-//! and the careful writing they need (`files`).
+//! written with `crate::files`.
 
-pub mod files;
 pub mod record;
 pub mod store;

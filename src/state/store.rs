@@ -8,13 +8,13 @@
 
 use std::path::{Path, PathBuf};
 
-use super::files::{
-    PRIVATE, create_dirs, remove, remove_temporaries, symlink_atomically, write_atomically,
-    write_runtime,
-};
 use super::record::{self, RecordError, STATUS_VERSION};
 use crate::apply::RunningNetwork;
 use crate::definition::{DefinitionError, FormatFlags, NetworkDef};
+use crate::files::{
+    PRIVATE, create_dirs, remove, remove_temporaries, symlink_atomically, write_atomically,
+    write_runtime,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
