@@ -382,23 +382,24 @@ pub fn ipv4_mask(prefix: u8) -> u32 {
         .unwrap_or(0)
 }
 
+/// The subnet `address`/`prefix`; a prefix longer than the family's
+/// addresses counts as a whole address.
+fn subnet(address: &IpAddr, prefix: u8) -> ipnet::IpNet {
+    let whole = match address {
+        IpAddr::V4(_) => 32,
+        IpAddr::V6(_) => 128,
+    };
+    ipnet::IpNet::new_assert(*address, prefix.min(whole))
+}
+
 /// `address` with the host bits of `prefix` cleared.
 pub fn network_address(address: &IpAddr, prefix: u8) -> IpAddr {
-    match address {
-        IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from(u32::from(*v4) & ipv4_mask(prefix))),
-        IpAddr::V6(v6) => {
-            let mask = u128::MAX
-                .checked_shl(128 - u32::from(prefix.min(128)))
-                .unwrap_or(0);
-            IpAddr::V6((u128::from(*v6) & mask).into())
-        }
-    }
+    subnet(address, prefix).network()
 }
 
 /// Whether `candidate` lies in the subnet `network`/`prefix`.
 pub fn in_subnet(network: &IpAddr, prefix: u8, candidate: &IpAddr) -> bool {
-    IpFamily::of(network) == IpFamily::of(candidate)
-        && network_address(network, prefix) == network_address(candidate, prefix)
+    subnet(network, prefix).contains(candidate)
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -66,7 +66,7 @@ use crate::definition::{ForwardMode, IpDef, IpFamily, NetworkDef, in_subnet, net
 pub const TABLE: &str = "virtnet";
 
 /// A subnet in CIDR form with the host bits cleared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Subnet {
     pub network: IpAddr,
     pub prefix: u8,
@@ -100,7 +100,7 @@ impl fmt::Display for Subnet {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Condition {
     SourceIn(Subnet),
     DestinationIn(Subnet),
@@ -109,7 +109,7 @@ pub enum Condition {
     TcpOrUdp,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Accept,
     Reject,
@@ -124,7 +124,7 @@ pub enum Action {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     pub conditions: Vec<Condition>,
     pub action: Action,
@@ -137,7 +137,7 @@ impl Rule {
 }
 
 /// One network's share of the table.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FirewallPlan {
     pub bridge: String,
     /// Packets routed into the bridge; `Return` lets them on.
@@ -150,12 +150,11 @@ pub struct FirewallPlan {
     /// that arrive on any other interface are dropped.
     pub dns_addresses: Vec<IpAddr>,
     /// Polices what enters the host from the bridge (outbound `<bandwidth>`).
-    #[serde(default)]
     pub outbound_limit: Option<OutboundLimit>,
 }
 
 /// A token bucket: what goes beyond it is dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutboundLimit {
     pub kbytes_per_second: u64,
     pub burst_kbytes: u64,

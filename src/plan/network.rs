@@ -5,15 +5,13 @@
 
 use std::net::IpAddr;
 
-use serde::{Deserialize, Serialize};
-
 use crate::definition::{ForwardInterface, ForwardMode, IpFamily, MacAddr, NetworkDef, PciAddress};
 
 use super::dnsmasq::{self, DnsmasqError, DnsmasqFiles, DnsmasqPlan, Profile};
 use super::firewall::{self, FirewallPlan, Subnet};
 
 /// What the bridge of a network looks like once started.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BridgePlan {
     pub name: String,
     pub mac: [u8; 6],
@@ -28,7 +26,7 @@ pub struct BridgePlan {
     pub port_isolated: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutePlan {
     pub destination: Subnet,
     pub gateway: IpAddr,
@@ -36,7 +34,7 @@ pub struct RoutePlan {
 }
 
 /// Host-wide forwarding a network needs switched on.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Forwarding {
     pub ipv4: bool,
     pub ipv6: bool,
@@ -105,7 +103,7 @@ impl InboundShaping {
 }
 
 /// Devices of the host a network without a bridge of its own hands to guests.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostDevices {
     /// An existing host bridge (forward mode bridge without devices).
     Bridge(String),
