@@ -228,13 +228,10 @@ impl DnsmasqInstance {
     /// Returns once the process has ended, whoever ended it (at once when
     /// it is not running).
     pub async fn ended(&self) -> std::io::Result<()> {
-        let config = self.paths.config.clone();
-        let pid = self.pid;
-        // Finding it reads /proc: not on the runtime's thread.
-        let process = tokio::task::spawn_blocking(move || Process::of(pid, &config))
-            .await
-            .map_err(std::io::Error::other)?;
-        match process {
+        // Two small reads in /proc, as `is_running` makes: not worth a
+        // thread of their own (a thread each, for every network at once,
+        // would cost each its allocator arena).
+        match Process::of(self.pid, &self.paths.config) {
             Some(process) => process.ended().await,
             None => Ok(()),
         }

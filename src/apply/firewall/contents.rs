@@ -40,8 +40,9 @@ struct ChainContents {
     declaration: Value,
     /// The chain as written, to add it again.
     written: Map<String, Value>,
-    /// Each rule's statements: canonical form, and as written.
-    rules: Vec<(Value, Value)>,
+    /// Each rule's statements: canonical form, and as written when planned
+    /// (to add them again), both as JSON text.
+    rules: Vec<(String, Option<String>)>,
 }
 
 #[derive(Debug)]
@@ -91,37 +92,48 @@ impl Contents {
     /// Reads `nft -j list table` output; `None` (no table) is empty.
     pub(super) fn listed(listing: Option<&str>) -> Result<Self, serde_json::Error> {
         let mut contents = Self::default();
-        let Some(listing) = listing else {
-            return Ok(contents);
-        };
-        let document: Value = serde_json::from_str(listing)?;
-        let objects = document["nftables"].as_array().cloned().unwrap_or_default();
-        for object in objects {
-            let Value::Object(object) = object else {
-                continue;
-            };
-            for (kind, body) in object {
-                let Value::Object(body) = body else {
-                    contents.strangers.push(kind);
-                    continue;
-                };
-                match kind.as_str() {
-                    "metainfo" => {}
-                    "table" => {
-                        contents.exists = true;
-                        contents.flagged = body.contains_key("flags");
-                    }
-                    _ => contents.take(&kind, body),
-                }
-            }
+        if let Some(listing) = listing {
+            let mut reader = serde_json::Deserializer::from_str(listing);
+            serde::de::DeserializeSeed::deserialize(Listing(&mut contents), &mut reader)?;
+            reader.end()?;
         }
         Ok(contents)
     }
 
-    /// What `creation` makes of an empty table.
-    pub(super) fn planned(creation: &Transaction) -> Self {
+    /// Takes in one object of a listing.
+    fn take_listed(&mut self, object: Value) {
+        let Value::Object(object) = object else {
+            return;
+        };
+        for (kind, body) in object {
+            let Value::Object(body) = body else {
+                self.strangers.push(kind);
+                continue;
+            };
+            match kind.as_str() {
+                "metainfo" => {}
+                "table" => {
+                    self.exists = true;
+                    self.flagged = body.contains_key("flags");
+                }
+                _ => self.take(&kind, body, false),
+            }
+        }
+    }
+
+    /// What `batches` make of an empty table, taken in one at a time (a
+    /// whole table's transaction is large).
+    pub(super) fn planned(batches: impl IntoIterator<Item = Transaction>) -> Self {
         let mut contents = Self::default();
-        for command in &creation.commands {
+        for batch in batches {
+            contents.take_planned(&batch);
+        }
+        contents
+    }
+
+    fn take_planned(&mut self, batch: &Transaction) {
+        let contents = self;
+        for command in &batch.commands {
             let Some(Value::Object(added)) = command.get("add") else {
                 continue;
             };
@@ -129,15 +141,15 @@ impl Contents {
                 let Value::Object(body) = body else { continue };
                 match kind.as_str() {
                     "table" => contents.exists = true,
-                    _ => contents.take(kind, body.clone()),
+                    _ => contents.take(kind, body.clone(), true),
                 }
             }
         }
-        contents
     }
 
-    /// Takes in one chain, rule, map, set or element.
-    fn take(&mut self, kind: &str, mut body: Map<String, Value>) {
+    /// Takes in one chain, rule, map, set or element; a rule's statements
+    /// as written are kept when `planned` (to add them again).
+    fn take(&mut self, kind: &str, mut body: Map<String, Value>, planned: bool) {
         let name = body
             .get(if kind == "rule" { "chain" } else { "name" })
             .and_then(Value::as_str)
@@ -169,7 +181,8 @@ impl Contents {
                         rules: Vec::new(),
                     })
                     .rules;
-                rules.push((canonical(&statements), statements));
+                let text = canonical(&statements).to_string();
+                rules.push((text, planned.then(|| statements.to_string())));
             }
             "map" | "set" => {
                 let elements = match body.remove("elem") {
@@ -200,7 +213,7 @@ impl Contents {
     /// Whether the table is what `planned` says.
     #[cfg(test)]
     pub(super) fn matches(&self, planned: &Contents) -> bool {
-        self.repair(planned, &Transaction::default()).is_none()
+        self.repair(planned, Transaction::default).is_none()
     }
 
     /// The transaction that turns this table into `planned`, or `None` when
@@ -208,7 +221,11 @@ impl Contents {
     /// the table when an object must change in a way that cannot be done
     /// in place (an object of a kind virtnet never makes, a chain or set
     /// declared otherwise).
-    pub(super) fn repair(&self, planned: &Contents, creation: &Transaction) -> Option<Repair> {
+    pub(super) fn repair(
+        &self,
+        planned: &Contents,
+        creation: impl FnOnce() -> Transaction,
+    ) -> Option<Repair> {
         let mut repair = Repair::default();
         if !planned.exists {
             if self.exists {
@@ -246,7 +263,7 @@ impl Contents {
             let table = || nftables::schema::NfListObject::Table(super::transaction::table());
             repair.transaction.add(table());
             repair.transaction.delete(table());
-            repair.transaction.extend(creation.clone());
+            repair.transaction.extend(creation());
             return Some(repair);
         }
         self.in_place(planned, &mut repair);
@@ -364,12 +381,17 @@ impl Contents {
             }
         }
         for name in refill {
-            for (_, statements) in &planned.chains[name].rules {
+            for statements in planned.chains[name]
+                .rules
+                .iter()
+                .filter_map(|rule| rule.1.as_ref())
+            {
                 let mut rule = Map::new();
                 rule.insert("family".into(), json!("inet"));
                 rule.insert("table".into(), json!(crate::plan::firewall::TABLE));
                 rule.insert("chain".into(), json!(name));
-                rule.insert("expr".into(), statements.clone());
+                let statements = serde_json::from_str(statements).unwrap_or(Value::Null);
+                rule.insert("expr".into(), statements);
                 batch.raw("add", "rule", rule);
             }
         }
@@ -394,6 +416,63 @@ impl SetContents {
             self.elements
                 .insert(canonical(&written).to_string(), written);
         }
+    }
+}
+
+/// A listing, `{"nftables": [objects]}`, read one object at a time into
+/// contents: a large table's listing is never whole in memory as values.
+struct Listing<'a>(&'a mut Contents);
+
+/// The listing's array of objects.
+struct Objects<'a>(&'a mut Contents);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Listing<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, reader: D) -> Result<(), D::Error> {
+        reader.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Listing<'_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("nft's JSON listing")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "nftables" {
+                map.next_value_seed(Objects(&mut *self.0))?;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Objects<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, reader: D) -> Result<(), D::Error> {
+        reader.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Objects<'_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("the objects of nft's JSON listing")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut objects: A) -> Result<(), A::Error> {
+        while let Some(object) = objects.next_element::<Value>()? {
+            self.0.take_listed(object);
+        }
+        Ok(())
     }
 }
 

@@ -24,7 +24,7 @@ fn rich_plan() -> FirewallPlan {
 
 fn planned() -> (Contents, Transaction) {
     let creation = render::whole_table([&rich_plan()]);
-    (Contents::planned(&creation), creation)
+    (Contents::planned([creation.clone()]), creation)
 }
 
 /// The listing with `change` made to its objects.
@@ -39,7 +39,7 @@ fn damaged(change: impl FnOnce(&mut Vec<Value>)) -> Contents {
 fn repair_of(listed: &Contents) -> Vec<String> {
     let (planned, creation) = planned();
     let repair = listed
-        .repair(&planned, &creation)
+        .repair(&planned, || creation.clone())
         .expect("something to repair");
     repair
         .transaction
@@ -67,9 +67,9 @@ fn the_table_nft_lists_is_the_table_planned() {
     let listed = Contents::listed(Some(LISTING)).unwrap();
     let (planned, creation) = planned();
     assert!(
-        listed.repair(&planned, &creation).is_none(),
+        listed.repair(&planned, || creation.clone()).is_none(),
         "{:?}",
-        listed.repair(&planned, &creation)
+        listed.repair(&planned, || creation.clone())
     );
 }
 
@@ -133,7 +133,7 @@ fn elements_are_put_back_and_taken_out_one_by_one() {
         }
     });
     let (planned, creation) = planned();
-    let repair = listed.repair(&planned, &creation).unwrap();
+    let repair = listed.repair(&planned, || creation.clone()).unwrap();
     let commands: Vec<Value> = repair.transaction.commands;
     assert_eq!(
         commands[1],
@@ -234,7 +234,7 @@ fn a_dormant_table_is_woken_and_a_stranger_rebuilds_it() {
 fn without_networks_the_table_goes() {
     let listed = Contents::listed(Some(LISTING)).unwrap();
     let repair = listed
-        .repair(&Contents::default(), &Transaction::default())
+        .repair(&Contents::default(), Transaction::default)
         .unwrap();
     assert_eq!(
         repair.transaction.commands[1],
@@ -243,13 +243,13 @@ fn without_networks_the_table_goes() {
     let absent = Contents::listed(None).unwrap();
     assert!(
         absent
-            .repair(&Contents::default(), &Transaction::default())
+            .repair(&Contents::default(), Transaction::default)
             .is_none()
     );
     let (planned, creation) = planned();
-    let whole = absent.repair(&planned, &creation).unwrap();
+    let whole = absent.repair(&planned, || creation.clone()).unwrap();
     assert_eq!(whole.found[0], "the table");
-    assert!(Contents::planned(&whole.transaction).matches(&planned));
+    assert!(Contents::planned([whole.transaction]).matches(&planned));
 }
 
 #[test]
@@ -303,10 +303,10 @@ fn a_table_made_again_keeps_its_order_and_skips_empty_sets() {
     .unwrap();
     let plan = crate::plan::firewall::plan(&def, "vbr").unwrap();
     let creation = render::whole_table([&plan]);
-    let planned = Contents::planned(&creation);
+    let planned = Contents::planned([creation.clone()]);
     let repair = Contents::listed(None)
         .unwrap()
-        .repair(&planned, &creation)
+        .repair(&planned, || creation.clone())
         .unwrap();
     let declared = |commands: &[Value]| -> Vec<String> {
         commands

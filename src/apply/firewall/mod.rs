@@ -62,13 +62,17 @@ struct Record {
 }
 
 impl Record {
-    /// The table as it must be, and the transaction that makes it.
-    fn planned(&self) -> (Contents, Transaction) {
+    /// The table as it must be.
+    fn planned(&self) -> Contents {
         if self.networks.is_empty() {
-            return (Contents::default(), Transaction::default());
+            return Contents::default();
         }
-        let creation = whole_table(self.networks.values());
-        (Contents::planned(&creation), creation)
+        let skeleton = std::iter::once_with(|| {
+            let mut skeleton = Transaction::default();
+            render::add_skeleton(&mut skeleton);
+            skeleton
+        });
+        Contents::planned(skeleton.chain(self.networks.values().map(start_batch)))
     }
 }
 
@@ -181,8 +185,9 @@ impl Firewall {
     async fn reconcile_locked(&self, record: &mut Record) -> Result<Repaired, FirewallError> {
         let listing = self.nft.list_table().await?;
         let listed = Contents::listed(listing.as_deref()).map_err(FirewallError::Listing)?;
-        let (planned, creation) = record.planned();
-        let Some(repair) = listed.repair(&planned, &creation) else {
+        let planned = record.planned();
+        let creation = || whole_table(record.networks.values());
+        let Some(repair) = listed.repair(&planned, creation) else {
             return Ok(Repaired::default());
         };
         self.nft
