@@ -10,6 +10,7 @@ pub mod dnsmasq;
 pub mod firewall;
 mod host_devices;
 pub mod netlink;
+pub mod openings;
 pub mod pool;
 pub mod recover;
 mod refresh;

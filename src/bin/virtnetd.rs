@@ -24,7 +24,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             };
             let store = Store::new(&cli.config_dir, &cli.run_dir);
             (
-                Service::new(Kernel::new(env, store)),
+                Service::new(Kernel::new(env, store, cli.foreign_firewalls)),
                 dbus::KERNEL_CONNECT_PATH,
             )
         }

@@ -214,6 +214,18 @@ pub mod virtnetd {
         /// Runtime state (network status, dnsmasq configuration and pids).
         #[arg(long, value_name = "DIR", default_value = "/run/virtnet")]
         pub run_dir: PathBuf,
+        /// What to do about other tools' firewalls (Docker's, ufw's, a
+        /// table with `policy drop`) that would drop the networks'
+        /// traffic: `open` adds accepts for each network's bridge where
+        /// that tool expects them, `warn` only warns.
+        #[arg(
+            long,
+            value_enum,
+            value_name = "WHAT",
+            default_value = "open",
+            env = "VIRTNETD_FOREIGN_FIREWALLS"
+        )]
+        pub foreign_firewalls: crate::apply::openings::ForeignFirewalls,
         /// Publish every running network to the libvirtd at this URI (e.g.
         /// qemu:///system), so its guests can use it by name, and refuse
         /// networks that clash with libvirtd's own.

@@ -6,3 +6,4 @@ pub mod dnsmasq;
 pub mod firewall;
 pub mod naming;
 pub mod network;
+pub mod openings;

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use crate::plan::firewall::FirewallPlan;
 
-pub use notifications::TableWatch;
+pub use notifications::{Change, OwnProcesses, TableWatch};
 pub use render::{start_batch, stop_batch, whole_table};
 pub use transaction::Transaction;
 
@@ -92,8 +92,14 @@ impl Firewall {
         Self::default()
     }
 
-    /// Follows changes others make to the table (in the namespace of the
-    /// calling thread).
+    /// The nft processes this firewall runs, to which others may add
+    /// theirs: changes they make are not reported as someone else's.
+    pub fn own_processes(&self) -> OwnProcesses {
+        self.nft.own.clone()
+    }
+
+    /// Follows changes others make to the table, and to other tables (in
+    /// the namespace of the calling thread).
     pub fn watch(&self) -> std::io::Result<TableWatch> {
         TableWatch::open(self.nft.own.clone())
     }

@@ -42,7 +42,8 @@ impl Notifications {
 
 /// Notices when someone else changes virtnet's table (`nft flush ruleset`,
 /// `nft flush chain inet virtnet forward`, a rule added or deleted by
-/// hand, the table made dormant), from nftables' netlink notifications: no
+/// hand, the table made dormant) or another table (dockerd or ufw
+/// rebuilding their chains), from nftables' netlink notifications: no
 /// process of its own, no polling.
 pub struct TableWatch {
     notifications: Notifications,
@@ -56,13 +57,13 @@ impl TableWatch {
         Notifications::open().map(|notifications| Self { notifications, own })
     }
 
-    /// Returns once a batch of notifications changed something of
-    /// virtnet's table.
-    pub async fn change(&mut self) -> std::io::Result<()> {
+    /// Returns once a batch of notifications told of a change someone else
+    /// made: to virtnet's table, or to others only.
+    pub async fn change(&mut self) -> std::io::Result<Change> {
         loop {
             let buffer = self.notifications.next().await;
-            if self.changes(buffer)? {
-                return Ok(());
+            if let Some(change) = self.changes(buffer)? {
+                return Ok(change);
             }
         }
     }
@@ -74,22 +75,31 @@ impl TableWatch {
         while let Some(Ok(_)) = self.notifications.next().now_or_never() {}
     }
 
-    fn changes(&self, buffer: std::io::Result<Vec<u8>>) -> std::io::Result<bool> {
+    fn changes(&self, buffer: std::io::Result<Vec<u8>>) -> std::io::Result<Option<Change>> {
         match buffer {
-            Ok(buffer) => Ok(changes_our_table(&buffer, |pid| !self.own.contains(pid))),
+            Ok(buffer) => Ok(changed_tables(&buffer, |pid| !self.own.contains(pid))),
             // Notifications were lost (a burst overflowed the socket):
             // anything may have changed.
-            Err(error) if error.raw_os_error() == Some(libc::ENOBUFS) => Ok(true),
+            Err(error) if error.raw_os_error() == Some(libc::ENOBUFS) => Ok(Some(Change::Ours)),
             Err(error) => Err(error),
         }
     }
+}
+
+/// What someone else changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// virtnet's table (and maybe others).
+    Ours,
+    /// Other tables only.
+    Others,
 }
 
 /// The nft processes one firewall ran lately. nftables' notifications
 /// carry the port of the socket that asked for the change, which for nft is
 /// its pid: so virtnet's own changes are told from someone else's.
 #[derive(Clone, Default)]
-pub(super) struct OwnProcesses(std::sync::Arc<std::sync::Mutex<VecDeque<u32>>>);
+pub struct OwnProcesses(std::sync::Arc<std::sync::Mutex<VecDeque<u32>>>);
 
 /// More than ever run at once, so a pid is remembered until its
 /// notifications have been read.
@@ -103,7 +113,7 @@ impl OwnProcesses {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub(super) fn remember(&self, pid: u32) {
+    pub fn remember(&self, pid: u32) {
         let mut pids = self.pids();
         if pids.len() == REMEMBERED_NFT_PROCESSES {
             pids.pop_front();
@@ -148,10 +158,10 @@ fn commits_by(buffer: &[u8], port: u32) -> bool {
     })
 }
 
-/// Whether netlink messages in `buffer` add, change or delete an object of
-/// virtnet's table (family inet), asked for by a netlink port `foreign`
-/// accepts.
-fn changes_our_table(buffer: &[u8], foreign: impl Fn(u32) -> bool) -> bool {
+/// What netlink messages in `buffer` asked for by a netlink port `foreign`
+/// accepts add, change or delete: an object of virtnet's table (family
+/// inet), of other tables only, or nothing.
+fn changed_tables(buffer: &[u8], foreign: impl Fn(u32) -> bool) -> Option<Change> {
     /// NFT_MSG_NEW and DEL of TABLE, CHAIN, RULE, SET, SETELEM, OBJ and
     /// FLOWTABLE, and the DESTROY messages.
     const CHANGES: [u16; 21] = [
@@ -167,11 +177,16 @@ fn changes_our_table(buffer: &[u8], foreign: impl Fn(u32) -> bool) -> bool {
             .get(at..at + 2)
             .map(|b| u16::from_ne_bytes([b[0], b[1]]))
     };
-    messages(buffer).any(|(kind, port, payload)| {
+    let mut others = false;
+    let ours = messages(buffer).any(|(kind, port, payload)| {
         let change =
             kind >> 8 == NFNL_SUBSYS_NFTABLES && CHANGES.contains(&(kind & 0xff)) && foreign(port);
+        if !change {
+            return false;
+        }
+        others = true;
         // nfgenmsg (family, version, resource id), then attributes.
-        if !change || payload.first() != Some(&NFPROTO_INET) {
+        if payload.first() != Some(&NFPROTO_INET) {
             return false;
         }
         let mut attributes = payload.get(4..).unwrap_or_default();
@@ -190,7 +205,12 @@ fn changes_our_table(buffer: &[u8], foreign: impl Fn(u32) -> bool) -> bool {
             attributes = attributes.get((size + 3) & !3..).unwrap_or_default();
         }
         false
-    })
+    });
+    match (ours, others) {
+        (true, _) => Some(Change::Ours),
+        (false, true) => Some(Change::Others),
+        (false, false) => None,
+    }
 }
 
 #[cfg(test)]
@@ -224,12 +244,18 @@ mod tests {
         let new_rule = (10 << 8) | 6;
         let new_table = 10 << 8;
         let get_rule = (10 << 8) | 7;
-        let changes = |buffer: &[u8]| changes_our_table(buffer, |_| true);
+        let changes = |buffer: &[u8]| changed_tables(buffer, |_| true) == Some(Change::Ours);
         assert!(changes(&deletion(delete_table, 1, "virtnet")));
         assert!(changes(&deletion(delete_rule, 1, "virtnet")));
         assert!(changes(&deletion(new_rule, 1, "virtnet")), "an added rule");
         assert!(changes(&deletion(new_table, 1, "virtnet")), "table flags");
         assert!(!changes(&deletion(get_rule, 1, "virtnet")), "a listing");
+        let others = |buffer: &[u8]| changed_tables(buffer, |_| true);
+        assert_eq!(
+            others(&deletion(delete_rule, 2, "filter")),
+            Some(Change::Others)
+        );
+        assert_eq!(others(&deletion(get_rule, 2, "filter")), None, "a listing");
         assert!(!changes(&deletion(delete_table, 2, "virtnet")));
         assert!(!changes(&deletion(delete_table, 1, "other")));
         let mut batch = deletion(delete_table, 1, "other");
@@ -252,7 +278,7 @@ mod tests {
     #[test]
     fn table_watch_ignores_changes_of_virtnets_own_nft() {
         let message = deletion((10 << 8) | 8, 1, "virtnet");
-        assert!(!changes_our_table(&message, |port| port != 4242));
+        assert_eq!(changed_tables(&message, |port| port != 4242), None);
         let own = OwnProcesses::default();
         own.remember(4242);
         assert!(own.contains(4242));

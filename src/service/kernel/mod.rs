@@ -27,11 +27,13 @@ use futures_util::future::BoxFuture;
 use crate::apply::RunningNetwork;
 use crate::apply::firewall::{Firewall, TableWatch};
 use crate::apply::netlink::Netlink;
+use crate::apply::openings::{ForeignFirewalls, Openings, OpeningsError, Reconciled};
 use crate::apply::recover::Healed;
 use crate::apply::watch::LinkWatch;
 use crate::apply::{self, Environment, FailedStart, StopError, recover};
 use crate::definition::{FormatFlags, NetworkDef, error_chain};
 use crate::killpoint;
+use crate::plan::openings::OpeningNeeds;
 use crate::state::store::{NetworkStatus, Phase, Store, StoredNetwork};
 
 use super::driver::{Driver, FailedUpdate, Healing, Loaded};
@@ -43,6 +45,8 @@ pub struct Kernel {
     store: Store,
     /// virtnet's nftables table; shared with the teardowns in the background.
     firewall: Arc<Firewall>,
+    /// The accepts the networks need in other tools' tables.
+    openings: Openings,
     teardowns: Teardowns,
     /// Networks whose failed start or stop left something on the host, by
     /// name: removed before the network starts again.
@@ -58,11 +62,14 @@ struct Leftover {
 }
 
 impl Kernel {
-    pub fn new(env: Environment, store: Store) -> Self {
+    pub fn new(env: Environment, store: Store, foreign_firewalls: ForeignFirewalls) -> Self {
+        let firewall = Arc::new(Firewall::new());
+        let openings = Openings::new(foreign_firewalls, firewall.own_processes());
         Self {
             env,
             store,
-            firewall: Arc::default(),
+            firewall,
+            openings,
             teardowns: Teardowns::default(),
             leftovers: std::sync::Mutex::default(),
         }
@@ -157,6 +164,7 @@ impl Kernel {
             return Err(error);
         }
         killpoint::reached("start:running");
+        self.open_host_firewalls(def, &running).await;
         Ok(running)
     }
 
@@ -169,7 +177,11 @@ impl Kernel {
         self.save_status(def, Phase::Stopping, Some(running))
             .await?;
         killpoint::reached("stop:recorded");
-        match apply::take_down(running, &self.firewall).await {
+        let taken_down = apply::take_down(running, &self.firewall).await;
+        if taken_down.is_ok() {
+            log_openings(&name, self.openings.set(&name, None).await);
+        }
+        match taken_down {
             Ok(None) => self.delete_status(&name).await,
             Ok(Some(retired)) => {
                 let store = self.store.clone();
@@ -223,6 +235,7 @@ impl Kernel {
             {
                 Ok(()) => {
                     killpoint::reached("update:saved");
+                    self.open_host_firewalls(def, &refreshed).await;
                     Ok(refreshed)
                 }
                 // The kernel has the update; only its record is stale, and
@@ -262,6 +275,8 @@ impl Kernel {
                 })
             }
             Healed::Gone { leftovers } => {
+                let name = def.name.as_str();
+                log_openings(name, self.openings.set(name, None).await);
                 match leftovers {
                     Some(failure) => self.left_over(def, bridge_index(running), &failure),
                     None => self.delete_status(def.name.as_str()).await,
@@ -271,8 +286,9 @@ impl Kernel {
         }
     }
 
-    /// Makes virtnet's table exactly what the running networks need;
-    /// returns whether anything was out of place (and logs what).
+    /// Makes virtnet's table exactly what the running networks need, and
+    /// their accepts in other tables too; returns whether anything was out
+    /// of place (and logs what).
     async fn reconcile_rules(&self) -> Result<bool> {
         let repaired = self
             .firewall
@@ -285,7 +301,51 @@ impl Kernel {
                 repaired.0.join("; ")
             );
         }
-        Ok(!repaired.is_empty())
+        let reconciled = self.openings.reconcile().await;
+        let opened = reconciled
+            .as_ref()
+            .is_ok_and(|reconciled| !reconciled.added.is_empty());
+        log_openings("", reconciled);
+        Ok(!repaired.is_empty() || opened)
+    }
+
+    /// Lets network `def` through other tools' tables that would drop its
+    /// traffic. A failure is logged, not fatal: the network runs, and
+    /// `doctor` names what still drops its traffic.
+    async fn open_host_firewalls(&self, def: &NetworkDef, running: &RunningNetwork) {
+        let name = def.name.as_str();
+        let needs = running
+            .bridge
+            .as_ref()
+            .and_then(|bridge| OpeningNeeds::of(def, &bridge.name));
+        log_openings(name, self.openings.set(name, needs).await);
+    }
+}
+
+/// Logs what a reconcile of the accepts in other tables did, and what
+/// still drops traffic (`network` empty: for all networks).
+fn log_openings(network: &str, reconciled: std::result::Result<Reconciled, OpeningsError>) {
+    match reconciled {
+        Ok(reconciled) => {
+            for added in &reconciled.added {
+                tracing::info!(network, "added the accept {added}");
+            }
+            for removed in &reconciled.removed {
+                tracing::info!(network, "removed the accept {removed}");
+            }
+            for blocked in &reconciled.blocked {
+                tracing::warn!(
+                    network = blocked.network,
+                    "{}; its guests lose connectivity (virtnetd --foreign-firewalls=open lets it through)",
+                    blocked.describe()
+                );
+            }
+        }
+        Err(error) => tracing::error!(
+            network,
+            "cannot let the network through other firewalls on the host: {}",
+            error_chain(&error)
+        ),
     }
 }
 

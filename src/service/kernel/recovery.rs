@@ -4,6 +4,7 @@
 use crate::apply::StopError;
 use crate::apply::recover::{self, Adoption, HostSnapshot};
 use crate::definition::{NetworkDef, error_chain};
+use crate::plan::openings::OpeningNeeds;
 use crate::state::store::{NetworkStatus, Phase, StoreError};
 
 use super::super::driver::{Adopted, Loaded};
@@ -91,6 +92,13 @@ impl Kernel {
                         {
                             tracing::error!(network = name, "{}", error_chain(&error));
                         }
+                    }
+                    if let Some(needs) = running
+                        .bridge
+                        .as_ref()
+                        .and_then(|bridge| OpeningNeeds::of(&def, &bridge.name))
+                    {
+                        self.openings.adopt(needs).await;
                     }
                     return Some(Adopted {
                         def,
