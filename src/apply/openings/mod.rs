@@ -48,7 +48,8 @@ pub enum OpeningsError {
     Listing(#[source] serde_json::Error),
 }
 
-/// What [`Openings::reconcile`] changed, and what stays blocked.
+/// What [`Openings::reconcile`] changed, and what stays blocked that the
+/// previous one did not find.
 #[derive(Debug, Default)]
 pub struct Reconciled {
     pub added: Vec<String>,
@@ -62,8 +63,16 @@ pub struct Openings {
     /// nft and iptables processes of virtnet's, whose changes nftables'
     /// notifications then do not report as someone else's.
     own: OwnProcesses,
-    /// By network name; the lock also serializes reconciles.
-    needs: tokio::sync::Mutex<BTreeMap<String, OpeningNeeds>>,
+    /// The lock also serializes reconciles.
+    state: tokio::sync::Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// By network name.
+    needs: BTreeMap<String, OpeningNeeds>,
+    /// What the last reconcile found blocked: only news are reported.
+    blocked: Vec<String>,
 }
 
 impl Openings {
@@ -71,7 +80,7 @@ impl Openings {
         Self {
             mode,
             own,
-            needs: tokio::sync::Mutex::default(),
+            state: tokio::sync::Mutex::default(),
         }
     }
 
@@ -82,44 +91,49 @@ impl Openings {
         network: &str,
         needs: Option<OpeningNeeds>,
     ) -> Result<Reconciled, OpeningsError> {
-        let mut all = self.needs.lock().await;
+        let mut state = self.state.lock().await;
         match needs {
-            Some(needs) => all.insert(network.to_owned(), needs),
-            None => all.remove(network),
+            Some(needs) => state.needs.insert(network.to_owned(), needs),
+            None => state.needs.remove(network),
         };
-        self.reconcile_locked(&all).await
+        self.reconcile_locked(&mut state).await
     }
 
     /// Records the networks found running at daemon start, without
     /// changing anything yet.
     pub async fn adopt(&self, needs: OpeningNeeds) {
-        self.needs.lock().await.insert(needs.network.clone(), needs);
+        let mut state = self.state.lock().await;
+        state.needs.insert(needs.network.clone(), needs);
     }
 
     /// Brings the accepts in other tables in line with what the running
     /// networks need.
     pub async fn reconcile(&self) -> Result<Reconciled, OpeningsError> {
-        let all = self.needs.lock().await;
-        self.reconcile_locked(&all).await
+        let mut state = self.state.lock().await;
+        self.reconcile_locked(&mut state).await
     }
 
     /// What drops the running networks' traffic now, with no accept of
     /// virtnet's for it.
     pub async fn blocked(&self) -> Result<Vec<Blocked>, OpeningsError> {
-        let all = self.needs.lock().await;
-        let needs: Vec<OpeningNeeds> = all.values().cloned().collect();
+        let state = self.state.lock().await;
+        let needs: Vec<OpeningNeeds> = state.needs.values().cloned().collect();
         Ok(blocked(&self.survey().await?, &needs))
     }
 
-    async fn reconcile_locked(
-        &self,
-        all: &BTreeMap<String, OpeningNeeds>,
-    ) -> Result<Reconciled, OpeningsError> {
-        let needs: Vec<OpeningNeeds> = all.values().cloned().collect();
+    async fn reconcile_locked(&self, state: &mut State) -> Result<Reconciled, OpeningsError> {
+        let needs: Vec<OpeningNeeds> = state.needs.values().cloned().collect();
         let survey = self.survey().await?;
         let decision = decide(&survey, &needs, self.mode == ForeignFirewalls::Open);
+        let blocked: Vec<String> = decision.blocked.iter().map(Blocked::describe).collect();
+        let news = decision
+            .blocked
+            .into_iter()
+            .filter(|found| !state.blocked.contains(&found.describe()))
+            .collect();
+        state.blocked = blocked;
         let mut reconciled = Reconciled {
-            blocked: decision.blocked,
+            blocked: news,
             ..Reconciled::default()
         };
         // Every change is tried; the first failure is reported.
