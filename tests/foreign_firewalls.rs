@@ -1,7 +1,8 @@
 //! Other tools' firewalls that drop forwarded traffic, each in the test's
 //! own namespaces: Docker's chains as dockerd makes them (iptables-nft,
 //! FORWARD policy DROP, DOCKER-USER, DOCKER-FORWARD), the real ufw enabled
-//! with its default policies (INPUT and FORWARD DROP) in a mount namespace
+//! with its default policies (INPUT and FORWARD DROP; and managing the
+//! built-in chains, so that its reload flushes them) in a mount namespace
 //! of the test's with its own /etc/ufw, and a native nftables table with
 //! `policy drop` on the input and forward hooks. In each: a NAT guest gets
 //! its lease and DNS answers, reaches the outside machine through NAT, new
@@ -268,7 +269,15 @@ fn ufw_enabled_with_its_default_policies() {
             .status()
             .expect("cp runs");
         assert!(copied.success(), "ufw is installed (scripts/setup)");
-        std::fs::copy("/etc/default/ufw", scratch.join("default-ufw")).unwrap();
+        // ufw's reload then flushes INPUT and FORWARD, taking virtnet's
+        // accepts with it (with its default, `no`, it leaves them).
+        let defaults = std::fs::read_to_string("/etc/default/ufw").unwrap();
+        assert!(
+            defaults.contains("MANAGE_BUILTINS=no"),
+            "ufw's defaults: {defaults}"
+        );
+        let defaults = defaults.replace("MANAGE_BUILTINS=no", "MANAGE_BUILTINS=yes");
+        std::fs::write(scratch.join("default-ufw"), defaults).unwrap();
         ufw(host, scratch, "--force enable");
         let policy = host.exec_ok(&["iptables", "-w", "-S", "FORWARD"]);
         assert!(
@@ -278,13 +287,16 @@ fn ufw_enabled_with_its_default_policies() {
     });
     let guest = lab.plug_guest();
     lab.assert_guest_works(&guest, "beside ufw");
+    let accepts = lab.accepts_of_virtnets();
+    assert!(
+        accepts
+            .iter()
+            .all(|rule| rule.starts_with("-A INPUT ") || rule.starts_with("-A FORWARD ")),
+        "the accepts go to the top of ufw's INPUT and FORWARD: {accepts:?}"
+    );
     ufw(&lab.host, &lab.scratch.0, "reload");
-    lab.eventually("the accepts are in place after ufw's reload", || {
-        lab.host
-            .exec(&["iptables", "-w", "-S", "INPUT"])
-            .stdout
-            .windows(15)
-            .any(|window| window == b"virtnet network")
+    lab.eventually("the accepts are back after ufw's reload", || {
+        lab.accepts_of_virtnets().len() == accepts.len()
     });
     lab.assert_guest_works(&guest, "after ufw reload");
     lab.stop();
