@@ -29,7 +29,7 @@ use crate::apply::firewall::{Firewall, TableWatch};
 use crate::apply::netlink::Netlink;
 use crate::apply::recover::Healed;
 use crate::apply::watch::LinkWatch;
-use crate::apply::{self, Environment, FailedStart, StopError, recover};
+use crate::apply::{self, Environment, FailedStart, StopError, inspect, recover};
 use crate::definition::{FormatFlags, NetworkDef, error_chain};
 use crate::killpoint;
 use crate::state::store::{NetworkStatus, Phase, Store, StoredNetwork};
@@ -402,5 +402,12 @@ impl Driver for Kernel {
         running: &'a RunningNetwork,
     ) -> BoxFuture<'a, Result<Healing>> {
         self.heal_network(def, running).boxed()
+    }
+
+    fn diagnose<'a>(
+        &'a self,
+        networks: &'a [(NetworkDef, RunningNetwork)],
+    ) -> BoxFuture<'a, Result<Vec<crate::plan::diagnosis::Finding>>> {
+        async move { Ok(inspect::diagnose(networks, &self.env, &self.firewall).await?) }.boxed()
     }
 }
