@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use crate::definition::{ForwardMode, IpFamily, NetworkDef};
 
@@ -88,21 +88,11 @@ impl HostFacts {
             .map_or_else(|| "(no interface)".to_owned(), |link| link.name.clone())
     }
 
-    /// The reverse path filter the kernel applies on `link`: the stricter
-    /// of `all` and the link's own, 1 (strict) being stricter than 2 (loose).
+    /// The reverse path filter the kernel applies on `link`: the larger
+    /// of `all`'s and the link's own (so a loose 2 on either wins over a
+    /// strict 1).
     fn rp_filter(&self, link: &LinkFacts) -> Option<u8> {
-        let strictness = |value: u8| match value {
-            1 => 2,
-            2 => 1,
-            _ => 0,
-        };
-        let all = self.rp_filter_all.unwrap_or(0);
-        let own = link.rp_filter?;
-        Some(if strictness(all) > strictness(own) {
-            all
-        } else {
-            own
-        })
+        Some(link.rp_filter?.max(self.rp_filter_all.unwrap_or(0)))
     }
 
     /// The route the kernel takes to `address`: the longest prefix wins.
@@ -116,8 +106,11 @@ impl HostFacts {
     /// The interface of the IPv4 default route (what NAT leaves through
     /// when no forward device is named).
     fn default_route_interface(&self) -> Option<u32> {
-        self.route_to(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)))
-            .filter(|route| route.destination.prefix == 0)
+        self.routes
+            .iter()
+            .find(|route| {
+                route.destination.prefix == 0 && route.destination.family() == IpFamily::V4
+            })
             .and_then(|route| route.interface)
     }
 }

@@ -178,9 +178,11 @@ fn strict_reverse_path_filtering_is_named_where_it_drops_traffic() {
             "sysctl -w net.ipv4.conf.uplink2.rp_filter=2",
         ],
     );
-    // Loose (2) everywhere drops nothing.
-    host.links.get_mut(&SECOND_UPLINK).unwrap().rp_filter = Some(2);
+    // Loose (2) in `all` or on the link wins over strict, as in the kernel.
     host.rp_filter_all = Some(2);
+    assert_eq!(found(&host, &network), Vec::<String>::new());
+    host.rp_filter_all = Some(1);
+    host.links.get_mut(&SECOND_UPLINK).unwrap().rp_filter = Some(2);
     assert_eq!(found(&host, &network), Vec::<String>::new());
 }
 
