@@ -421,7 +421,7 @@ fn system_like_bus(dir: &Path, policies: &[&str]) -> Option<PathBuf> {
 }
 
 /// What org.virtnet's policy lets every user call: reading.
-const READS: [(&str, &str); 11] = [
+const READS: [(&str, &str); 12] = [
     ("org.freedesktop.DBus.Introspectable", "Introspect"),
     ("org.freedesktop.DBus.Peer", "Ping"),
     ("org.freedesktop.DBus.Peer", "GetMachineId"),
@@ -431,6 +431,7 @@ const READS: [(&str, &str); 11] = [
     ("org.libvirt.Connect", "NetworkLookupByName"),
     ("org.libvirt.Connect", "NetworkLookupByUUID"),
     ("org.virtnet.Connect", "ListNetworkSummaries"),
+    ("org.virtnet.Connect", "Diagnose"),
     ("org.libvirt.Network", "GetXMLDesc"),
     ("org.libvirt.Network", "GetDHCPLeases"),
 ];
@@ -526,6 +527,8 @@ async fn every_call(bus: &str, bus_name: &str) -> Vec<Call> {
                         "array:string:default".into(),
                         "uint32:1".into(),
                     ],
+                    // Every active network.
+                    ("org.virtnet.Connect", "Diagnose") => vec!["string:".into()],
                     ("org.libvirt.Network", "GetDHCPLeases") => {
                         vec!["string:".into(), "uint32:0".into()]
                     }

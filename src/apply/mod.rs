@@ -9,6 +9,7 @@
 pub mod dnsmasq;
 pub mod firewall;
 mod host_devices;
+pub mod inspect;
 pub mod netlink;
 pub mod openings;
 pub mod pool;
@@ -25,7 +26,7 @@ use std::path::PathBuf;
 use crate::definition::{ForwardMode, NetworkDef, NetworkName, error_chain};
 use crate::killpoint;
 use crate::plan::dnsmasq::DnsmasqFiles;
-use crate::plan::firewall::{OutboundLimit, Subnet};
+use crate::plan::firewall::OutboundLimit;
 use crate::plan::naming::{self, Requested};
 use crate::plan::network::{self, BridgedPlan};
 
@@ -336,18 +337,9 @@ async fn choose_bridge_name(
 }
 
 async fn check_route_collisions(netlink: &Netlink, plan: &BridgedPlan) -> Result<(), StartError> {
-    let wanted: Vec<Subnet> = plan
-        .bridge
-        .addresses
-        .iter()
-        .map(|(address, prefix)| Subnet::new(*address, *prefix))
-        .chain(plan.bridge.routes.iter().map(|route| route.destination))
-        .collect();
+    let claimed = plan.bridge.claimed_subnets();
     let routes = Netlink::routes().await?;
-    let Some(route) = routes
-        .iter()
-        .find(|route| wanted.contains(&route.destination))
-    else {
+    let Some(route) = network::colliding_routes(&claimed, &routes, None).next() else {
         return Ok(());
     };
     let names = netlink.link_indexes().await?;

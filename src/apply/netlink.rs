@@ -6,7 +6,6 @@ use std::net::IpAddr;
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use netlink_sys::AsyncSocket;
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
-use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use rtnetlink::packet_route::link::{
     BridgeStpState, InfoBridge, InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
@@ -14,8 +13,10 @@ use rtnetlink::packet_route::link::{
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteType,
 };
+use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
 
+use crate::plan::diagnosis::LinkFacts;
 use crate::plan::firewall::Subnet;
 use crate::plan::network::{BridgePlan, RoutePlan};
 
@@ -61,12 +62,7 @@ fn index_and_name(link: &LinkMessage) -> Option<(u32, String)> {
         })
 }
 
-/// A route of the host, as far as collision checks need it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostRoute {
-    pub destination: Subnet,
-    pub interface: Option<u32>,
-}
+pub use crate::plan::network::HostRoute;
 
 /// A netlink connection in the network namespace of the calling thread.
 pub struct Netlink {
@@ -191,6 +187,34 @@ impl Netlink {
             .filter_map(|link| {
                 let (index, name) = index_and_name(link)?;
                 Some((index, (name, link.header.flags.contains(LinkFlags::Up))))
+            })
+            .collect())
+    }
+
+    /// Every link of the namespace by index, as `virtnet doctor` sees it:
+    /// name, whether it is up, and its MTU (addresses and sysctls are
+    /// left to the caller).
+    pub async fn link_facts(&self) -> Result<HashMap<u32, LinkFacts>> {
+        Ok(self
+            .links()
+            .await?
+            .iter()
+            .filter_map(|link| {
+                let (index, name) = index_and_name(link)?;
+                let mtu = link
+                    .attributes
+                    .iter()
+                    .find_map(|attribute| match attribute {
+                        LinkAttribute::Mtu(mtu) => Some(*mtu),
+                        _ => None,
+                    });
+                let facts = LinkFacts {
+                    name,
+                    up: link.header.flags.contains(LinkFlags::Up),
+                    mtu,
+                    ..LinkFacts::default()
+                };
+                Some((index, facts))
             })
             .collect())
     }
@@ -462,7 +486,13 @@ fn host_route(message: &RouteMessage) -> Option<HostRoute> {
         }
     }
     let prefix = message.header.destination_prefix_length;
-    let destination = destination?;
+    // A default route has no destination: the family's unspecified address.
+    let destination = match (destination, message.header.address_family) {
+        (Some(destination), _) => destination,
+        (None, AddressFamily::Inet) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        (None, AddressFamily::Inet6) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        (None, _) => return None,
+    };
     Some(HostRoute {
         destination: Subnet::new(destination, prefix),
         interface,

@@ -23,6 +23,16 @@ pub fn set(key: &str, value: &str) -> Result<(), SysctlError> {
     })
 }
 
+/// The value of `/proc/sys/net/<key>` as a number; `None` when it cannot
+/// be read (no such interface, no IPv6).
+pub fn read(key: &str) -> Option<u8> {
+    std::fs::read_to_string(PathBuf::from("/proc/sys/net").join(key))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// Per-bridge IPv6 settings, as libvirt makes them: a bridge without IPv6
 /// gets none at all; one with IPv6 takes no router advertisements and
 /// configures no addresses by itself (it is the router).

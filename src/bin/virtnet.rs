@@ -23,9 +23,11 @@ async fn main() -> ExitCode {
             }
         },
         Err(failure) => {
+            print!("{}", failure.output());
             eprint!("{}", failure.report());
-            if !offline {
-                // virsh ends every command with a blank line, failed ones too.
+            if !offline && failure.output().is_empty() {
+                // virsh ends every command with a blank line, failed ones
+                // too (doctor, not virsh's, ends with its summary).
                 println!();
             }
             ExitCode::FAILURE

@@ -98,6 +98,17 @@ pub mod virtnet {
         NetEdit { network: String },
         /// Put back virtnet's firewall rules where something removed them.
         ReloadFirewall,
+        /// Explain why guests may have no connectivity: one line per
+        /// finding, each with its fix. Exit status 0 only when nothing is
+        /// wrong.
+        Doctor {
+            /// The network to examine (name or UUID); every active one by
+            /// default.
+            network: Option<String>,
+            /// Print the findings as JSON.
+            #[arg(long)]
+            json: bool,
+        },
         /// Take over libvirt's networks: same name, UUID, bridge, MAC and
         /// addresses, and autostart as libvirt had it. From the directory
         /// libvirt keeps definitions in, networks are defined only; from a

@@ -27,6 +27,7 @@ impl Client {
         let connection = bus.builder().build().await.map_err(|error| Failure {
             context: Some("failed to connect to virtnetd".into()),
             message: bus_error(error),
+            output: String::new(),
         })?;
         Ok(Self {
             connection,

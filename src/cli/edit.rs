@@ -77,6 +77,7 @@ pub(super) async fn edit(client: &Client, network: &str) -> Result<String, Failu
                     return Err(Failure {
                         context: reason,
                         message: verdict.to_owned(),
+                        output: String::new(),
                     });
                 }
             }

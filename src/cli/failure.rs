@@ -8,6 +8,8 @@ pub struct Failure {
     pub(super) context: Option<String>,
     /// Empty when there is nothing to say (the user gave up).
     pub(super) message: String,
+    /// What goes to standard output all the same (doctor's findings).
+    pub(super) output: String,
 }
 
 impl Failure {
@@ -15,7 +17,22 @@ impl Failure {
         Self {
             context: None,
             message: message.into(),
+            output: String::new(),
         }
+    }
+
+    /// A command that did its work and found something wrong: `output`
+    /// is printed as a success's would be, the exit status says failure.
+    pub(super) fn found(output: String) -> Self {
+        Self {
+            output,
+            ..Self::given_up()
+        }
+    }
+
+    /// What the command printed before it failed.
+    pub fn output(&self) -> &str {
+        &self.output
     }
 
     /// The user chose to stop (net-edit's `n`): virsh fails silently.
@@ -72,6 +89,7 @@ impl<T> Context<T> for zbus::Result<T> {
         self.map_err(|error| Failure {
             context: Some(context()),
             message: bus_error(error),
+            output: String::new(),
         })
     }
 }

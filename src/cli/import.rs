@@ -45,6 +45,7 @@ fn libvirt_networks(dir: &std::path::Path, names: &[String]) -> Result<Vec<Found
         let def = NetworkDef::parse(&xml).map_err(|error| Failure {
             context: Some(format!("cannot import {file}")),
             message: error_chain(&error),
+            output: String::new(),
         })?;
         if !names.is_empty() && !names.iter().any(|name| name == def.name.as_str()) {
             continue;

@@ -5,6 +5,7 @@
 pub mod args;
 mod client;
 pub mod docs;
+mod doctor;
 mod edit;
 mod editor;
 mod failure;

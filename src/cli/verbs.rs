@@ -7,7 +7,7 @@ use super::client::Client;
 use super::failure::{Context, Failure};
 use super::input::{parse_file, read_text};
 use super::table::yes_no;
-use super::{edit, import, list};
+use super::{doctor, edit, import, list};
 use crate::dbus::client::NetworkProxy;
 use crate::definition::{FormatFlags, NetworkDef, UpdateCommand, UpdateSection, error_chain};
 use crate::service::update_flags;
@@ -204,6 +204,7 @@ pub async fn run(cli: Cli) -> Result<String, Failure> {
         }
         Command::NetEdit { network } => edit::edit(&client, &network).await,
         Command::Import(args) => import::import(&client, args).await,
+        Command::Doctor { network, json } => doctor::doctor(&client, network, json).await,
         Command::ReloadFirewall => {
             let restored = client
                 .virtnet()

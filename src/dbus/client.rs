@@ -86,11 +86,17 @@ pub type NetworkSummary = (String, String, bool, bool, bool, String);
 /// guests' ports moved.
 pub type ImportedNetwork = (String, String, String, String, bool, bool, bool, bool, u32);
 
+/// A finding of `Diagnose`: network ("" for what all networks share),
+/// problem, fix.
+pub type FindingTuple = (String, String, String);
+
 #[proxy(interface = "org.virtnet.Connect")]
 pub trait VirtnetConnect {
     fn list_network_summaries(&self, flags: u32) -> zbus::Result<Vec<NetworkSummary>>;
 
     fn reload_firewall(&self) -> zbus::Result<bool>;
+
+    fn diagnose(&self, network: &str) -> zbus::Result<(Vec<String>, Vec<FindingTuple>)>;
 
     #[zbus(name = "ImportFromLibvirt")]
     fn import_from_libvirt(

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use zbus::object_server::SignalEmitter;
 use zbus::{Connection, ObjectServer, OwnedObjectPath, interface};
 
-use super::client::ImportedNetwork;
+use super::client::{FindingTuple, ImportedNetwork};
 use super::network::Network;
 use super::{LibvirtError, network_path};
 use crate::definition::Uuid;
@@ -167,6 +167,27 @@ impl VirtnetConnect {
     #[zbus(out_args("restored"))]
     async fn reload_firewall(&self) -> Result<bool> {
         Ok(self.service.reload_firewall().await?)
+    }
+
+    /// `virtnet doctor`: what keeps guests of network `network` (a name or
+    /// UUID; every active network when empty) from their connectivity.
+    /// Returns the networks examined and, for each finding, the network
+    /// ("" for what all share), the problem and its fix.
+    #[zbus(out_args("networks", "findings"))]
+    async fn diagnose(&self, network: &str) -> Result<(Vec<String>, Vec<FindingTuple>)> {
+        let diagnosis = self.service.diagnose(network).await?;
+        let findings = diagnosis
+            .findings
+            .into_iter()
+            .map(|finding| {
+                (
+                    finding.network.unwrap_or_default(),
+                    finding.problem,
+                    finding.fix,
+                )
+            })
+            .collect();
+        Ok((diagnosis.examined, findings))
     }
 
     /// Takes libvirt's networks over from the libvirtd at `uri` (`virtnet

@@ -2,6 +2,7 @@
 //! definition (links, addresses, firewall rules, dnsmasq configuration).
 //! Nothing here touches the system.
 
+pub mod diagnosis;
 pub mod dnsmasq;
 pub mod firewall;
 pub mod naming;

@@ -26,6 +26,41 @@ pub struct BridgePlan {
     pub port_isolated: bool,
 }
 
+/// A route of the host's main table, as far as collision checks need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRoute {
+    pub destination: Subnet,
+    /// The interface's index (none for routes through no interface).
+    pub interface: Option<u32>,
+}
+
+impl BridgePlan {
+    /// The subnets the bridge claims: those of its addresses and of its
+    /// routes.
+    pub fn claimed_subnets(&self) -> Vec<Subnet> {
+        self.addresses
+            .iter()
+            .map(|(address, prefix)| Subnet::new(*address, *prefix))
+            .chain(self.routes.iter().map(|route| route.destination))
+            .collect()
+    }
+}
+
+/// The host routes that collide with the subnets a bridge claims, as
+/// libvirt sees it when it refuses to start a network (VIR_ERR_INTERNAL_ERROR
+/// "Network is already in use by interface"): a route to the same subnet
+/// through another interface than the bridge's (`bridge`: its index, none
+/// before it exists).
+pub fn colliding_routes<'a>(
+    claimed: &'a [Subnet],
+    routes: &'a [HostRoute],
+    bridge: Option<u32>,
+) -> impl Iterator<Item = &'a HostRoute> {
+    routes.iter().filter(move |route| {
+        claimed.contains(&route.destination) && (bridge.is_none() || route.interface != bridge)
+    })
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutePlan {
     pub destination: Subnet,

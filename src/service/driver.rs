@@ -9,6 +9,7 @@ use crate::apply::RunningNetwork;
 use crate::apply::firewall::TableWatch;
 use crate::apply::watch::LinkWatch;
 use crate::definition::NetworkDef;
+use crate::plan::diagnosis::Finding;
 use crate::state::store::StoredNetwork;
 
 use super::error::{Result, ServiceError};
@@ -99,6 +100,14 @@ pub trait Driver: Send + Sync {
         def: &'a NetworkDef,
         running: &'a RunningNetwork,
     ) -> BoxFuture<'a, Result<Healing>>;
+
+    /// What keeps the guests of running `networks` (each with its
+    /// definition) from their connectivity, each finding with its fix;
+    /// changes nothing.
+    fn diagnose<'a>(
+        &'a self,
+        networks: &'a [(NetworkDef, RunningNetwork)],
+    ) -> BoxFuture<'a, Result<Vec<Finding>>>;
 }
 
 /// What [`Driver::heal`] found.
@@ -216,5 +225,13 @@ impl Driver for TestDriver {
         _running: &'a RunningNetwork,
     ) -> BoxFuture<'a, Result<Healing>> {
         async { Ok(Healing::Whole) }.boxed()
+    }
+
+    /// Networks in memory have nothing that can go wrong.
+    fn diagnose<'a>(
+        &'a self,
+        _networks: &'a [(NetworkDef, RunningNetwork)],
+    ) -> BoxFuture<'a, Result<Vec<Finding>>> {
+        async { Ok(Vec::new()) }.boxed()
     }
 }

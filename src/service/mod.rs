@@ -9,6 +9,7 @@
 //! never wait for an operation in progress.
 
 mod claim;
+mod diagnose;
 pub mod driver;
 pub mod error;
 #[cfg(feature = "libvirt")]
@@ -27,6 +28,7 @@ use tokio::sync::broadcast;
 
 use crate::definition::Uuid;
 
+pub use self::diagnose::Diagnosis;
 pub use self::driver::{Driver, TestDriver};
 pub use self::error::{Result, ServiceError};
 use self::neighbour::{ForeignNetwork, Neighbour};

@@ -188,6 +188,18 @@ impl Firewall {
         self.reconcile_locked(&mut record).await
     }
 
+    /// What is out of place in the table, as [`Firewall::reconcile`] would
+    /// name it, changing nothing (for `virtnet doctor`); empty when the
+    /// table is as the running networks need it.
+    pub async fn inspect(&self) -> Result<Vec<String>, FirewallError> {
+        let record = self.table.lock().await;
+        let listing = self.nft.list_table().await?;
+        let listed = Contents::listed(listing.as_deref()).map_err(FirewallError::Listing)?;
+        // The rebuild a repair may need is never applied here: not made.
+        let repair = listed.repair(&record.planned(), Transaction::default);
+        Ok(repair.map(|repair| repair.found).unwrap_or_default())
+    }
+
     async fn reconcile_locked(&self, record: &mut Record) -> Result<Repaired, FirewallError> {
         let listing = self.nft.list_table().await?;
         let listed = Contents::listed(listing.as_deref()).map_err(FirewallError::Listing)?;

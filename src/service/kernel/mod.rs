@@ -30,7 +30,7 @@ use crate::apply::netlink::Netlink;
 use crate::apply::openings::{ForeignFirewalls, Openings, OpeningsError, Reconciled};
 use crate::apply::recover::Healed;
 use crate::apply::watch::LinkWatch;
-use crate::apply::{self, Environment, FailedStart, StopError, recover};
+use crate::apply::{self, Environment, FailedStart, StopError, inspect, recover};
 use crate::definition::{FormatFlags, NetworkDef, error_chain};
 use crate::killpoint;
 use crate::plan::openings::OpeningNeeds;
@@ -462,5 +462,12 @@ impl Driver for Kernel {
         running: &'a RunningNetwork,
     ) -> BoxFuture<'a, Result<Healing>> {
         self.heal_network(def, running).boxed()
+    }
+
+    fn diagnose<'a>(
+        &'a self,
+        networks: &'a [(NetworkDef, RunningNetwork)],
+    ) -> BoxFuture<'a, Result<Vec<crate::plan::diagnosis::Finding>>> {
+        async move { Ok(inspect::diagnose(networks, &self.env, &self.firewall).await?) }.boxed()
     }
 }
