@@ -15,6 +15,7 @@ use common::ScratchDir;
 use common::daemon::{Bus, Daemon, DaemonConfig, client, start_bus};
 use common::netns::{Netns, host_and_outside, veth};
 use virtnet::apply::firewall::Firewall;
+use virtnet::apply::openings::{ForeignFirewalls, Openings};
 use virtnet::apply::{self, Environment, RunningNetwork, TrafficControl, inspect};
 use virtnet::definition::NetworkDef;
 
@@ -278,8 +279,14 @@ impl Bare {
     /// The findings, as virtnetd's doctor would have them.
     fn findings(&self) -> Vec<String> {
         let networks = [(self.def.clone(), self.running.clone())];
+        let openings = Openings::new(ForeignFirewalls::Open, self.firewall.own_processes());
         self.host
-            .block_on(inspect::diagnose(&networks, &self.env, &self.firewall))
+            .block_on(inspect::diagnose(
+                &networks,
+                &self.env,
+                &self.firewall,
+                &openings,
+            ))
             .expect("the host can be examined")
             .iter()
             .map(ToString::to_string)

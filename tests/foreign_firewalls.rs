@@ -9,8 +9,8 @@
 //! connections from outside stay refused; the other tool rebuilds its
 //! chains and the guest still works; after the network stops, nothing of
 //! virtnet's is left in the other tables. With `--foreign-firewalls=warn`
-//! the same host leaves the guest cut off, and the daemon says which chain
-//! drops its traffic.
+//! the same host leaves the guest cut off, and the daemon and `virtnet
+//! doctor` say which chain drops its traffic.
 
 mod common;
 
@@ -204,6 +204,12 @@ fn dockers_forward_policy_drop() {
     let lab = Lab::new("ffd", &[], |host, _| docker_chains(host));
     let guest = lab.plug_guest();
     lab.assert_guest_works(&guest, "beside Docker's chains");
+    let doctor = client(&lab.bus.address, BUS_NAME, &["doctor", "natnet"]);
+    assert!(
+        doctor.status.success(),
+        "doctor finds nothing wrong: {}",
+        String::from_utf8_lossy(&doctor.stdout)
+    );
     let accepts = lab.accepts_of_virtnets();
     assert!(
         accepts
@@ -236,6 +242,13 @@ fn without_opening_dockers_policy_cuts_the_guest_off_and_is_named() {
             "table ip filter, chain FORWARD (policy drop) drops the traffic of bridge vn-ff0"
         ),
         "the daemon names the chain: {log}"
+    );
+    let doctor = client(&lab.bus.address, BUS_NAME, &["doctor", "natnet"]);
+    let said = String::from_utf8_lossy(&doctor.stdout);
+    assert!(!doctor.status.success(), "doctor finds it: {said}");
+    assert!(
+        said.contains("table ip filter, chain FORWARD (policy drop) drops the traffic of bridge vn-ff0"),
+        "doctor names the chain: {said}"
     );
     lab.stop();
 }

@@ -1,6 +1,7 @@
 //! What `virtnet doctor` sees of the host: sysctls, links with their
-//! addresses and MTUs, routes, each dnsmasq's sockets, and what is out of
-//! place in virtnet's table. Only reads; the findings are decided in
+//! addresses and MTUs, routes, each dnsmasq's sockets, what is out of
+//! place in virtnet's table, and other tables that drop the networks'
+//! traffic. Only reads; the findings are decided in
 //! `plan::diagnosis`.
 
 use std::collections::{HashMap, HashSet};
@@ -8,12 +9,14 @@ use std::path::Path;
 
 use crate::definition::{MacAddr, NetworkDef};
 use crate::plan::diagnosis::{
-    self, DnsmasqFacts, Finding, HostFacts, LinkFacts, Listener, NetworkFacts, Protocol,
+    self, DnsmasqFacts, Finding, ForeignDrop, HostFacts, LinkFacts, Listener, NetworkFacts,
+    Protocol,
 };
 
 use super::dnsmasq::DnsmasqInstance;
 use super::firewall::Firewall;
 use super::netlink::Netlink;
+use super::openings::Openings;
 use super::refresh::bridged_plan;
 use super::{Environment, RunningNetwork, StartError, sysctl};
 
@@ -24,8 +27,26 @@ pub async fn diagnose(
     networks: &[(NetworkDef, RunningNetwork)],
     env: &Environment,
     firewall: &Firewall,
+    openings: &Openings,
 ) -> Result<Vec<Finding>, StartError> {
-    let host = observe_host(firewall).await?;
+    let mut host = observe_host(firewall).await?;
+    host.foreign_drops = match openings.blocked().await {
+        Ok(blocked) => blocked
+            .iter()
+            .map(|blocked| ForeignDrop {
+                network: blocked.network.clone(),
+                description: blocked.describe(),
+            })
+            .collect(),
+        // Unknown, as unreadable sockets are: no finding, but a trace.
+        Err(error) => {
+            tracing::warn!(
+                "doctor cannot read other tables: {}",
+                crate::definition::error_chain(&error)
+            );
+            Vec::new()
+        }
+    };
     let mut facts = Vec::new();
     for (def, running) in networks {
         let Some(bridge) = &running.bridge else {

@@ -72,6 +72,17 @@ pub struct HostFacts {
     /// What is out of place in virtnet's nftables table, as its repair
     /// would name it (empty: the table is as the running networks need).
     pub table_out_of_place: Vec<String>,
+    /// Other tables' chains that drop running networks' traffic, with no
+    /// accept of virtnet's in place for it.
+    pub foreign_drops: Vec<ForeignDrop>,
+}
+
+/// A chain of another tool's that drops a network's traffic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignDrop {
+    pub network: String,
+    /// Table, chain, why, and what it drops, as an administrator reads it.
+    pub description: String,
 }
 
 impl HostFacts {
@@ -278,6 +289,7 @@ pub const NETWORK_CHECKS: &[NetworkCheck] = &[
     reverse_path_filter,
     uplink_mtu,
     route_collisions,
+    foreign_drops,
 ];
 
 /// Every check of what the networks share.
@@ -499,6 +511,22 @@ fn route_collisions(network: &NetworkFacts, host: &HostFacts) -> Vec<Finding> {
 }
 
 /// virtnet's table is as the running networks need it.
+fn foreign_drops(network: &NetworkFacts, host: &HostFacts) -> Vec<Finding> {
+    host.foreign_drops
+        .iter()
+        .filter(|drop| drop.network == network.name)
+        .map(|drop| {
+            network.finding(
+                drop.description.clone(),
+                "let virtnetd add the accepts it needs there (its default, \
+                 --foreign-firewalls=open; 'virtnet reload-firewall' adds them now), \
+                 or accept the bridge's traffic in that chain yourself"
+                    .into(),
+            )
+        })
+        .collect()
+}
+
 fn virtnet_table(host: &HostFacts, networks: &[NetworkFacts]) -> Vec<Finding> {
     if host.table_out_of_place.is_empty() || !networks.iter().any(|network| network.has_rules) {
         return Vec::new();

@@ -81,6 +81,7 @@ fn healthy(xml: &str) -> (HostFacts, NetworkFacts) {
             route("fd80::", 64, BRIDGE),
         ],
         table_out_of_place: Vec::new(),
+        foreign_drops: Vec::new(),
     };
     (host, network)
 }
@@ -331,4 +332,25 @@ fn an_inactive_network_says_how_to_start_it() {
         inactive("keennet").to_string(),
         "keennet: the network is not active: its guests have no network at all; run 'virtnet net-start keennet'"
     );
+}
+
+#[test]
+fn a_foreign_chain_that_drops_is_named_for_its_network_only() {
+    let (mut host, network) = healthy(KEENNET);
+    host.foreign_drops = vec![
+        ForeignDrop {
+            network: network.name.clone(),
+            description: "table ip filter, chain FORWARD (policy drop) drops the traffic of \
+                          bridge keenbr0 (forward from bridge)"
+                .into(),
+        },
+        ForeignDrop {
+            network: "other".into(),
+            description: "table inet host, chain forward (policy drop)".into(),
+        },
+    ];
+    let findings = diagnose(&host, std::slice::from_ref(&network));
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert!(findings[0].problem.contains("chain FORWARD (policy drop)"));
+    assert!(findings[0].fix.contains("--foreign-firewalls=open"));
 }

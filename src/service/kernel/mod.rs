@@ -468,6 +468,6 @@ impl Driver for Kernel {
         &'a self,
         networks: &'a [(NetworkDef, RunningNetwork)],
     ) -> BoxFuture<'a, Result<Vec<crate::plan::diagnosis::Finding>>> {
-        async move { Ok(inspect::diagnose(networks, &self.env, &self.firewall).await?) }.boxed()
+        async move { Ok(inspect::diagnose(networks, &self.env, &self.firewall, &self.openings).await?) }.boxed()
     }
 }
