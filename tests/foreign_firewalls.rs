@@ -247,7 +247,9 @@ fn without_opening_dockers_policy_cuts_the_guest_off_and_is_named() {
     let said = String::from_utf8_lossy(&doctor.stdout);
     assert!(!doctor.status.success(), "doctor finds it: {said}");
     assert!(
-        said.contains("table ip filter, chain FORWARD (policy drop) drops the traffic of bridge vn-ff0"),
+        said.contains(
+            "table ip filter, chain FORWARD (policy drop) drops the traffic of bridge vn-ff0"
+        ),
         "doctor names the chain: {said}"
     );
     lab.stop();

@@ -57,6 +57,13 @@ pub struct Reconciled {
     pub blocked: Vec<Blocked>,
 }
 
+/// Whether a reconcile may use the tables as the last one read them.
+#[derive(Clone, Copy)]
+enum Reading {
+    Kept,
+    Fresh,
+}
+
 /// The accepts the running networks need in other tables.
 pub struct Openings {
     mode: ForeignFirewalls,
@@ -73,6 +80,11 @@ struct State {
     needs: BTreeMap<String, OpeningNeeds>,
     /// What the last reconcile found blocked: only news are reported.
     blocked: Vec<String>,
+    /// The other tables as the last reconcile left them, while nobody is
+    /// known to have changed them since: a start or stop on a host where
+    /// nothing drops traffic then runs no process at all. Announced
+    /// changes bring a [`Openings::reconcile`], which reads them again.
+    survey: Option<Survey>,
 }
 
 impl Openings {
@@ -96,7 +108,7 @@ impl Openings {
             Some(needs) => state.needs.insert(network.to_owned(), needs),
             None => state.needs.remove(network),
         };
-        self.reconcile_locked(&mut state).await
+        self.reconcile_locked(&mut state, Reading::Kept).await
     }
 
     /// Records the networks found running at daemon start, without
@@ -107,10 +119,10 @@ impl Openings {
     }
 
     /// Brings the accepts in other tables in line with what the running
-    /// networks need.
+    /// networks need, reading the tables afresh.
     pub async fn reconcile(&self) -> Result<Reconciled, OpeningsError> {
         let mut state = self.state.lock().await;
-        self.reconcile_locked(&mut state).await
+        self.reconcile_locked(&mut state, Reading::Fresh).await
     }
 
     /// What drops the running networks' traffic now, with no accept of
@@ -121,10 +133,20 @@ impl Openings {
         Ok(blocked(&self.survey().await?, &needs))
     }
 
-    async fn reconcile_locked(&self, state: &mut State) -> Result<Reconciled, OpeningsError> {
+    async fn reconcile_locked(
+        &self,
+        state: &mut State,
+        reading: Reading,
+    ) -> Result<Reconciled, OpeningsError> {
         let needs: Vec<OpeningNeeds> = state.needs.values().cloned().collect();
-        let survey = self.survey().await?;
+        let survey = match (reading, state.survey.take()) {
+            (Reading::Kept, Some(survey)) => survey,
+            _ => self.survey().await?,
+        };
         let decision = decide(&survey, &needs, self.mode == ForeignFirewalls::Open);
+        if decision.add.is_empty() && decision.remove.is_empty() {
+            state.survey = Some(survey);
+        }
         let blocked: Vec<String> = decision.blocked.iter().map(Blocked::describe).collect();
         let news = decision
             .blocked

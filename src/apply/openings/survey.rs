@@ -142,7 +142,7 @@ pub enum Removal {
 }
 
 /// What the host's other tables hold that matters to virtnet's networks.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Survey {
     pub dropping: Vec<DroppingChain>,
     pub ours: Vec<OurRule>,
