@@ -4,5 +4,6 @@
 
 pub mod dnsmasq;
 pub mod firewall;
+pub mod firewalld;
 pub mod naming;
 pub mod network;

@@ -14,6 +14,11 @@
 //! What a failed start or stop could not remove is remembered (and its
 //! status record kept): it is tried again before that network starts, and
 //! at the next daemon start.
+//!
+//! When firewalld runs, each bridge is put into its firewalld zone once
+//! the network is up (a bridge that cannot be fails the start, which is
+//! undone), taken out at stop, and put back after firewalld reloads
+//! (`apply::firewalld`).
 
 mod recovery;
 mod teardown;
@@ -26,12 +31,14 @@ use futures_util::future::BoxFuture;
 
 use crate::apply::RunningNetwork;
 use crate::apply::firewall::{Firewall, TableWatch};
+use crate::apply::firewalld::{Firewalld, FirewalldError};
 use crate::apply::netlink::Netlink;
 use crate::apply::recover::Healed;
 use crate::apply::watch::LinkWatch;
 use crate::apply::{self, Environment, FailedStart, StopError, recover};
 use crate::definition::{FormatFlags, NetworkDef, error_chain};
 use crate::killpoint;
+use crate::plan::firewalld::ZoneRequest;
 use crate::state::store::{NetworkStatus, Phase, Store, StoredNetwork};
 
 use super::driver::{Driver, FailedUpdate, Healing, Loaded};
@@ -44,6 +51,8 @@ pub struct Kernel {
     /// virtnet's nftables table; shared with the teardowns in the background.
     firewall: Arc<Firewall>,
     teardowns: Teardowns,
+    /// The running networks' bridges in firewalld's zones.
+    firewalld: Firewalld,
     /// Networks whose failed start or stop left something on the host, by
     /// name: removed before the network starts again.
     leftovers: std::sync::Mutex<HashMap<String, Leftover>>,
@@ -64,6 +73,7 @@ impl Kernel {
             store,
             firewall: Arc::default(),
             teardowns: Teardowns::default(),
+            firewalld: Firewalld::default(),
             leftovers: std::sync::Mutex::default(),
         }
     }
@@ -149,15 +159,53 @@ impl Kernel {
                 return Err(error.into());
             }
         };
+        if let Err(error) = self.join_zone(def, &running).await {
+            self.undo_start(def, &running).await;
+            return Err(apply::StartError::from(error).into());
+        }
         if let Err(error) = self.save_status(def, Phase::Running, Some(&running)).await {
-            match apply::stop(&running, &self.firewall).await {
-                Ok(()) => self.delete_status(name).await,
-                Err(failure) => self.left_over(def, bridge_index(&running), &failure),
-            }
+            self.leave_zone(def, &running).await;
+            self.undo_start(def, &running).await;
             return Err(error);
         }
         killpoint::reached("start:running");
         Ok(running)
+    }
+
+    /// Takes away a network whose start failed after it was realized.
+    async fn undo_start(&self, def: &NetworkDef, running: &RunningNetwork) {
+        match apply::stop(running, &self.firewall).await {
+            Ok(()) => self.delete_status(def.name.as_str()).await,
+            Err(failure) => self.left_over(def, bridge_index(running), &failure),
+        }
+    }
+
+    /// Puts the network's bridge into its firewalld zone, when firewalld
+    /// runs (or the definition names a zone).
+    async fn join_zone(
+        &self,
+        def: &NetworkDef,
+        running: &RunningNetwork,
+    ) -> Result<(), FirewalldError> {
+        let Some(bridge) = &running.bridge else {
+            return Ok(());
+        };
+        let request = ZoneRequest::of(def);
+        self.firewalld
+            .join(def.name.as_str(), &bridge.name, &request)
+            .await
+    }
+
+    /// Takes the network's bridge out of its firewalld zone; a failure is
+    /// only logged, as libvirt does: the network goes all the same.
+    async fn leave_zone(&self, def: &NetworkDef, running: &RunningNetwork) {
+        let Some(bridge) = &running.bridge else {
+            return;
+        };
+        let request = ZoneRequest::of(def);
+        if let Err(error) = self.firewalld.leave(&bridge.name, &request).await {
+            tracing::warn!(network = %def.name, "{}", error_chain(&error));
+        }
     }
 
     /// Takes the network away; a retired bridge is deleted in the
@@ -169,6 +217,7 @@ impl Kernel {
         self.save_status(def, Phase::Stopping, Some(running))
             .await?;
         killpoint::reached("stop:recorded");
+        self.leave_zone(def, running).await;
         match apply::take_down(running, &self.firewall).await {
             Ok(None) => self.delete_status(&name).await,
             Ok(Some(retired)) => {
@@ -262,6 +311,7 @@ impl Kernel {
                 })
             }
             Healed::Gone { leftovers } => {
+                self.leave_zone(def, running).await;
                 match leftovers {
                     Some(failure) => self.left_over(def, bridge_index(running), &failure),
                     None => self.delete_status(def.name.as_str()).await,
@@ -386,6 +436,10 @@ impl Driver for Kernel {
 
     fn restore_rules(&self) -> BoxFuture<'_, Result<bool>> {
         self.reconcile_rules().boxed()
+    }
+
+    fn restore_zones(&self) -> BoxFuture<'_, ()> {
+        self.firewalld.restore().boxed()
     }
 
     fn watch_rules(&self) -> Option<std::io::Result<TableWatch>> {

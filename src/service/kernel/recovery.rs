@@ -92,6 +92,11 @@ impl Kernel {
                             tracing::error!(network = name, "{}", error_chain(&error));
                         }
                     }
+                    // firewalld forgets zone assignments when it restarts:
+                    // a network taken over asks again.
+                    if let Err(error) = self.join_zone(&def, &running).await {
+                        tracing::error!(network = name, "{}", error_chain(&error));
+                    }
                     return Some(Adopted {
                         def,
                         running: Some(running),
