@@ -388,3 +388,85 @@ fn a_zone_firewalld_lacks_fails_the_start_naming_zone_and_bridge() {
         "{list}"
     );
 }
+
+/// Defines and starts the network of `xml`, written in the lab's scratch.
+fn start_network(lab: &Lab, name: &str, xml: &str) -> Output {
+    let path = lab.scratch.0.join(format!("{name}.xml"));
+    std::fs::write(&path, xml).unwrap();
+    lab.cli(&["net-define", path.to_str().unwrap()]);
+    client(&lab.bus, BUS_NAME, &["net-start", name])
+}
+
+const ROUTED: &str = "<network><name>routed</name><forward mode='route'/>\
+    <bridge name='routebr0'/><ip address='192.168.134.1' netmask='255.255.255.0'/></network>";
+const OPEN: &str = "<network><name>open</name><forward mode='open'/>\
+    <bridge name='openbr0'/><ip address='192.168.135.1' netmask='255.255.255.0'/></network>";
+const NAT: &str = "<network><name>nat</name><forward mode='nat'/>\
+    <bridge name='natbr0'/><ip address='192.168.136.1' netmask='255.255.255.0'/></network>";
+
+#[test]
+fn each_mode_gets_libvirts_zone_and_an_administrators_zone_is_kept() {
+    let mut lab = Lab::new("fwm");
+    // The administrator's own `libvirt` zone: used as it is, nothing added.
+    let own_zone = lab.scratch.0.join("firewalld/etc/zones/libvirt.xml");
+    std::fs::write(
+        &own_zone,
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<zone target=\"ACCEPT\"><short>mine</short></zone>\n",
+    )
+    .unwrap();
+    lab.firewalld().cmd_ok(&["--reload"]);
+
+    assert!(start_network(&lab, "nat", NAT).status.success());
+    assert_eq!(
+        lab.firewalld()
+            .cmd_ok(&["--get-zone-of-interface", "natbr0"]),
+        "libvirt"
+    );
+    let kept = std::fs::read_to_string(&own_zone).unwrap();
+    assert!(kept.contains("<short>mine</short>"), "{kept}");
+    let policies = lab.scratch.0.join("firewalld/etc/policies");
+    assert!(!policies.join("virtnet-guests-out.xml").exists());
+
+    // Routed: libvirt-routed and its policies, virtnet's own here.
+    assert!(start_network(&lab, "routed", ROUTED).status.success());
+    assert_eq!(
+        lab.firewalld()
+            .cmd_ok(&["--get-zone-of-interface", "routebr0"]),
+        "libvirt-routed"
+    );
+    assert!(policies.join("libvirt-routed-out.xml").exists());
+    assert!(policies.join("libvirt-routed-in.xml").exists());
+    // Installing reloaded firewalld: the NAT network's bridge is back.
+    lab.wait_in_zone("libvirt", "natbr0", "after virtnet reloaded firewalld");
+
+    // Open: no zone unless the definition names one, as in libvirt.
+    assert!(start_network(&lab, "open", OPEN).status.success());
+    let zone = lab.firewalld().cmd(&["--get-zone-of-interface", "openbr0"]);
+    assert_eq!(String::from_utf8_lossy(&zone.stderr).trim(), "no zone");
+
+    // Without firewalld, networks start as usual, except those that name a
+    // zone (libvirt's error).
+    lab.firewalld.take().expect("firewalld runs").stop();
+    for name in ["nat", "routed", "open"] {
+        lab.cli(&["net-destroy", name]);
+        lab.cli(&["net-start", name]);
+    }
+    let zoned = "<network><name>zoned</name><bridge name='zonebr1' zone='trusted'/>\
+        <ip address='192.168.137.1' netmask='255.255.255.0'/></network>";
+    let output = start_network(&lab, "zoned", zoned);
+    assert!(!output.status.success());
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        error.contains("zone trusted requested for network zoned but firewalld is not active"),
+        "{error}"
+    );
+
+    // firewalld back: the running networks' bridges go into their zones.
+    lab.firewalld = Some(Firewalld::start(
+        &lab.host,
+        &lab.bus,
+        &lab.scratch.0.join("firewalld"),
+    ));
+    lab.wait_in_zone("libvirt", "natbr0", "after firewalld started");
+    lab.wait_in_zone("libvirt-routed", "routebr0", "after firewalld started");
+}
