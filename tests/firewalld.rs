@@ -16,6 +16,7 @@ use common::daemon::{Bus, Daemon, DaemonConfig, client, start_bus};
 use common::guest::{dhcp, dns_answers, peer_seen, pings, udhcpc_script, wait_forwarding};
 use common::netns::{Netns, host_and_outside, plug_guest};
 use common::{ScratchDir, project_dir};
+use virtnet::apply::firewalld::{self, BridgeZone};
 
 const BUS_NAME: &str = "org.virtnet";
 
@@ -245,6 +246,16 @@ impl Lab {
             .any(|name| name == bridge)
     }
 
+    /// What virtnet's own question (for `virtnet doctor`) gets.
+    fn bridge_zone(&self, bridge: &str) -> BridgeZone {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(firewalld::bridge_zone(Some(&self.bus), bridge))
+            .expect("firewalld answers")
+    }
+
     fn wait_in_zone(&self, zone: &str, bridge: &str, why: &str) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self.in_zone(zone, bridge) {
@@ -330,6 +341,10 @@ fn bridges_go_into_firewalld_zones_and_stay_there() {
     );
     let zone = lab.firewalld().cmd_ok(&["--info-zone", "libvirt"]);
     assert!(zone.contains("services: dhcp dhcpv6 dns tftp"), "{zone}");
+    assert_eq!(
+        lab.bridge_zone("keenbr0"),
+        BridgeZone::InZone("libvirt".into())
+    );
 
     // A reload empties the zones' runtime interfaces: virtnetd puts the
     // bridge back on firewalld's Reloaded signal.
@@ -356,6 +371,7 @@ fn bridges_go_into_firewalld_zones_and_stay_there() {
     );
     let zone = lab.firewalld().cmd(&["--get-zone-of-interface", "keenbr0"]);
     assert_eq!(String::from_utf8_lossy(&zone.stderr).trim(), "no zone");
+    assert_eq!(lab.bridge_zone("keenbr0"), BridgeZone::NoZone);
     drop(guest);
 }
 
@@ -447,6 +463,7 @@ fn each_mode_gets_libvirts_zone_and_an_administrators_zone_is_kept() {
     // Without firewalld, networks start as usual, except those that name a
     // zone (libvirt's error).
     lab.firewalld.take().expect("firewalld runs").stop();
+    assert_eq!(lab.bridge_zone("natbr0"), BridgeZone::FirewalldNotRunning);
     for name in ["nat", "routed", "open"] {
         lab.cli(&["net-destroy", name]);
         lab.cli(&["net-start", name]);

@@ -300,10 +300,17 @@ pub enum BridgeZone {
     InZone(String),
 }
 
-/// Asks firewalld, over a connection of its own to the system bus, which
-/// zone `bridge` is in.
-pub async fn bridge_zone(bridge: &str) -> Result<BridgeZone, FirewalldError> {
-    let Ok(connection) = Connection::system().await else {
+/// Asks firewalld, over a connection of its own to the bus at `address`
+/// (the system bus when `None`), which zone `bridge` is in.
+pub async fn bridge_zone(
+    address: Option<&str>,
+    bridge: &str,
+) -> Result<BridgeZone, FirewalldError> {
+    let connected = match address {
+        None => Connection::system().await,
+        Some(address) => zbus::connection::Builder::address(address).build().await,
+    };
+    let Ok(connection) = connected else {
         return Ok(BridgeZone::FirewalldNotRunning);
     };
     let firewalld = FirewalldBus::new(&connection);
