@@ -196,14 +196,19 @@ impl Kernel {
             .await
     }
 
-    /// Takes the network's bridge out of its firewalld zone; a failure is
-    /// only logged, as libvirt does: the network goes all the same.
+    /// Takes the network's bridge out of its firewalld zone.
     async fn leave_zone(&self, def: &NetworkDef, running: &RunningNetwork) {
-        let Some(bridge) = &running.bridge else {
-            return;
-        };
+        if let Some(bridge) = &running.bridge {
+            self.leave_zone_of(def, &bridge.name).await;
+        }
+    }
+
+    /// Takes `bridge`, network `def`'s, out of its firewalld zone; a
+    /// failure is only logged, as libvirt does: the network goes all the
+    /// same.
+    async fn leave_zone_of(&self, def: &NetworkDef, bridge: &str) {
         let request = ZoneRequest::of(def);
-        if let Err(error) = self.firewalld.leave(&bridge.name, &request).await {
+        if let Err(error) = self.firewalld.leave(bridge, &request).await {
             tracing::warn!(network = %def.name, "{}", error_chain(&error));
         }
     }

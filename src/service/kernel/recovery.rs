@@ -75,6 +75,14 @@ impl Kernel {
             .as_ref()
             .and_then(|running| running.bridge.as_ref())
             .map(|bridge| bridge.ifindex);
+        // An interrupted start may have put the bridge into a firewalld
+        // zone, which keeps its name after the bridge is gone.
+        let bridge_name = status
+            .running
+            .as_ref()
+            .and_then(|running| running.bridge.as_ref())
+            .map(|bridge| bridge.name.clone())
+            .or_else(|| def.bridge.name.as_ref().map(ToString::to_string));
         if let (Phase::Running, Some(mut running)) = (status.phase, status.running) {
             match recover::adopt(&def, &mut running, &self.env, &self.firewall, host).await {
                 Ok(Adoption::Adopted { repaired }) => {
@@ -125,6 +133,9 @@ impl Kernel {
                     _ => "stop",
                 }
             );
+        }
+        if let Some(bridge) = &bridge_name {
+            self.leave_zone_of(&def, bridge).await;
         }
         let errors = recover::clean_up(&def, &self.env, known_bridge).await;
         if errors.is_empty() {
