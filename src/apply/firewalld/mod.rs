@@ -151,22 +151,24 @@ impl Firewalld {
             .iter()
             .map(|(bridge, wanted)| (bridge.clone(), wanted.clone()))
             .collect();
+        let mut restored = Vec::new();
         for (bridge, wanted) in wanted {
-            if let Err(error) = inner
+            match inner
                 .assign(&wanted.network, &bridge, &wanted.request)
                 .await
             {
-                tracing::error!(
+                Ok(()) => restored.push(bridge),
+                Err(error) => tracing::error!(
                     network = wanted.network,
                     "{}",
                     crate::definition::error_chain(&error)
-                );
+                ),
             }
         }
-        if !inner.wanted.is_empty() {
+        if !restored.is_empty() {
             tracing::info!(
                 "firewalld: bridges put back into their zones: {}",
-                inner.wanted.keys().cloned().collect::<Vec<_>>().join(", ")
+                restored.join(", ")
             );
         }
     }
