@@ -131,6 +131,8 @@ fn start_keennet_with(capabilities: &[String]) -> (u32, String) {
             .arg(dirs.join("lib"))
             .arg("--run-dir")
             .arg(dirs.join("run"))
+            // Not the machine's system bus, nor a firewalld on it.
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

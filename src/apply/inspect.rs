@@ -10,11 +10,13 @@ use std::path::Path;
 use crate::definition::{MacAddr, NetworkDef};
 use crate::plan::diagnosis::{
     self, DnsmasqFacts, Finding, ForeignDrop, HostFacts, LinkFacts, Listener, NetworkFacts,
-    Protocol,
+    Protocol, ZoneFacts,
 };
+use crate::plan::firewalld::ZoneRequest;
 
 use super::dnsmasq::DnsmasqInstance;
 use super::firewall::Firewall;
+use super::firewalld::{self, BridgeZone};
 use super::netlink::Netlink;
 use super::openings::Openings;
 use super::refresh::bridged_plan;
@@ -63,9 +65,40 @@ pub async fn diagnose(
             ),
             _ => None,
         };
-        facts.push(NetworkFacts::of(def, &plan, bridge.ifindex, dnsmasq));
+        let mut network = NetworkFacts::of(def, &plan, bridge.ifindex, dnsmasq);
+        network.zone = observe_zone(def, &bridge.name).await;
+        facts.push(network);
     }
     Ok(diagnosis::diagnose(&host, &facts))
+}
+
+/// The firewalld zone `bridge` should be in and the one it is in; `None`
+/// when there is nothing to compare (no zone asked for, firewalld not
+/// running, or not answering: the latter is logged).
+async fn observe_zone(def: &NetworkDef, bridge: &str) -> Option<ZoneFacts> {
+    let wanted = match ZoneRequest::of(def) {
+        ZoneRequest::Nothing => return None,
+        ZoneRequest::Named(zone) => zone,
+        ZoneRequest::Default(zone) => zone.name().to_owned(),
+    };
+    match firewalld::bridge_zone(None, bridge).await {
+        Ok(BridgeZone::FirewalldNotRunning) => None,
+        Ok(BridgeZone::NoZone) => Some(ZoneFacts {
+            wanted,
+            actual: None,
+        }),
+        Ok(BridgeZone::InZone(actual)) => Some(ZoneFacts {
+            wanted,
+            actual: Some(actual),
+        }),
+        Err(error) => {
+            tracing::warn!(
+                "doctor cannot ask firewalld about {bridge}: {}",
+                crate::definition::error_chain(&error)
+            );
+            None
+        }
+    }
 }
 
 /// The host as one look sees it.

@@ -8,6 +8,7 @@
 
 pub mod dnsmasq;
 pub mod firewall;
+pub mod firewalld;
 mod host_devices;
 pub mod inspect;
 pub mod netlink;
@@ -106,6 +107,8 @@ pub enum StartError {
     Netlink(#[from] netlink::NetlinkError),
     #[error(transparent)]
     Firewall(#[from] firewall::FirewallError),
+    #[error(transparent)]
+    Firewalld(#[from] firewalld::FirewalldError),
     #[error(transparent)]
     Dnsmasq(#[from] dnsmasq::DnsmasqError),
     #[error(transparent)]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use virtnet::apply::Environment;
+use virtnet::apply::firewalld::FirewalldEvents;
 use virtnet::cli::args::virtnetd::{Cli, DriverKind};
 use virtnet::dbus;
 use virtnet::definition::error_chain;
@@ -67,6 +68,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     tracing::info!(name = cli.bus_name, path = connect_path, "serving");
     if matches!(cli.driver, DriverKind::Kernel) {
         tokio::spawn(guard_firewall(service.clone()));
+        tokio::spawn(follow_firewalld(service.clone()));
         tokio::spawn(service.clone().supervise());
         tokio::spawn(follow_leases(service.clone()));
     }
@@ -109,6 +111,23 @@ async fn guard_firewall(service: Arc<Service>) {
             );
         }
     }
+}
+
+/// Puts the bridges back into their firewalld zones whenever firewalld
+/// forgets them: it reloaded, or it started (after virtnetd, or again).
+async fn follow_firewalld(service: Arc<Service>) {
+    let mut events = match FirewalldEvents::open().await {
+        Ok(events) => events,
+        Err(error) => {
+            tracing::info!("no system bus, firewalld is not followed: {error}");
+            return;
+        }
+    };
+    while let Some(event) = events.next().await {
+        tracing::info!("firewalld {event:?}: putting the bridges back into their zones");
+        service.restore_firewalld_zones().await;
+    }
+    tracing::warn!("the system bus connection ended: firewalld is no longer followed");
 }
 
 /// Reloads as libvirtd does on each SIGHUP (see `Service::reload`).

@@ -214,6 +214,17 @@ pub struct NetworkFacts {
     pub has_rules: bool,
     /// `None` when the network has no dnsmasq.
     pub dnsmasq: Option<DnsmasqFacts>,
+    /// The bridge's firewalld zone; `None` when firewalld does not run or
+    /// the network asks for no zone.
+    pub zone: Option<ZoneFacts>,
+}
+
+/// The firewalld zone a bridge should be in, and the one it is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneFacts {
+    pub wanted: String,
+    /// `None`: in no zone of its own (the default zone's rules apply).
+    pub actual: Option<String>,
 }
 
 impl NetworkFacts {
@@ -240,6 +251,7 @@ impl NetworkFacts {
                 .map(|dev| dev.as_str().to_owned()),
             has_rules: plan.firewall.is_some(),
             dnsmasq,
+            zone: None,
         }
     }
 
@@ -290,6 +302,7 @@ pub const NETWORK_CHECKS: &[NetworkCheck] = &[
     uplink_mtu,
     route_collisions,
     foreign_drops,
+    firewalld_zone,
 ];
 
 /// Every check of what the networks share.
@@ -511,6 +524,29 @@ fn route_collisions(network: &NetworkFacts, host: &HostFacts) -> Vec<Finding> {
 }
 
 /// virtnet's table is as the running networks need it.
+fn firewalld_zone(network: &NetworkFacts, _host: &HostFacts) -> Vec<Finding> {
+    let Some(zone) = &network.zone else {
+        return Vec::new();
+    };
+    if zone.actual.as_deref() == Some(zone.wanted.as_str()) {
+        return Vec::new();
+    }
+    let now = zone.actual.as_ref().map_or_else(
+        || "in no firewalld zone (the default zone's rules apply)".to_owned(),
+        |actual| format!("in firewalld zone '{actual}'"),
+    );
+    vec![network.finding(
+        format!(
+            "bridge {} is {now}, not in zone '{}': firewalld may refuse its guests' DHCP, DNS and forwarded traffic",
+            network.bridge, zone.wanted
+        ),
+        format!(
+            "run 'systemctl reload virtnetd' (it puts every bridge back into its zone), or 'firewall-cmd --zone={} --change-interface={}'",
+            zone.wanted, network.bridge
+        ),
+    )]
+}
+
 fn foreign_drops(network: &NetworkFacts, host: &HostFacts) -> Vec<Finding> {
     host.foreign_drops
         .iter()

@@ -354,3 +354,25 @@ fn a_foreign_chain_that_drops_is_named_for_its_network_only() {
     assert!(findings[0].problem.contains("chain FORWARD (policy drop)"));
     assert!(findings[0].fix.contains("--foreign-firewalls=open"));
 }
+
+#[test]
+fn a_bridge_out_of_its_firewalld_zone_is_named() {
+    let (host, mut network) = healthy(KEENNET);
+    network.zone = Some(ZoneFacts {
+        wanted: "libvirt".into(),
+        actual: Some("libvirt".into()),
+    });
+    assert!(diagnose(&host, std::slice::from_ref(&network)).is_empty());
+    network.zone = Some(ZoneFacts {
+        wanted: "libvirt".into(),
+        actual: None,
+    });
+    let findings = diagnose(&host, std::slice::from_ref(&network));
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert!(findings[0].problem.contains("in no firewalld zone"));
+    assert!(
+        findings[0]
+            .fix
+            .contains("--zone=libvirt --change-interface=")
+    );
+}

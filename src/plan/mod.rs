@@ -5,6 +5,7 @@
 pub mod diagnosis;
 pub mod dnsmasq;
 pub mod firewall;
+pub mod firewalld;
 pub mod naming;
 pub mod network;
 pub mod openings;

@@ -87,6 +87,10 @@ pub trait Driver: Send + Sync {
     /// Puts the firewall right; whether anything was out of place.
     fn restore_rules(&self) -> BoxFuture<'_, Result<bool>>;
 
+    /// Puts the running networks' bridges back into their firewalld zones
+    /// (after firewalld reloaded or started), where there are any.
+    fn restore_zones(&self) -> BoxFuture<'_, ()>;
+
     /// Follows the changes others make to the firewall, where there is one.
     fn watch_rules(&self) -> Option<std::io::Result<TableWatch>>;
 
@@ -209,6 +213,10 @@ impl Driver for TestDriver {
 
     fn restore_rules(&self) -> BoxFuture<'_, Result<bool>> {
         async { Ok(false) }.boxed()
+    }
+
+    fn restore_zones(&self) -> BoxFuture<'_, ()> {
+        async {}.boxed()
     }
 
     fn watch_rules(&self) -> Option<std::io::Result<TableWatch>> {

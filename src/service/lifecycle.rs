@@ -69,8 +69,9 @@ impl Service {
     /// What libvirt's daemon does on SIGHUP: the persistent definitions
     /// are read again (new ones appear, changed ones replace the persistent
     /// definition, which a running network uses from its next start; the
-    /// autostart flags follow their links), the firewall is put right, and
-    /// the autostart networks that are not running are started.
+    /// autostart flags follow their links), the firewall is put right (and
+    /// the bridges put back into their firewalld zones), and the autostart
+    /// networks that are not running are started.
     pub async fn reload(&self) {
         for stored in self.driver.load_configs().await {
             if let Err(error) = self.take_config(stored).await {
@@ -86,6 +87,7 @@ impl Service {
                 crate::definition::error_chain(&error)
             );
         }
+        self.restore_firewalld_zones().await;
         self.autostart().await;
     }
 

@@ -95,6 +95,12 @@ impl Service {
         self.driver.restore_rules().await
     }
 
+    /// Puts the running networks' bridges back into their firewalld zones,
+    /// which firewalld empties when it reloads or restarts.
+    pub async fn restore_firewalld_zones(&self) {
+        self.driver.restore_zones().await;
+    }
+
     /// Follows the changes others make to virtnet's table; `None` for the
     /// test driver, which has none.
     pub fn watch_firewall(&self) -> Option<std::io::Result<crate::apply::firewall::TableWatch>> {

@@ -137,6 +137,9 @@ impl Daemon {
             }
         }
         command.args(config.args);
+        // The machine's system bus is not the test's: a firewalld there
+        // must not get the test's bridges (a test may point it elsewhere).
+        command.env("DBUS_SYSTEM_BUS_ADDRESS", config.bus);
         command.envs(config.env.iter().copied());
         let log = std::fs::OpenOptions::new()
             .create(true)

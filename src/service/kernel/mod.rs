@@ -14,6 +14,11 @@
 //! What a failed start or stop could not remove is remembered (and its
 //! status record kept): it is tried again before that network starts, and
 //! at the next daemon start.
+//!
+//! When firewalld runs, each bridge is put into its firewalld zone once
+//! the network is up (a bridge that cannot be fails the start, which is
+//! undone), taken out at stop, and put back after firewalld reloads
+//! (`apply::firewalld`).
 
 mod recovery;
 mod teardown;
@@ -26,6 +31,7 @@ use futures_util::future::BoxFuture;
 
 use crate::apply::RunningNetwork;
 use crate::apply::firewall::{Firewall, TableWatch};
+use crate::apply::firewalld::{Firewalld, FirewalldError};
 use crate::apply::netlink::Netlink;
 use crate::apply::openings::{ForeignFirewalls, Openings, OpeningsError, Reconciled};
 use crate::apply::recover::Healed;
@@ -33,6 +39,7 @@ use crate::apply::watch::LinkWatch;
 use crate::apply::{self, Environment, FailedStart, StopError, inspect, recover};
 use crate::definition::{FormatFlags, NetworkDef, error_chain};
 use crate::killpoint;
+use crate::plan::firewalld::ZoneRequest;
 use crate::plan::openings::OpeningNeeds;
 use crate::state::store::{NetworkStatus, Phase, Store, StoredNetwork};
 
@@ -48,6 +55,8 @@ pub struct Kernel {
     /// The accepts the networks need in other tools' tables.
     openings: Openings,
     teardowns: Teardowns,
+    /// The running networks' bridges in firewalld's zones.
+    firewalld: Firewalld,
     /// Networks whose failed start or stop left something on the host, by
     /// name: removed before the network starts again.
     leftovers: std::sync::Mutex<HashMap<String, Leftover>>,
@@ -71,6 +80,7 @@ impl Kernel {
             firewall,
             openings,
             teardowns: Teardowns::default(),
+            firewalld: Firewalld::default(),
             leftovers: std::sync::Mutex::default(),
         }
     }
@@ -156,16 +166,59 @@ impl Kernel {
                 return Err(error.into());
             }
         };
+        if let Err(error) = self.join_zone(def, &running).await {
+            self.undo_start(def, &running).await;
+            return Err(apply::StartError::from(error).into());
+        }
         if let Err(error) = self.save_status(def, Phase::Running, Some(&running)).await {
-            match apply::stop(&running, &self.firewall).await {
-                Ok(()) => self.delete_status(name).await,
-                Err(failure) => self.left_over(def, bridge_index(&running), &failure),
-            }
+            self.leave_zone(def, &running).await;
+            self.undo_start(def, &running).await;
             return Err(error);
         }
         killpoint::reached("start:running");
         self.open_host_firewalls(def, &running).await;
         Ok(running)
+    }
+
+    /// Takes away a network whose start failed after it was realized.
+    async fn undo_start(&self, def: &NetworkDef, running: &RunningNetwork) {
+        match apply::stop(running, &self.firewall).await {
+            Ok(()) => self.delete_status(def.name.as_str()).await,
+            Err(failure) => self.left_over(def, bridge_index(running), &failure),
+        }
+    }
+
+    /// Puts the network's bridge into its firewalld zone, when firewalld
+    /// runs (or the definition names a zone).
+    async fn join_zone(
+        &self,
+        def: &NetworkDef,
+        running: &RunningNetwork,
+    ) -> Result<(), FirewalldError> {
+        let Some(bridge) = &running.bridge else {
+            return Ok(());
+        };
+        let request = ZoneRequest::of(def);
+        self.firewalld
+            .join(def.name.as_str(), &bridge.name, &request)
+            .await
+    }
+
+    /// Takes the network's bridge out of its firewalld zone.
+    async fn leave_zone(&self, def: &NetworkDef, running: &RunningNetwork) {
+        if let Some(bridge) = &running.bridge {
+            self.leave_zone_of(def, &bridge.name).await;
+        }
+    }
+
+    /// Takes `bridge`, network `def`'s, out of its firewalld zone; a
+    /// failure is only logged, as libvirt does: the network goes all the
+    /// same.
+    async fn leave_zone_of(&self, def: &NetworkDef, bridge: &str) {
+        let request = ZoneRequest::of(def);
+        if let Err(error) = self.firewalld.leave(bridge, &request).await {
+            tracing::warn!(network = %def.name, "{}", error_chain(&error));
+        }
     }
 
     /// Takes the network away; a retired bridge is deleted in the
@@ -177,6 +230,7 @@ impl Kernel {
         self.save_status(def, Phase::Stopping, Some(running))
             .await?;
         killpoint::reached("stop:recorded");
+        self.leave_zone(def, running).await;
         let taken_down = apply::take_down(running, &self.firewall).await;
         if taken_down.is_ok() {
             log_openings(&name, self.openings.set(&name, None).await);
@@ -275,6 +329,7 @@ impl Kernel {
                 })
             }
             Healed::Gone { leftovers } => {
+                self.leave_zone(def, running).await;
                 let name = def.name.as_str();
                 log_openings(name, self.openings.set(name, None).await);
                 match leftovers {
@@ -446,6 +501,10 @@ impl Driver for Kernel {
 
     fn restore_rules(&self) -> BoxFuture<'_, Result<bool>> {
         self.reconcile_rules().boxed()
+    }
+
+    fn restore_zones(&self) -> BoxFuture<'_, ()> {
+        self.firewalld.restore().boxed()
     }
 
     fn watch_rules(&self) -> Option<std::io::Result<TableWatch>> {

@@ -76,6 +76,14 @@ impl Kernel {
             .as_ref()
             .and_then(|running| running.bridge.as_ref())
             .map(|bridge| bridge.ifindex);
+        // An interrupted start may have put the bridge into a firewalld
+        // zone, which keeps its name after the bridge is gone.
+        let bridge_name = status
+            .running
+            .as_ref()
+            .and_then(|running| running.bridge.as_ref())
+            .map(|bridge| bridge.name.clone())
+            .or_else(|| def.bridge.name.as_ref().map(ToString::to_string));
         if let (Phase::Running, Some(mut running)) = (status.phase, status.running) {
             match recover::adopt(&def, &mut running, &self.env, &self.firewall, host).await {
                 Ok(Adoption::Adopted { repaired }) => {
@@ -92,6 +100,11 @@ impl Kernel {
                         {
                             tracing::error!(network = name, "{}", error_chain(&error));
                         }
+                    }
+                    // firewalld forgets zone assignments when it restarts:
+                    // a network taken over asks again.
+                    if let Err(error) = self.join_zone(&def, &running).await {
+                        tracing::error!(network = name, "{}", error_chain(&error));
                     }
                     if let Some(needs) = running
                         .bridge
@@ -128,6 +141,9 @@ impl Kernel {
                     _ => "stop",
                 }
             );
+        }
+        if let Some(bridge) = &bridge_name {
+            self.leave_zone_of(&def, bridge).await;
         }
         let errors = recover::clean_up(&def, &self.env, known_bridge).await;
         if errors.is_empty() {
