@@ -1,13 +1,18 @@
 //! How a failed command is reported: virsh prints what it was doing, then
 //! why (for daemon errors, libvirt's message).
 
+use super::usage::UsageError;
 use crate::dbus;
 
 /// A failed command: virsh prints what it was doing, then why.
 pub struct Failure {
     pub(super) context: Option<String>,
-    /// Empty when there is nothing to say (the user gave up).
+    /// Empty when there is nothing to say (the user gave up). May span
+    /// lines (a schema's findings).
     pub(super) message: String,
+    /// The command line was wrong: virsh ran nothing, so it prints no
+    /// closing blank line.
+    pub(super) usage: bool,
 }
 
 impl Failure {
@@ -15,7 +20,21 @@ impl Failure {
         Self {
             context: None,
             message: message.into(),
+            usage: false,
         }
+    }
+
+    /// This failure, as the reason why `context` failed.
+    pub(super) fn within(self, context: String) -> Self {
+        Self {
+            context: Some(context),
+            ..self
+        }
+    }
+
+    /// Whether the command line itself was refused.
+    pub fn is_usage(&self) -> bool {
+        self.usage
     }
 
     /// The user chose to stop (net-edit's `n`): virsh fails silently.
@@ -32,6 +51,61 @@ impl Failure {
             .filter(|line| !line.is_empty())
             .map(|line| format!("error: {line}\n"))
             .collect()
+    }
+}
+
+/// The start of the line that says virtnetd could not be reached.
+pub(super) const NOT_CONNECTED: &str = "failed to connect to virtnetd";
+
+/// A failed call: what it was doing and why, or, when the bus refused the
+/// call or virtnetd is gone, just that (what it was doing says nothing
+/// more).
+fn call_failure(error: zbus::Error, context: impl FnOnce() -> String) -> Failure {
+    if let zbus::Error::MethodError(name, description, _) = &error {
+        let description = description.as_deref().unwrap_or_default();
+        match name.as_str() {
+            "org.freedesktop.DBus.Error.AccessDenied" => {
+                return Failure::new(format!("access denied: {}", denial(description)));
+            }
+            "org.freedesktop.DBus.Error.ServiceUnknown"
+            | "org.freedesktop.DBus.Error.NameHasNoOwner"
+            | "org.freedesktop.DBus.Error.NoReply" => {
+                return Failure::new(format!(
+                    "{NOT_CONNECTED}: virtnetd is not running ({description})"
+                ));
+            }
+            _ => {}
+        }
+    }
+    Failure {
+        context: Some(context()),
+        message: bus_error(error),
+        usage: false,
+    }
+}
+
+/// The bus's refusal, which names every matched rule, said shortly: the
+/// method refused.
+fn denial(description: &str) -> String {
+    let member = description
+        .split("member=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next());
+    match member {
+        Some(member) => {
+            format!("the bus's policy does not let this user call {member} on virtnetd")
+        }
+        None => description.to_owned(),
+    }
+}
+
+impl From<UsageError> for Failure {
+    fn from(error: UsageError) -> Self {
+        Self {
+            context: None,
+            message: error.0.join("\nerror: "),
+            usage: true,
+        }
     }
 }
 
@@ -69,16 +143,37 @@ pub(super) trait Context<T> {
 
 impl<T> Context<T> for zbus::Result<T> {
     fn context(self, context: impl FnOnce() -> String) -> Result<T, Failure> {
-        self.map_err(|error| Failure {
-            context: Some(context()),
-            message: bus_error(error),
-        })
+        self.map_err(|error| call_failure(error, context))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_call_is_one_line() {
+        let denied = zbus::Error::MethodError(
+            "org.freedesktop.DBus.Error.AccessDenied"
+                .try_into()
+                .unwrap(),
+            Some(
+                "Rejected send message, 2 matched rules; type=\"method_call\", \
+                 sender=\":1.7\" (uid=1000 pid=9 comm=\"virtnet\") \
+                 interface=\"org.libvirt.Connect\" member=\"NetworkDefineXML\""
+                    .into(),
+            ),
+            zbus::message::Message::method_call("/", "Ping")
+                .build(&())
+                .unwrap(),
+        );
+        let failure = Err::<(), _>(denied).context(|| "Failed to define network".into());
+        assert_eq!(
+            failure.err().unwrap().report(),
+            "error: access denied: the bus's policy does not let this user call \
+             NetworkDefineXML on virtnetd\n"
+        );
+    }
 
     #[test]
     fn a_vanished_networks_object_is_reported_in_libvirts_words() {

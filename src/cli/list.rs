@@ -7,10 +7,15 @@ use jiff::tz::TimeZone;
 use super::args::virtnet::ListArgs;
 use super::client::{Client, Properties};
 use super::failure::{Context, Failure};
+use super::output::Output;
 use super::table::{self, yes_no};
 use crate::service::list_flags;
 
-pub(super) async fn list(client: &Client, args: &ListArgs) -> Result<String, Failure> {
+pub(super) async fn list(
+    client: &Client,
+    args: &ListArgs,
+    out: &mut Output,
+) -> Result<(), Failure> {
     if [args.table, args.name, args.uuid]
         .iter()
         .filter(|given| **given)
@@ -57,17 +62,15 @@ pub(super) async fn list(client: &Client, args: &ListArgs) -> Result<String, Fai
         .collect();
     networks.sort_by_key(|network| network.name.to_lowercase());
     if args.name || args.uuid {
-        let mut out = String::new();
         for network in &networks {
-            out.push_str(if args.name {
+            out.data(if args.name {
                 &network.name
             } else {
                 &network.uuid
             });
-            out.push('\n');
+            out.data("\n");
         }
-        out.push('\n');
-        return Ok(out);
+        return Ok(());
     }
     let rows: Vec<Vec<String>> = networks
         .iter()
@@ -80,10 +83,13 @@ pub(super) async fn list(client: &Client, args: &ListArgs) -> Result<String, Fai
             ]
         })
         .collect();
-    Ok(table::render(
+    let quiet = out.quiet();
+    out.data(&table::render(
         &["Name", "State", "Autostart", "Persistent"],
         &rows,
-    ))
+        quiet,
+    ));
+    Ok(())
 }
 
 /// net-dhcp-leases: the network's leases, by MAC and address.
@@ -91,7 +97,8 @@ pub(super) async fn leases(
     client: &Client,
     network: &str,
     mac: Option<&str>,
-) -> Result<String, Failure> {
+    out: &mut Output,
+) -> Result<(), Failure> {
     let proxy = client.network(network).await?;
     let mut leases = proxy
         .get_dhcp_leases(mac.unwrap_or(""), 0)
@@ -125,7 +132,8 @@ pub(super) async fn leases(
             },
         )
         .collect();
-    Ok(table::render(
+    let quiet = out.quiet();
+    out.data(&table::render(
         &[
             "Expiry Time",
             "MAC address",
@@ -135,7 +143,9 @@ pub(super) async fn leases(
             "Client ID or DUID",
         ],
         &rows,
-    ))
+        quiet,
+    ));
+    Ok(())
 }
 
 /// `expiry` (seconds since the epoch) in `zone`, as virsh prints it

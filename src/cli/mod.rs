@@ -5,17 +5,23 @@
 pub mod args;
 mod client;
 pub mod docs;
+mod dumpxml;
 mod edit;
 mod editor;
+mod event;
 mod failure;
 mod import;
 mod input;
 mod list;
+mod output;
+mod program;
 mod reedit;
+mod schema;
 pub mod table;
 #[cfg(feature = "libvirt")]
 mod takeover;
+mod usage;
 mod verbs;
 
 pub use failure::Failure;
-pub use verbs::run;
+pub use program::main;
