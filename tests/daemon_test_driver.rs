@@ -670,6 +670,17 @@ async fn policy_lets_other_users_read_only() {
             "nothing changed"
         );
     }
+    // virtnet says so in one line, not in the bus's words.
+    let refused = as_nobody("")
+        .arg(env!("CARGO_BIN_EXE_virtnet"))
+        .args(["--bus-address", &setup.bus, "net-destroy", "default"])
+        .output()
+        .expect("setpriv runs");
+    assert!(!refused.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&refused.stderr),
+        "error: access denied: the bus's policy does not let this user call Destroy on virtnetd\n"
+    );
     let rival = as_nobody("")
         .arg(env!("CARGO_BIN_EXE_virtnetd"))
         .args(["--driver", "test", "--bus-address", &setup.bus])

@@ -125,3 +125,19 @@ fn a_virsh_script_runs_unchanged_with_virtnet() {
         assert!(virsh_out.contains(" mode=\"route\""), "{virsh_out}");
     }
 }
+
+/// Without virtnetd, one line says so (and not in the bus's words).
+#[test]
+fn without_virtnetd_one_line_says_so() {
+    let driver = TestDriver::start("no-daemon", virtnet::dbus::DEFAULT_BUS_NAME, |_| None);
+    driver.daemon.kill();
+    let output = Command::new(env!("CARGO_BIN_EXE_virtnet"))
+        .args(["--bus-address", &driver.bus, "net-list", "--all"])
+        .output()
+        .expect("virtnet runs");
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "error: failed to connect to virtnetd: virtnetd is not running (nothing owns org.virtnet on the bus)\n"
+    );
+}

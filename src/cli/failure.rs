@@ -57,30 +57,52 @@ impl Failure {
 /// The start of the line that says virtnetd could not be reached.
 pub(super) const NOT_CONNECTED: &str = "failed to connect to virtnetd";
 
+/// A call the bus itself answered: it refused it, or virtnetd is gone.
+enum BusAnswer<'e> {
+    Denied(&'e str),
+    Gone(&'e str),
+}
+
+/// zbus gives the bus's standard errors as fdo errors, or as method errors
+/// by name.
+fn bus_answer(error: &zbus::Error) -> Option<BusAnswer<'_>> {
+    use zbus::fdo::Error as Fdo;
+    match error {
+        zbus::Error::FDO(fdo) => match fdo.as_ref() {
+            Fdo::AccessDenied(text) => Some(BusAnswer::Denied(text)),
+            Fdo::ServiceUnknown(text) | Fdo::NameHasNoOwner(text) | Fdo::NoReply(text) => {
+                Some(BusAnswer::Gone(text))
+            }
+            _ => None,
+        },
+        zbus::Error::MethodError(name, text, _) => {
+            let text = text.as_deref().unwrap_or_default();
+            match name.as_str() {
+                "org.freedesktop.DBus.Error.AccessDenied" => Some(BusAnswer::Denied(text)),
+                "org.freedesktop.DBus.Error.ServiceUnknown"
+                | "org.freedesktop.DBus.Error.NameHasNoOwner"
+                | "org.freedesktop.DBus.Error.NoReply" => Some(BusAnswer::Gone(text)),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
 /// A failed call: what it was doing and why, or, when the bus refused the
 /// call or virtnetd is gone, just that (what it was doing says nothing
 /// more).
 fn call_failure(error: zbus::Error, context: impl FnOnce() -> String) -> Failure {
-    if let zbus::Error::MethodError(name, description, _) = &error {
-        let description = description.as_deref().unwrap_or_default();
-        match name.as_str() {
-            "org.freedesktop.DBus.Error.AccessDenied" => {
-                return Failure::new(format!("access denied: {}", denial(description)));
-            }
-            "org.freedesktop.DBus.Error.ServiceUnknown"
-            | "org.freedesktop.DBus.Error.NameHasNoOwner"
-            | "org.freedesktop.DBus.Error.NoReply" => {
-                return Failure::new(format!(
-                    "{NOT_CONNECTED}: virtnetd is not running ({description})"
-                ));
-            }
-            _ => {}
+    match bus_answer(&error) {
+        Some(BusAnswer::Denied(text)) => Failure::new(format!("access denied: {}", denial(text))),
+        Some(BusAnswer::Gone(text)) => {
+            Failure::new(format!("{NOT_CONNECTED}: virtnetd is not running ({text})"))
         }
-    }
-    Failure {
-        context: Some(context()),
-        message: bus_error(error),
-        usage: false,
+        None => Failure {
+            context: Some(context()),
+            message: bus_error(error),
+            usage: false,
+        },
     }
 }
 
