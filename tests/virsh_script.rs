@@ -141,3 +141,65 @@ fn without_virtnetd_one_line_says_so() {
         "error: failed to connect to virtnetd: virtnetd is not running (nothing owns org.virtnet on the bus)\n"
     );
 }
+
+/// net-event prints virtnetd's events as virsh prints libvirt's: only the
+/// network asked for, each line as it comes, then how the wait ended.
+#[test]
+fn net_event_prints_events_as_virsh_does() {
+    let driver = TestDriver::start("net-event", virtnet::dbus::DEFAULT_BUS_NAME, |_| None);
+    let virtnet = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_virtnet"))
+            .args(["--bus-address", &driver.bus])
+            .args(args)
+            .output()
+            .expect("virtnet runs")
+    };
+    let watch = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_virtnet"))
+            .args(["--bus-address", &driver.bus, "net-event", "--event", "lifecycle"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("virtnet runs")
+    };
+    let looping = watch(&["--network", "default", "--loop", "--timeout", "3"]);
+    let once = watch(&["--timestamp", "--timeout", "3"]);
+    // Both subscribed (they need well under a second).
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let t2 = script_dir().join("t2.xml");
+    for args in [
+        &["net-destroy", "default"][..],
+        &["net-create", t2.to_str().unwrap()],
+        &["net-start", "default"],
+    ] {
+        assert!(virtnet(args).status.success(), "{args:?}");
+    }
+    let looped = looping.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&looped.stdout),
+        "event 'lifecycle' for network default: Stopped\n\
+         event 'lifecycle' for network default: Started\n\
+         event loop timed out\n\
+         events received: 2\n\n"
+    );
+    assert!(looped.status.success());
+    let first = once.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&first.stdout).into_owned();
+    // `2024-03-05 06:07:08.009+0000: event …`, as virsh's --timestamp.
+    let (stamp, rest) = text.split_once(": ").expect("a timestamp");
+    assert!(
+        stamp.len() == 28 && stamp.ends_with("+0000") && stamp.as_bytes()[19] == b'.',
+        "{text}"
+    );
+    assert_eq!(
+        rest,
+        "event 'lifecycle' for network default: Stopped\nevents received: 1\n\n"
+    );
+    // Nothing within the timeout: virsh fails, saying how the wait ended.
+    let quiet = virtnet(&["net-event", "--event", "lifecycle", "--timeout", "1"]);
+    assert_eq!(quiet.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&quiet.stdout),
+        "event loop timed out\nevents received: 0\n\n"
+    );
+}
