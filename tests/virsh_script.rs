@@ -156,7 +156,13 @@ fn net_event_prints_events_as_virsh_does() {
     };
     let watch = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_virtnet"))
-            .args(["--bus-address", &driver.bus, "net-event", "--event", "lifecycle"])
+            .args([
+                "--bus-address",
+                &driver.bus,
+                "net-event",
+                "--event",
+                "lifecycle",
+            ])
             .args(args)
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -202,4 +208,33 @@ fn net_event_prints_events_as_virsh_does() {
         String::from_utf8_lossy(&quiet.stdout),
         "event loop timed out\nevents received: 0\n\n"
     );
+}
+
+/// `virtnet complete` offers the networks each verb acts on, as `virsh
+/// complete` does: active ones to net-destroy, inactive ones to net-start.
+#[test]
+fn completion_offers_the_networks_each_verb_acts_on() {
+    let driver = TestDriver::start("complete", virtnet::dbus::DEFAULT_BUS_NAME, |_| None);
+    let virtnet = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_virtnet"))
+            .args(["--bus-address", &driver.bus])
+            .args(args)
+            .output()
+            .expect("virtnet runs");
+        assert!(output.status.success(), "{args:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let t1 = script_dir().join("t1.xml");
+    virtnet(&["net-define", t1.to_str().unwrap()]);
+    assert_eq!(virtnet(&["complete", "--", "net-destroy", ""]), "default\n");
+    assert_eq!(
+        virtnet(&["complete", "--", "net-start", "--network", ""]),
+        "t1\n"
+    );
+    assert_eq!(virtnet(&["complete", "--", "net-info", "t"]), "t1\n");
+    assert_eq!(
+        virtnet(&["complete", "--", "net-update", "t1", "add", "ip-dhcp-"]),
+        "ip-dhcp-host\nip-dhcp-range\n"
+    );
+    assert_eq!(virtnet(&["complete", "--", "net-und"]), "net-undefine\n");
 }

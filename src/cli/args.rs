@@ -128,6 +128,15 @@ pub mod virtnet {
         /// libvirt keeps definitions in, networks are defined only; from a
         /// running libvirtd (--uri), running ones are moved too.
         Import(Import),
+        /// The words that may come next on a command line, one a line (as
+        /// `virsh complete`; the bash completion script calls it).
+        #[command(hide = true)]
+        Complete {
+            /// The command line after `virtnet`, its last word the one
+            /// being completed (after `--`).
+            #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+            words: Vec<String>,
+        },
         /// Write the man pages and shell completions into DIR (for packages).
         #[command(hide = true)]
         GenerateDocs {

@@ -7,6 +7,16 @@ use clap::CommandFactory;
 
 use super::args::{virtnet, virtnetd};
 
+/// bash's completion of virtnet: what `virtnet complete` offers, else
+/// file names (`-o default`), as virsh's completion does.
+const BASH_COMPLETION: &str = r#"# bash completion for virtnet
+_virtnet() {
+    local IFS=$'\n'
+    COMPREPLY=($(virtnet complete -- "${COMP_WORDS[@]:1:COMP_CWORD}" 2>/dev/null))
+}
+complete -o default -F _virtnet virtnet
+"#;
+
 /// Writes into `dir`: `man/virtnet.1`, `man/virtnetd.8`, and completions
 /// for both programs in `completions/bash/`, `completions/zsh/` and
 /// `completions/fish/`.
@@ -31,9 +41,15 @@ pub fn generate(dir: &Path) -> std::io::Result<()> {
     ] {
         let out = dir.join("completions").join(subdir);
         std::fs::create_dir_all(&out)?;
-        for mut command in [virtnet::Cli::command(), virtnetd::Cli::command()] {
-            let name = command.get_name().to_owned();
-            clap_complete::generate_to(shell, &mut command, name, &out)?;
+        let mut virtnetd = virtnetd::Cli::command();
+        clap_complete::generate_to(shell, &mut virtnetd, "virtnetd", &out)?;
+        if shell == clap_complete::Shell::Bash {
+            // Network names and update sections come from `virtnet
+            // complete`, which knows what each verb takes.
+            std::fs::write(out.join("virtnet.bash"), BASH_COMPLETION)?;
+        } else {
+            let mut command = virtnet::Cli::command();
+            clap_complete::generate_to(shell, &mut command, "virtnet", &out)?;
         }
     }
     Ok(())

@@ -4,6 +4,7 @@
 
 pub mod args;
 mod client;
+mod complete;
 pub mod docs;
 mod dumpxml;
 mod edit;

@@ -29,10 +29,10 @@ pub async fn main(argv: Vec<String>) -> ExitCode {
             }
         }
     };
-    let online = !verbs::offline(&cli.command);
+    let blank_line = verbs::closes_with_blank_line(&cli.command);
     let mut out = Output::new(cli.quiet);
     let result = verbs::run(cli, &mut out).await;
-    let closing = online
+    let closing = blank_line
         && result
             .as_ref()
             .err()

@@ -9,7 +9,7 @@ use super::input::{parse_file, read_text};
 use super::output::Output;
 use super::table::yes_no;
 use super::usage::operands;
-use super::{dumpxml, edit, event, import, list, schema};
+use super::{complete, dumpxml, edit, event, import, list, schema};
 use crate::dbus::client::NetworkProxy;
 use crate::definition::{FormatFlags, NetworkDef, UpdateCommand, UpdateSection, error_chain};
 use crate::service::update_flags;
@@ -30,11 +30,16 @@ impl FileOperand {
     }
 }
 
-/// Whether the command works without virtnetd.
-pub fn offline(command: &Command) -> bool {
-    matches!(
+/// Whether what the command prints ends with virsh's blank line: not for
+/// the offline verbs, whose output is a file's, nor for completion, which
+/// shells read.
+pub fn closes_with_blank_line(command: &Command) -> bool {
+    !matches!(
         command,
-        Command::XmlFormat { .. } | Command::XmlValidate { .. } | Command::GenerateDocs { .. }
+        Command::XmlFormat { .. }
+            | Command::XmlValidate { .. }
+            | Command::GenerateDocs { .. }
+            | Command::Complete { .. }
     )
 }
 
@@ -214,6 +219,7 @@ pub async fn run(cli: Cli, out: &mut Output) -> Result<(), Failure> {
             edit::edit(&client().await?, &network, out).await
         }
         Command::NetEvent(args) => event::watch(client, args, out).await,
+        Command::Complete { words } => complete::complete(client, &words, out).await,
         Command::Import(args) => {
             let report = import::import(&client().await?, args).await?;
             out.extra(&report);
