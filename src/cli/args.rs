@@ -331,6 +331,7 @@ pub mod virtnetd {
         /// The well-known name to own (`org.libvirt` for drop-in use).
         #[arg(long, value_name = "NAME", default_value = dbus::DEFAULT_BUS_NAME)]
         pub bus_name: String,
+        /// Where networks live: the kernel, or memory only (tests).
         #[arg(long, value_enum, default_value = "kernel")]
         pub driver: DriverKind,
         /// Persistent network definitions (NAME.xml, autostart/).

@@ -6,6 +6,7 @@ use std::path::Path;
 use clap::CommandFactory;
 
 use super::args::{virtnet, virtnetd};
+use super::manpage;
 
 /// bash's completion of virtnet: what `virtnet complete` offers, else
 /// file names (`-o default`), as virsh's completion does.
@@ -23,17 +24,12 @@ complete -o default -F _virtnet virtnet
 pub fn generate(dir: &Path) -> std::io::Result<()> {
     let man = dir.join("man");
     std::fs::create_dir_all(&man)?;
-    for (command, section) in [
-        (virtnet::Cli::command(), "1"),
-        (virtnetd::Cli::command(), "8"),
-    ] {
-        let file = format!("{}.{section}", command.get_name());
-        let mut page = Vec::new();
-        clap_mangen::Man::new(command)
-            .section(section)
-            .render(&mut page)?;
-        std::fs::write(man.join(file), page)?;
-    }
+    let mut page = Vec::new();
+    manpage::virtnet(virtnet::Cli::command(), &mut page)?;
+    std::fs::write(man.join("virtnet.1"), page)?;
+    let mut page = Vec::new();
+    manpage::virtnetd(virtnetd::Cli::command(), &mut page)?;
+    std::fs::write(man.join("virtnetd.8"), page)?;
     for (shell, subdir) in [
         (clap_complete::Shell::Bash, "bash"),
         (clap_complete::Shell::Zsh, "zsh"),

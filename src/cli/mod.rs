@@ -14,6 +14,7 @@ mod failure;
 mod import;
 mod input;
 mod list;
+mod manpage;
 mod output;
 mod program;
 mod reedit;
