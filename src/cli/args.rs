@@ -121,6 +121,10 @@ pub mod virtnet {
         NetEdit(NetworkOperand),
         /// Wait for network events and print them, or list the event types.
         NetEvent(EventArgs),
+        /// Show or set a network's description or title.
+        NetDesc(DescArgs),
+        /// Show or set a network's custom XML metadata.
+        NetMetadata(MetadataArgs),
         /// Put back virtnet's firewall rules where something removed them.
         ReloadFirewall,
         /// Take over libvirt's networks: same name, UUID, bridge, MAC and
@@ -190,6 +194,70 @@ pub mod virtnet {
         /// The table (the default).
         #[arg(long)]
         pub table: bool,
+        /// A column with each network's title.
+        #[arg(long)]
+        pub title: bool,
+    }
+
+    /// Which definition a metadata verb reads or changes (virsh's
+    /// --live, --config, --current).
+    #[derive(Args)]
+    pub struct AffectArgs {
+        /// The running network's definition.
+        #[arg(long)]
+        pub live: bool,
+        /// The persistent definition.
+        #[arg(long)]
+        pub config: bool,
+        /// The running network's if active, else the persistent one.
+        #[arg(long, conflicts_with_all = ["live", "config"])]
+        pub current: bool,
+    }
+
+    #[derive(Args)]
+    pub struct DescArgs {
+        /// Network name or UUID, then the new description (words joined
+        /// by spaces).
+        #[arg(value_name = "NETWORK [NEW_DESC]...", id = "words")]
+        pub words: Vec<String>,
+        /// Network name or UUID (the operand, by name).
+        #[arg(long = "network", value_name = "NETWORK")]
+        pub network: Option<String>,
+        /// The new description (or title).
+        #[arg(long = "new-desc", value_name = "TEXT")]
+        pub new_desc: Option<String>,
+        /// The title instead of the description.
+        #[arg(long)]
+        pub title: bool,
+        #[command(flatten)]
+        pub affect: AffectArgs,
+    }
+
+    #[derive(Args)]
+    pub struct MetadataArgs {
+        /// Network name or UUID.
+        #[arg(value_name = "NETWORK", id = "network_operand")]
+        pub network: Option<String>,
+        /// The namespace URI of the metadata element.
+        #[arg(value_name = "URI", id = "uri_operand")]
+        pub uri: Option<String>,
+        /// Network name or UUID (the operand, by name).
+        #[arg(long = "network", value_name = "NETWORK")]
+        pub network_named: Option<String>,
+        /// The namespace URI (the operand, by name).
+        #[arg(long = "uri", value_name = "URI")]
+        pub uri_named: Option<String>,
+        /// The prefix the element is written with (needed with --set).
+        #[arg(long, value_name = "KEY")]
+        pub key: Option<String>,
+        /// The new element (XML).
+        #[arg(long, value_name = "XML", conflicts_with = "remove")]
+        pub set: Option<String>,
+        /// Remove the element of that namespace.
+        #[arg(long)]
+        pub remove: bool,
+        #[command(flatten)]
+        pub affect: AffectArgs,
     }
 
     #[derive(Args)]
@@ -258,7 +326,7 @@ pub mod virtnet {
         /// Only this network's events (the operand, by name).
         #[arg(long = "network", value_name = "NETWORK")]
         pub network_named: Option<String>,
-        /// The event type to wait for: lifecycle.
+        /// The event type to wait for: lifecycle or metadata-change.
         #[arg(long, value_name = "TYPE")]
         pub event: Option<String>,
         /// Go on until the timeout or an interrupt, rather than one event.

@@ -8,7 +8,7 @@ use zbus::{Connection, OwnedObjectPath, OwnedVariant};
 
 use super::args::virtnet::BusArgs;
 use super::failure::{Context, Failure, NOT_CONNECTED};
-use crate::dbus::client::{ConnectProxy, NetworkProxy, VirtnetConnectProxy};
+use crate::dbus::client::{ConnectProxy, NetworkProxy, VirtnetConnectProxy, VirtnetNetworkProxy};
 use crate::dbus::{self, Bus};
 
 /// The bus of a virsh connection URI: virtnetd is the system daemon or the
@@ -102,6 +102,14 @@ impl Client {
         self.proxy(path).await
     }
 
+    /// virtnet's own calls on the network at `path`.
+    pub(super) async fn virtnet_network(
+        &self,
+        path: OwnedObjectPath,
+    ) -> Result<VirtnetNetworkProxy<'static>, Failure> {
+        self.proxy(path).await
+    }
+
     /// A network by UUID or name, as virsh looks networks up.
     pub(super) async fn network(&self, network: &str) -> Result<NetworkProxy<'static>, Failure> {
         let connect = self.connect().await?;
@@ -121,15 +129,19 @@ impl Client {
         self.network_at(path).await
     }
 
-    /// virtnetd's NetworkEvent signals, from whichever connect path it
-    /// emits them on (its driver's).
-    pub(super) async fn network_events(&self) -> Result<zbus::MessageStream, Failure> {
+    /// virtnetd's network event signals (`interface`'s `member`), from
+    /// whichever connect path it emits them on (its driver's).
+    pub(super) async fn network_events(
+        &self,
+        interface: &'static str,
+        member: &'static str,
+    ) -> Result<zbus::MessageStream, Failure> {
         let not_subscribed = |error: zbus::Error| Failure::new(format!("{NOT_CONNECTED}: {error}"));
         let rule = zbus::MatchRule::builder()
             .msg_type(zbus::message::Type::Signal)
             .sender(self.bus_name.as_str())
-            .interface("org.libvirt.Connect")
-            .member("NetworkEvent")
+            .interface(interface)
+            .member(member)
             .build()
             .map_err(not_subscribed)?;
         zbus::MessageStream::for_match_rule(rule, &self.connection, None)

@@ -44,7 +44,7 @@ fn operand(verb: &str, index: usize) -> Place {
         (
             "net-start" | "net-destroy" | "net-undefine" | "net-autostart" | "net-info"
             | "net-dumpxml" | "net-uuid" | "net-update" | "net-dhcp-leases" | "net-edit"
-            | "net-event",
+            | "net-event" | "net-desc" | "net-metadata",
             0,
         ) => Place::Networks(networks_of(verb)),
         _ => Place::Nothing,
@@ -101,7 +101,7 @@ fn place(words: &[String]) -> Place {
         Some("--network") => Place::Networks(networks_of(name)),
         Some("--command") => operand(name, 1),
         Some("--section") => operand(name, 2),
-        Some("--event") => Place::Words(vec!["lifecycle"]),
+        Some("--event") => Place::Words(vec!["lifecycle", "metadata-change"]),
         Some(_) => Place::Nothing,
         None if current.starts_with('-') => Place::Options(name.to_owned()),
         None => operand(name, operands),
@@ -189,6 +189,9 @@ mod tests {
             Place::Words(UpdateSection::names().collect())
         );
         assert_eq!(at("net-update default add ip-dhcp-host "), Place::Nothing);
-        assert_eq!(at("net-event --event "), Place::Words(vec!["lifecycle"]));
+        assert_eq!(
+            at("net-event --event "),
+            Place::Words(vec!["lifecycle", "metadata-change"])
+        );
     }
 }

@@ -11,9 +11,18 @@ use super::client::Client;
 use super::failure::{Context, Failure};
 use super::output::Output;
 use crate::dbus;
+use crate::definition::MetadataType;
 
-/// The event types, as `net-event --list` names them.
-const EVENT_TYPES: [&str; 1] = ["lifecycle"];
+/// The event types, as `net-event --list` names them, and the signals
+/// (interface, member) virtnetd sends them as.
+const EVENT_TYPES: [(&str, &str, &str); 2] = [
+    ("lifecycle", "org.libvirt.Connect", "NetworkEvent"),
+    (
+        "metadata-change",
+        "org.virtnet.Connect",
+        "NetworkMetadataChange",
+    ),
+];
 
 /// libvirt's virNetworkEventLifecycleType, as virsh names its values.
 fn lifecycle_name(event: i32) -> &'static str {
@@ -24,6 +33,14 @@ fn lifecycle_name(event: i32) -> &'static str {
         3 => "Stopped",
         _ => "unknown",
     }
+}
+
+/// A metadata change as virsh prints it: what changed, and the namespace
+/// of a changed element (`<null>` for others, as virsh's NULLSTR).
+fn metadata_change(kind: i32, uri: &str) -> String {
+    let kind = MetadataType::from_code(kind).map_or("unknown", MetadataType::name);
+    let uri = if uri.is_empty() { "<null>" } else { uri };
+    format!("type {kind}, uri {uri}")
 }
 
 /// Now, as virsh's `--timestamp` prints it (virTimeStringNowRaw: UTC,
@@ -49,18 +66,18 @@ where
     Opening: Future<Output = Result<Client, Failure>>,
 {
     if args.list {
-        for kind in EVENT_TYPES {
+        for (kind, ..) in EVENT_TYPES {
             out.data(&format!("{kind}\n"));
         }
         return Ok(());
     }
-    match args.event.as_deref() {
-        None => return Err(Failure::new("either --list or --event <type> is required")),
-        Some(kind) if !EVENT_TYPES.contains(&kind) => {
-            return Err(Failure::new(format!("unknown event type {kind}")));
-        }
-        Some(_) => {}
-    }
+    let Some(wanted) = args.event.as_deref() else {
+        return Err(Failure::new("either --list or --event <type> is required"));
+    };
+    let Some(&(kind, interface, member)) = EVENT_TYPES.iter().find(|(kind, ..)| *kind == wanted)
+    else {
+        return Err(Failure::new(format!("unknown event type {wanted}")));
+    };
     let client = open().await?;
     let only = match args.network_named.or(args.network) {
         Some(network) => Some(
@@ -74,7 +91,7 @@ where
         None => None,
     };
     // Subscribed before the names are read: no event is missed between.
-    let mut events = client.network_events().await?;
+    let mut events = client.network_events(interface, member).await?;
     // Names of networks that may be gone by the time their event is read
     // (an undefined network's object no longer answers).
     let mut names: HashMap<String, String> = client
@@ -107,8 +124,19 @@ where
                 "failed to connect to virtnetd: the bus connection ended",
             ));
         };
-        let Ok((path, event)) = message.body().deserialize::<(zbus::OwnedObjectPath, i32)>() else {
-            continue;
+        let body = message.body();
+        let (path, what) = if kind == "lifecycle" {
+            let Ok((path, event)) = body.deserialize::<(zbus::OwnedObjectPath, i32)>() else {
+                continue;
+            };
+            (path, lifecycle_name(event).to_owned())
+        } else {
+            let Ok((path, changed, uri)) =
+                body.deserialize::<(zbus::OwnedObjectPath, i32, String)>()
+            else {
+                continue;
+            };
+            (path, metadata_change(changed, &uri))
         };
         let Some(uuid) = dbus::network_uuid(path.as_str()).map(|uuid| uuid.to_string()) else {
             continue;
@@ -120,10 +148,7 @@ where
             names.insert(uuid.clone(), name);
         }
         let name = names.get(&uuid).map_or(uuid.as_str(), String::as_str);
-        let line = format!(
-            "event 'lifecycle' for network {name}: {}\n",
-            lifecycle_name(event)
-        );
+        let line = format!("event '{kind}' for network {name}: {what}\n");
         if args.timestamp {
             out.data(&format!("{}: {line}", timestamp(Timestamp::now())));
         } else {
@@ -152,6 +177,15 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metadata_changes_read_as_virshs() {
+        assert_eq!(metadata_change(1, ""), "type title, uri <null>");
+        assert_eq!(
+            metadata_change(2, "http://example.org/"),
+            "type element, uri http://example.org/"
+        );
+    }
 
     #[test]
     fn timestamps_read_as_virshs() {

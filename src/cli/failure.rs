@@ -92,14 +92,14 @@ fn bus_answer(error: &zbus::Error) -> Option<BusAnswer<'_>> {
 /// A failed call: what it was doing and why, or, when the bus refused the
 /// call or virtnetd is gone, just that (what it was doing says nothing
 /// more).
-fn call_failure(error: zbus::Error, context: impl FnOnce() -> String) -> Failure {
+fn call_failure(error: zbus::Error, context: Option<impl FnOnce() -> String>) -> Failure {
     match bus_answer(&error) {
         Some(BusAnswer::Denied(text)) => Failure::new(format!("access denied: {}", denial(text))),
         Some(BusAnswer::Gone(text)) => {
             Failure::new(format!("{NOT_CONNECTED}: virtnetd is not running ({text})"))
         }
         None => Failure {
-            context: Some(context()),
+            context: context.map(|context| context()),
             message: bus_error(error),
             usage: false,
         },
@@ -161,11 +161,19 @@ fn vanished_network(description: &str) -> Option<String> {
 
 pub(super) trait Context<T> {
     fn context(self, context: impl FnOnce() -> String) -> Result<T, Failure>;
+
+    /// The failure with libvirt's reason only, as virsh reports calls it
+    /// says nothing of.
+    fn reason_only(self) -> Result<T, Failure>;
 }
 
 impl<T> Context<T> for zbus::Result<T> {
     fn context(self, context: impl FnOnce() -> String) -> Result<T, Failure> {
-        self.map_err(|error| call_failure(error, context))
+        self.map_err(|error| call_failure(error, Some(context)))
+    }
+
+    fn reason_only(self) -> Result<T, Failure> {
+        self.map_err(|error| call_failure(error, None::<fn() -> String>))
     }
 }
 

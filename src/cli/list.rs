@@ -7,8 +7,10 @@ use jiff::tz::TimeZone;
 use super::args::virtnet::ListArgs;
 use super::client::{Client, Properties};
 use super::failure::{Context, Failure};
+use super::metadata;
 use super::output::Output;
 use super::table::{self, yes_no};
+use crate::definition::MetadataType;
 use crate::service::list_flags;
 
 pub(super) async fn list(
@@ -72,7 +74,7 @@ pub(super) async fn list(
         }
         return Ok(());
     }
-    let rows: Vec<Vec<String>> = networks
+    let mut rows: Vec<Vec<String>> = networks
         .iter()
         .map(|network| {
             vec![
@@ -83,13 +85,31 @@ pub(super) async fn list(
             ]
         })
         .collect();
+    let mut headers = vec!["Name", "State", "Autostart", "Persistent"];
+    if args.title {
+        headers.push("Title");
+        for (row, network) in rows.iter_mut().zip(&networks) {
+            row.push(title(client, &network.uuid).await?);
+        }
+    }
     let quiet = out.quiet();
-    out.data(&table::render(
-        &["Name", "State", "Autostart", "Persistent"],
-        &rows,
-        quiet,
-    ));
+    out.data(&table::render(&headers, &rows, quiet));
     Ok(())
+}
+
+/// The network's title, empty when it has none (its current definition,
+/// as virsh's net-list shows it).
+async fn title(client: &Client, uuid: &str) -> Result<String, Failure> {
+    let path = client
+        .connect()
+        .await?
+        .network_lookup_by_uuid(uuid)
+        .await
+        .context(|| format!("failed to get network '{uuid}'"))?;
+    let network = client.virtnet_network(path).await?;
+    metadata::text(&network, MetadataType::Title, 0)
+        .await
+        .reason_only()
 }
 
 /// net-dhcp-leases: the network's leases, by MAC and address.

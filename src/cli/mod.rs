@@ -15,6 +15,7 @@ mod import;
 mod input;
 mod list;
 mod manpage;
+mod metadata;
 mod output;
 mod program;
 mod reedit;

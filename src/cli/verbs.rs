@@ -9,7 +9,7 @@ use super::input::{parse_file, read_text};
 use super::output::Output;
 use super::table::yes_no;
 use super::usage::operands;
-use super::{complete, dumpxml, edit, event, import, list, schema};
+use super::{complete, dumpxml, edit, event, import, list, metadata, schema};
 use crate::dbus::client::NetworkProxy;
 use crate::definition::{FormatFlags, NetworkDef, UpdateCommand, UpdateSection, error_chain};
 use crate::service::update_flags;
@@ -219,6 +219,8 @@ pub async fn run(cli: Cli, out: &mut Output) -> Result<(), Failure> {
             edit::edit(&client().await?, &network, out).await
         }
         Command::NetEvent(args) => event::watch(client, args, out).await,
+        Command::NetDesc(args) => metadata::desc(&client().await?, args, out).await,
+        Command::NetMetadata(args) => metadata::metadata(&client().await?, args, out).await,
         Command::Complete { words } => complete::complete(client, &words, out).await,
         Command::Import(args) => {
             let report = import::import(&client().await?, args).await?;
