@@ -30,6 +30,14 @@ const VIRTNET_EXAMPLES: &[(&str, &str)] = &[
         "Print networks' starts and stops as they happen.",
     ),
     (
+        "virtnet net-desc default --title Lab network",
+        "Give the network a title, which net-list --title shows.",
+    ),
+    (
+        "virtnet net-metadata default http://example.org/app/ --key app --set \"<owner id='7'/>\"",
+        "Keep an application's element in the network's <metadata>.",
+    ),
+    (
         "virtnet -c qemu:///session -q net-list --name",
         "The names of the session daemon's active networks.",
     ),
