@@ -162,3 +162,60 @@ fn metadata_elements_as_virsh_shows_and_sets_them() {
     // The live definition keeps its own until changed.
     assert!(setup.ok(&["net-dumpxml", "default"]).contains("<metadata>"));
 }
+
+/// `--edit` hands the text to the editor, and what it leaves is set.
+#[test]
+fn edit_sets_what_the_editor_leaves() {
+    use std::os::unix::fs::PermissionsExt;
+    let setup = Setup::new("net-desc-edit");
+    let editor = setup.driver.scratch.0.join("editor");
+    // Writes what the test gives it, ending with a newline as editors do.
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\nprintf '%s\\n' \"$NEW_TEXT\" > \"$1\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let edit = |args: &[&str], new: &str| {
+        let output = setup
+            .command(args)
+            .env("VISUAL", &editor)
+            .env("NEW_TEXT", new)
+            .output()
+            .expect("virtnet runs");
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    assert_eq!(
+        edit(
+            &["net-desc", "default", "--title", "--edit"],
+            "Edited title"
+        ),
+        "Network title updated successfully\n"
+    );
+    assert_eq!(
+        setup.ok(&["net-desc", "default", "--title"]),
+        "Edited title\n"
+    );
+    let metadata_edit = ["net-metadata", "default", APP, "--key", "app", "--edit"];
+    assert_eq!(
+        edit(&metadata_edit, "<owner id='1'/>"),
+        "Metadata modified\n\n"
+    );
+    assert_eq!(
+        setup.ok(&["net-metadata", "default", APP]),
+        format!("<app:owner xmlns:app=\"{APP}\" id=\"1\"/>\n\n")
+    );
+    assert_eq!(
+        edit(&metadata_edit, "<owner id='9'/>"),
+        "Metadata modified\n\n"
+    );
+    assert_eq!(
+        setup.ok(&["net-metadata", "default", APP]),
+        format!("<app:owner xmlns:app=\"{APP}\" id=\"9\"/>\n\n")
+    );
+}

@@ -210,7 +210,7 @@ pub mod virtnet {
         #[arg(long)]
         pub config: bool,
         /// The running network's if active, else the persistent one.
-        #[arg(long, conflicts_with_all = ["live", "config"])]
+        #[arg(long)]
         pub current: bool,
     }
 
@@ -229,6 +229,9 @@ pub mod virtnet {
         /// The title instead of the description.
         #[arg(long)]
         pub title: bool,
+        /// Edit it with $VISUAL or $EDITOR.
+        #[arg(long)]
+        pub edit: bool,
         #[command(flatten)]
         pub affect: AffectArgs,
     }
@@ -251,11 +254,14 @@ pub mod virtnet {
         #[arg(long, value_name = "KEY")]
         pub key: Option<String>,
         /// The new element (XML).
-        #[arg(long, value_name = "XML", conflicts_with = "remove")]
+        #[arg(long, value_name = "XML")]
         pub set: Option<String>,
         /// Remove the element of that namespace.
         #[arg(long)]
         pub remove: bool,
+        /// Edit the element with $VISUAL or $EDITOR (needs --key).
+        #[arg(long)]
+        pub edit: bool,
         #[command(flatten)]
         pub affect: AffectArgs,
     }
@@ -314,7 +320,7 @@ pub mod virtnet {
         #[arg(long)]
         pub live: bool,
         /// Change the running network if active, else the persistent one.
-        #[arg(long, conflicts_with_all = ["config", "live"])]
+        #[arg(long)]
         pub current: bool,
     }
 

@@ -6,17 +6,22 @@ use zbus::OwnedObjectPath;
 
 use super::args::virtnet::{AffectArgs, DescArgs, MetadataArgs};
 use super::client::Client;
+use super::editor::{self, EditorError};
 use super::failure::{Context, Failure};
 use super::output::Output;
-use super::usage::{UsageError, operands};
+use super::usage::{UsageError, exclusive, operands};
 use crate::dbus::client::VirtnetNetworkProxy;
-use crate::definition::MetadataType;
+use crate::definition::{MetadataType, error_chain};
 use crate::service::update_flags;
 
 impl AffectArgs {
     /// libvirt's flags: the live definition, the persistent one, or (none)
     /// the current one.
-    fn flags(&self) -> u32 {
+    fn flags(&self) -> Result<u32, Failure> {
+        exclusive(&[
+            (("current", self.current), ("live", self.live)),
+            (("current", self.current), ("config", self.config)),
+        ])?;
         let mut flags = 0;
         if self.live {
             flags |= update_flags::LIVE;
@@ -24,7 +29,7 @@ impl AffectArgs {
         if self.config {
             flags |= update_flags::CONFIG;
         }
-        flags
+        Ok(flags)
     }
 }
 
@@ -76,8 +81,23 @@ pub(super) async fn desc(client: &Client, args: DescArgs, out: &mut Output) -> R
     } else {
         (MetadataType::Description, "description")
     };
-    let flags = args.affect.flags();
+    let flags = args.affect.flags()?;
     let (name, proxy) = network_of(client, &network).await?;
+    let new = if args.edit {
+        let current = text(&proxy, kind, flags).await.reason_only()?;
+        let mut edited = edit(new.unwrap_or_else(|| current.clone())).await?;
+        // Editors end files with a newline, which a title cannot hold.
+        if args.title && edited.ends_with('\n') {
+            edited.pop();
+        }
+        if edited == current {
+            out.extra(&format!("Network {what} not changed\n"));
+            return Ok(());
+        }
+        Some(edited)
+    } else {
+        new
+    };
     match new {
         Some(new) => {
             proxy
@@ -110,15 +130,37 @@ pub(super) async fn metadata(
             ("uri", args.uri_named, args.uri),
         ],
     )?;
-    if args.set.is_some() && args.key.is_none() {
+    let flags = args.affect.flags()?;
+    exclusive(&[
+        (("edit", args.edit), ("set", args.set.is_some())),
+        (("remove", args.remove), ("set", args.set.is_some())),
+        (("remove", args.remove), ("edit", args.edit)),
+    ])?;
+    if (args.set.is_some() || args.edit) && args.key.is_none() {
         return Err(Failure::new(
             "namespace key is required when modifying metadata",
         ));
     }
-    let flags = args.affect.flags();
     let (_, proxy) = network_of(client, &network).await?;
     let element = MetadataType::Element as i32;
-    if args.set.is_some() || args.remove {
+    if args.edit {
+        // virsh offers a blank line to write a first element on.
+        let current = proxy
+            .get_metadata(element, &uri, flags)
+            .await
+            .unwrap_or_else(|_| "\n".to_owned());
+        let edited = edit(current.clone()).await?;
+        if edited == current {
+            out.extra("Metadata not changed");
+            return Ok(());
+        }
+        let key = args.key.unwrap_or_default();
+        proxy
+            .set_metadata(element, &edited, &key, &uri, flags)
+            .await
+            .reason_only()?;
+        out.extra("Metadata modified\n");
+    } else if args.set.is_some() || args.remove {
         let set = args.set.unwrap_or_default();
         let key = args.key.unwrap_or_default();
         proxy
@@ -138,4 +180,15 @@ pub(super) async fn metadata(
         out.data(&format!("{xml}\n"));
     }
     Ok(())
+}
+
+/// `text` as the user leaves it in their editor.
+async fn edit(text: String) -> Result<String, Failure> {
+    let failed = |error: EditorError| Failure::new(error_chain(&error));
+    // Removed when dropped, whichever way this returns.
+    let file = editor::write_temporary(text).await.map_err(failed)?;
+    editor::run(file.path()).await.map_err(failed)?;
+    editor::read_back(file.path().to_owned())
+        .await
+        .map_err(failed)
 }

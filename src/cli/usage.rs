@@ -49,6 +49,24 @@ pub fn operands<const N: usize>(
     }
 }
 
+/// An option's name, and whether it was given.
+pub type GivenOption<'a> = (&'a str, bool);
+
+/// virsh's VSH_EXCLUSIVE_OPTIONS, checked as the command starts (so, unlike
+/// a refused command line, the failure ends with virsh's blank line): the
+/// first pair of options (name, given) given together is refused.
+pub fn exclusive(pairs: &[(GivenOption, GivenOption)]) -> Result<(), super::Failure> {
+    match pairs
+        .iter()
+        .find(|((_, first), (_, second))| *first && *second)
+    {
+        Some(((first, _), (second, _))) => Err(super::Failure::new(format!(
+            "Options --{first} and --{second} are mutually exclusive"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// clap's refusal of `argv` in virsh's words; `None` for what is not a
 /// usage error (help and version requests, which clap prints itself).
 pub fn from_clap(error: &clap::Error, argv: &[String], verbs: &[String]) -> Option<UsageError> {
@@ -109,6 +127,11 @@ pub fn from_clap(error: &clap::Error, argv: &[String], verbs: &[String]) -> Opti
                 option(context(ContextKind::InvalidArg))
             )
         }
+        ErrorKind::ArgumentConflict => format!(
+            "Options {} and {} are mutually exclusive",
+            option(context(ContextKind::PriorArg)),
+            option(context(ContextKind::InvalidArg))
+        ),
         _ => first_line(error),
     };
     Some(UsageError(vec![line]))
@@ -169,6 +192,21 @@ mod tests {
             ["option --network already seen"]
         );
         assert_eq!(refusal(&["net-start", "a", "b"]), ["unexpected data 'b'"]);
+    }
+
+    #[test]
+    fn the_first_pair_given_together_is_refused() {
+        assert!(exclusive(&[(("current", true), ("live", false))]).is_ok());
+        let refused = exclusive(&[
+            (("current", true), ("live", false)),
+            (("current", true), ("config", true)),
+        ])
+        .expect_err("refused");
+        assert_eq!(
+            refused.report(),
+            "error: Options --current and --config are mutually exclusive\n"
+        );
+        assert!(!refused.is_usage(), "checked as the command runs");
     }
 
     #[test]

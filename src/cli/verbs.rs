@@ -8,7 +8,7 @@ use super::failure::{Context, Failure};
 use super::input::{parse_file, read_text};
 use super::output::Output;
 use super::table::yes_no;
-use super::usage::operands;
+use super::usage::{exclusive, operands};
 use super::{complete, dumpxml, edit, event, import, list, metadata, schema};
 use crate::dbus::client::NetworkProxy;
 use crate::definition::{FormatFlags, NetworkDef, UpdateCommand, UpdateSection, error_chain};
@@ -247,6 +247,10 @@ pub async fn run(cli: Cli, out: &mut Output) -> Result<(), Failure> {
 
 /// net-update, with virsh's operands and report.
 async fn update(client: &Client, args: UpdateArgs, out: &mut Output) -> Result<(), Failure> {
+    exclusive(&[
+        (("current", args.current), ("live", args.live)),
+        (("current", args.current), ("config", args.config)),
+    ])?;
     let [network, command, section, xml] = operands(
         "net-update",
         [
