@@ -421,7 +421,7 @@ fn system_like_bus(dir: &Path, policies: &[&str]) -> Option<PathBuf> {
 }
 
 /// What org.virtnet's policy lets every user call: reading.
-const READS: [(&str, &str); 11] = [
+const READS: [(&str, &str); 12] = [
     ("org.freedesktop.DBus.Introspectable", "Introspect"),
     ("org.freedesktop.DBus.Peer", "Ping"),
     ("org.freedesktop.DBus.Peer", "GetMachineId"),
@@ -433,6 +433,7 @@ const READS: [(&str, &str); 11] = [
     ("org.virtnet.Connect", "ListNetworkSummaries"),
     ("org.libvirt.Network", "GetXMLDesc"),
     ("org.libvirt.Network", "GetDHCPLeases"),
+    ("org.virtnet.Network", "GetMetadata"),
 ];
 
 /// A call a client can make on one of the daemon's objects, with its
@@ -511,6 +512,10 @@ async fn every_call(bus: &str, bus_name: &str) -> Vec<Call> {
                     ("org.libvirt.Connect", "NetworkLookupByName") => vec!["string:default".into()],
                     ("org.libvirt.Connect", "NetworkLookupByUUID") => {
                         vec!["string:dd8fe884-6c02-601e-7551-cca97df1c5df".into()]
+                    }
+                    // The title, which the test gives the network.
+                    ("org.virtnet.Network", "GetMetadata") => {
+                        vec!["int32:1".into(), "string:".into(), "uint32:0".into()]
                     }
                     ("org.libvirt.Network", "Update") => vec![
                         "uint32:4".into(),
@@ -616,6 +621,14 @@ async fn policy_lets_other_users_read_only() {
     let setup = TestDriver::start("policy", "org.virtnet", |dir| {
         system_like_bus(dir, &["org.virtnet.conf"])
     });
+    let titled = client(
+        &setup.bus,
+        "org.virtnet",
+        &[
+            "net-desc", "default", "--title", "--live", "--config", "Lab",
+        ],
+    );
+    assert!(titled.status.success(), "{titled:?}");
     let calls = every_call(&setup.bus, "org.virtnet").await;
     for (interface, member) in READS {
         assert!(
