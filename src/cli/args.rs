@@ -216,9 +216,9 @@ pub mod virtnet {
 
     #[derive(Args)]
     pub struct DescArgs {
-        /// Network name or UUID, then the new description (words joined
-        /// by spaces).
-        #[arg(value_name = "NETWORK [NEW_DESC]...", id = "words")]
+        /// The network (name or UUID), then the words of the new
+        /// description (joined by spaces).
+        #[arg(value_name = "WORDS", id = "words")]
         pub words: Vec<String>,
         /// Network name or UUID (the operand, by name).
         #[arg(long = "network", value_name = "NETWORK")]

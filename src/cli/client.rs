@@ -210,3 +210,20 @@ impl From<HashMap<String, OwnedVariant>> for Properties {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virsh_uris_name_the_system_or_the_session_daemon() {
+        for uri in ["qemu:///system", "network:///system"] {
+            assert!(matches!(bus_of_uri(uri), Ok(Bus::System)), "{uri}");
+        }
+        for uri in ["qemu:///session", "network:///session"] {
+            assert!(matches!(bus_of_uri(uri), Ok(Bus::Session)), "{uri}");
+        }
+        let refused = bus_of_uri("test:///default").err().unwrap();
+        assert!(refused.starts_with("URI 'test:///default' is not served by virtnet"));
+    }
+}
