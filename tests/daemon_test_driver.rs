@@ -421,7 +421,7 @@ fn system_like_bus(dir: &Path, policies: &[&str]) -> Option<PathBuf> {
 }
 
 /// What org.virtnet's policy lets every user call: reading.
-const READS: [(&str, &str); 12] = [
+const READS: [(&str, &str); 13] = [
     ("org.freedesktop.DBus.Introspectable", "Introspect"),
     ("org.freedesktop.DBus.Peer", "Ping"),
     ("org.freedesktop.DBus.Peer", "GetMachineId"),
@@ -434,6 +434,7 @@ const READS: [(&str, &str); 12] = [
     ("org.virtnet.Connect", "Diagnose"),
     ("org.libvirt.Network", "GetXMLDesc"),
     ("org.libvirt.Network", "GetDHCPLeases"),
+    ("org.virtnet.Network", "GetMetadata"),
 ];
 
 /// A call a client can make on one of the daemon's objects, with its
@@ -512,6 +513,10 @@ async fn every_call(bus: &str, bus_name: &str) -> Vec<Call> {
                     ("org.libvirt.Connect", "NetworkLookupByName") => vec!["string:default".into()],
                     ("org.libvirt.Connect", "NetworkLookupByUUID") => {
                         vec!["string:dd8fe884-6c02-601e-7551-cca97df1c5df".into()]
+                    }
+                    // The title, which the test gives the network.
+                    ("org.virtnet.Network", "GetMetadata") => {
+                        vec!["int32:1".into(), "string:".into(), "uint32:0".into()]
                     }
                     ("org.libvirt.Network", "Update") => vec![
                         "uint32:4".into(),
@@ -619,6 +624,14 @@ async fn policy_lets_other_users_read_only() {
     let setup = TestDriver::start("policy", "org.virtnet", |dir| {
         system_like_bus(dir, &["org.virtnet.conf"])
     });
+    let titled = client(
+        &setup.bus,
+        "org.virtnet",
+        &[
+            "net-desc", "default", "--title", "--live", "--config", "Lab",
+        ],
+    );
+    assert!(titled.status.success(), "{titled:?}");
     let calls = every_call(&setup.bus, "org.virtnet").await;
     for (interface, member) in READS {
         assert!(
@@ -673,6 +686,17 @@ async fn policy_lets_other_users_read_only() {
             "nothing changed"
         );
     }
+    // virtnet says so in one line, not in the bus's words.
+    let refused = as_nobody("")
+        .arg(env!("CARGO_BIN_EXE_virtnet"))
+        .args(["--bus-address", &setup.bus, "net-destroy", "default"])
+        .output()
+        .expect("setpriv runs");
+    assert!(!refused.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&refused.stderr),
+        "error: access denied: the bus's policy does not let this user call Destroy on virtnetd\n"
+    );
     let rival = as_nobody("")
         .arg(env!("CARGO_BIN_EXE_virtnetd"))
         .args(["--driver", "test", "--bus-address", &setup.bus])

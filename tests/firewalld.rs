@@ -364,7 +364,11 @@ fn bridges_go_into_firewalld_zones_and_stay_there() {
     guest_works(&lab, &guest, &script, "after firewalld restarted");
 
     // Taken out by hand (firewalld announces nothing): doctor names it.
-    assert!(client(&lab.bus, BUS_NAME, &["doctor", "keennet"]).status.success());
+    assert!(
+        client(&lab.bus, BUS_NAME, &["doctor", "keennet"])
+            .status
+            .success()
+    );
     lab.firewalld()
         .cmd_ok(&["--zone=libvirt", "--remove-interface=keenbr0"]);
     let doctor = client(&lab.bus, BUS_NAME, &["doctor", "keennet"]);

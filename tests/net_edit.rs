@@ -166,7 +166,9 @@ fn net_edit_runs_the_editor_as_virsh_does() {
     assert!(!output.status.success());
     assert_eq!(
         text(&output.stderr),
-        "error: XML error: mismatched closing tag </network>, expected </netwrk>\nerror: Failed.\n"
+        // Where, as libvirt says it: the line's number, the line, a caret.
+        "error: (network_definition):11: XML error: mismatched closing tag </network>, \
+         expected </netwrk>\n</network>\n----------^\nerror: Failed.\n"
     );
     assert_eq!(edit.definition(), narrowed, "the definition stays");
 
@@ -303,7 +305,8 @@ impl Drop for Terminal {
 const PROMPT: &str = "\rFailed. Try again? [y,n,f,?]: ";
 const HELP: &str = "\r\ny - yes, start editor again\r\nn - no, throw away my changes\r\n\
     f - force, try to redefine again\r\n? - print this help\r\n";
-const REFUSED: &str = "error: XML error: mismatched closing tag </network>, expected </netwrk>\r\n";
+const REFUSED: &str = "error: (network_definition):11: XML error: mismatched closing tag \
+     </network>, expected </netwrk>\r\n</network>\r\n----------^\r\n";
 
 /// On a terminal, a refused edit is asked about: `?` prints virsh's help,
 /// `f` defines the same edit again (refused again), `y` opens the editor

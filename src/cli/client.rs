@@ -7,9 +7,22 @@ use futures_util::future::join_all;
 use zbus::{Connection, OwnedObjectPath, OwnedVariant};
 
 use super::args::virtnet::BusArgs;
-use super::failure::{Context, Failure, bus_error};
-use crate::dbus::client::{ConnectProxy, NetworkProxy, VirtnetConnectProxy};
+use super::failure::{Context, Failure, NOT_CONNECTED};
+use crate::dbus::client::{ConnectProxy, NetworkProxy, VirtnetConnectProxy, VirtnetNetworkProxy};
 use crate::dbus::{self, Bus};
+
+/// The bus of a virsh connection URI: virtnetd is the system daemon or the
+/// session one, whichever hypervisor the URI names.
+fn bus_of_uri(uri: &str) -> Result<Bus, String> {
+    match uri {
+        "qemu:///system" | "network:///system" => Ok(Bus::System),
+        "qemu:///session" | "network:///session" => Ok(Bus::Session),
+        other => Err(format!(
+            "URI '{other}' is not served by virtnet (it serves qemu:///system, \
+             network:///system, qemu:///session and network:///session)"
+        )),
+    }
+}
 
 /// A connection to virtnetd.
 pub(super) struct Client {
@@ -18,17 +31,35 @@ pub(super) struct Client {
 }
 
 impl Client {
+    /// Connects to the bus and checks that virtnetd is there: a command
+    /// run without it fails with one line saying so.
     pub(super) async fn open(args: &BusArgs) -> Result<Self, Failure> {
-        let bus = match (&args.bus_address, args.session) {
-            (Some(address), _) => Bus::Address(address.clone()),
-            (None, true) => Bus::Session,
-            (None, false) => Bus::System,
+        let unreachable = |reason: String| Failure::new(format!("{NOT_CONNECTED}: {reason}"));
+        let bus = match (&args.connect, &args.bus_address, args.session) {
+            (Some(uri), _, _) => bus_of_uri(uri).map_err(unreachable)?,
+            (None, Some(address), _) => Bus::Address(address.clone()),
+            (None, None, true) => Bus::Session,
+            (None, None, false) => Bus::System,
         };
-        let connection = bus.builder().build().await.map_err(|error| Failure {
-            context: Some("failed to connect to virtnetd".into()),
-            message: bus_error(error),
-            output: String::new(),
-        })?;
+        let connection = bus
+            .builder()
+            .build()
+            .await
+            .map_err(|error| unreachable(format!("cannot reach the bus: {error}")))?;
+        let bus_name = zbus::names::BusName::try_from(args.bus_name.as_str())
+            .map_err(|error| unreachable(format!("bad bus name: {error}")))?;
+        let running = zbus::fdo::DBusProxy::new(&connection)
+            .await
+            .map_err(|error| unreachable(error.to_string()))?
+            .name_has_owner(bus_name)
+            .await
+            .map_err(|error| unreachable(error.to_string()))?;
+        if !running {
+            return Err(unreachable(format!(
+                "virtnetd is not running (nothing owns {} on the bus)",
+                args.bus_name
+            )));
+        }
         Ok(Self {
             connection,
             bus_name: args.bus_name.clone(),
@@ -71,6 +102,14 @@ impl Client {
         self.proxy(path).await
     }
 
+    /// virtnet's own calls on the network at `path`.
+    pub(super) async fn virtnet_network(
+        &self,
+        path: OwnedObjectPath,
+    ) -> Result<VirtnetNetworkProxy<'static>, Failure> {
+        self.proxy(path).await
+    }
+
     /// A network by UUID or name, as virsh looks networks up.
     pub(super) async fn network(&self, network: &str) -> Result<NetworkProxy<'static>, Failure> {
         let connect = self.connect().await?;
@@ -88,6 +127,26 @@ impl Client {
                 .context(context)?,
         };
         self.network_at(path).await
+    }
+
+    /// virtnetd's network event signals (`interface`'s `member`), from
+    /// whichever connect path it emits them on (its driver's).
+    pub(super) async fn network_events(
+        &self,
+        interface: &'static str,
+        member: &'static str,
+    ) -> Result<zbus::MessageStream, Failure> {
+        let not_subscribed = |error: zbus::Error| Failure::new(format!("{NOT_CONNECTED}: {error}"));
+        let rule = zbus::MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .sender(self.bus_name.as_str())
+            .interface(interface)
+            .member(member)
+            .build()
+            .map_err(not_subscribed)?;
+        zbus::MessageStream::for_match_rule(rule, &self.connection, None)
+            .await
+            .map_err(not_subscribed)
     }
 
     /// Name and other properties of networks, asked for all at once.
@@ -149,5 +208,22 @@ impl From<HashMap<String, OwnedVariant>> for Properties {
             persistent: flag("Persistent"),
             bridge: text("BridgeName"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virsh_uris_name_the_system_or_the_session_daemon() {
+        for uri in ["qemu:///system", "network:///system"] {
+            assert!(matches!(bus_of_uri(uri), Ok(Bus::System)), "{uri}");
+        }
+        for uri in ["qemu:///session", "network:///session"] {
+            assert!(matches!(bus_of_uri(uri), Ok(Bus::Session)), "{uri}");
+        }
+        let refused = bus_of_uri("test:///default").err().unwrap();
+        assert!(refused.starts_with("URI 'test:///default' is not served by virtnet"));
     }
 }

@@ -7,6 +7,7 @@
 use super::client::Client;
 use super::editor::{self, EditorError};
 use super::failure::{Context, Failure, bus_error};
+use super::output::Output;
 use super::reedit::{self, Answer};
 use crate::dbus::client::NetworkProxy;
 use crate::definition::{NetworkDef, error_chain};
@@ -22,7 +23,7 @@ fn editor_failure(error: &EditorError) -> Failure {
     Failure::new(error_chain(error))
 }
 
-pub(super) async fn edit(client: &Client, network: &str) -> Result<String, Failure> {
+pub(super) async fn edit(client: &Client, network: &str, out: &mut Output) -> Result<(), Failure> {
     let proxy = client.network(network).await?;
     let name = proxy
         .name()
@@ -41,7 +42,8 @@ pub(super) async fn edit(client: &Client, network: &str) -> Result<String, Failu
             .await
             .map_err(|error| editor_failure(&error))?;
         if edited == original {
-            return Ok(format!("Network {name} XML configuration not changed.\n\n"));
+            out.extra(&format!("Network {name} XML configuration not changed.\n"));
+            return Ok(());
         }
         loop {
             // Read again: someone may have changed the network, or removed
@@ -53,9 +55,10 @@ pub(super) async fn edit(client: &Client, network: &str) -> Result<String, Failu
                         // Defined, so it parses; its name may be a new one.
                         let edited_name = NetworkDef::parse(&edited)
                             .map_or_else(|_| name.clone(), |def| def.name.to_string());
-                        return Ok(format!(
-                            "Network {edited_name} XML configuration edited.\n\n"
+                        out.extra(&format!(
+                            "Network {edited_name} XML configuration edited.\n"
                         ));
+                        return Ok(());
                     }
                     Err(error) => (FAILED, Some(bus_error(error))),
                 }
@@ -77,7 +80,7 @@ pub(super) async fn edit(client: &Client, network: &str) -> Result<String, Failu
                     return Err(Failure {
                         context: reason,
                         message: verdict.to_owned(),
-                        output: String::new(),
+                        usage: false,
                     });
                 }
             }

@@ -1,15 +1,18 @@
 //! How a failed command is reported: virsh prints what it was doing, then
 //! why (for daemon errors, libvirt's message).
 
+use super::usage::UsageError;
 use crate::dbus;
 
 /// A failed command: virsh prints what it was doing, then why.
 pub struct Failure {
     pub(super) context: Option<String>,
-    /// Empty when there is nothing to say (the user gave up).
+    /// Empty when there is nothing to say (the user gave up). May span
+    /// lines (a schema's findings).
     pub(super) message: String,
-    /// What goes to standard output all the same (doctor's findings).
-    pub(super) output: String,
+    /// The command line was wrong: virsh ran nothing, so it prints no
+    /// closing blank line.
+    pub(super) usage: bool,
 }
 
 impl Failure {
@@ -17,22 +20,21 @@ impl Failure {
         Self {
             context: None,
             message: message.into(),
-            output: String::new(),
+            usage: false,
         }
     }
 
-    /// A command that did its work and found something wrong: `output`
-    /// is printed as a success's would be, the exit status says failure.
-    pub(super) fn found(output: String) -> Self {
+    /// This failure, as the reason why `context` failed.
+    pub(super) fn within(self, context: String) -> Self {
         Self {
-            output,
-            ..Self::given_up()
+            context: Some(context),
+            ..self
         }
     }
 
-    /// What the command printed before it failed.
-    pub fn output(&self) -> &str {
-        &self.output
+    /// Whether the command line itself was refused.
+    pub fn is_usage(&self) -> bool {
+        self.usage
     }
 
     /// The user chose to stop (net-edit's `n`): virsh fails silently.
@@ -49,6 +51,83 @@ impl Failure {
             .filter(|line| !line.is_empty())
             .map(|line| format!("error: {line}\n"))
             .collect()
+    }
+}
+
+/// The start of the line that says virtnetd could not be reached.
+pub(super) const NOT_CONNECTED: &str = "failed to connect to virtnetd";
+
+/// A call the bus itself answered: it refused it, or virtnetd is gone.
+enum BusAnswer<'e> {
+    Denied(&'e str),
+    Gone(&'e str),
+}
+
+/// zbus gives the bus's standard errors as fdo errors, or as method errors
+/// by name.
+fn bus_answer(error: &zbus::Error) -> Option<BusAnswer<'_>> {
+    use zbus::fdo::Error as Fdo;
+    match error {
+        zbus::Error::FDO(fdo) => match fdo.as_ref() {
+            Fdo::AccessDenied(text) => Some(BusAnswer::Denied(text)),
+            Fdo::ServiceUnknown(text) | Fdo::NameHasNoOwner(text) | Fdo::NoReply(text) => {
+                Some(BusAnswer::Gone(text))
+            }
+            _ => None,
+        },
+        zbus::Error::MethodError(name, text, _) => {
+            let text = text.as_deref().unwrap_or_default();
+            match name.as_str() {
+                "org.freedesktop.DBus.Error.AccessDenied" => Some(BusAnswer::Denied(text)),
+                "org.freedesktop.DBus.Error.ServiceUnknown"
+                | "org.freedesktop.DBus.Error.NameHasNoOwner"
+                | "org.freedesktop.DBus.Error.NoReply" => Some(BusAnswer::Gone(text)),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// A failed call: what it was doing and why, or, when the bus refused the
+/// call or virtnetd is gone, just that (what it was doing says nothing
+/// more).
+fn call_failure(error: zbus::Error, context: Option<impl FnOnce() -> String>) -> Failure {
+    match bus_answer(&error) {
+        Some(BusAnswer::Denied(text)) => Failure::new(format!("access denied: {}", denial(text))),
+        Some(BusAnswer::Gone(text)) => {
+            Failure::new(format!("{NOT_CONNECTED}: virtnetd is not running ({text})"))
+        }
+        None => Failure {
+            context: context.map(|context| context()),
+            message: bus_error(error),
+            usage: false,
+        },
+    }
+}
+
+/// The bus's refusal, which names every matched rule, said shortly: the
+/// method refused.
+fn denial(description: &str) -> String {
+    let member = description
+        .split("member=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next());
+    match member {
+        Some(member) => {
+            format!("the bus's policy does not let this user call {member} on virtnetd")
+        }
+        None => description.to_owned(),
+    }
+}
+
+impl From<UsageError> for Failure {
+    fn from(error: UsageError) -> Self {
+        Self {
+            context: None,
+            message: error.0.join("\nerror: "),
+            usage: true,
+        }
     }
 }
 
@@ -82,21 +161,49 @@ fn vanished_network(description: &str) -> Option<String> {
 
 pub(super) trait Context<T> {
     fn context(self, context: impl FnOnce() -> String) -> Result<T, Failure>;
+
+    /// The failure with libvirt's reason only, as virsh reports calls it
+    /// says nothing of.
+    fn reason_only(self) -> Result<T, Failure>;
 }
 
 impl<T> Context<T> for zbus::Result<T> {
     fn context(self, context: impl FnOnce() -> String) -> Result<T, Failure> {
-        self.map_err(|error| Failure {
-            context: Some(context()),
-            message: bus_error(error),
-            output: String::new(),
-        })
+        self.map_err(|error| call_failure(error, Some(context)))
+    }
+
+    fn reason_only(self) -> Result<T, Failure> {
+        self.map_err(|error| call_failure(error, None::<fn() -> String>))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_call_is_one_line() {
+        let denied = zbus::Error::MethodError(
+            "org.freedesktop.DBus.Error.AccessDenied"
+                .try_into()
+                .unwrap(),
+            Some(
+                "Rejected send message, 2 matched rules; type=\"method_call\", \
+                 sender=\":1.7\" (uid=1000 pid=9 comm=\"virtnet\") \
+                 interface=\"org.libvirt.Connect\" member=\"NetworkDefineXML\""
+                    .into(),
+            ),
+            zbus::message::Message::method_call("/", "Ping")
+                .build(&())
+                .unwrap(),
+        );
+        let failure = Err::<(), _>(denied).context(|| "Failed to define network".into());
+        assert_eq!(
+            failure.err().unwrap().report(),
+            "error: access denied: the bus's policy does not let this user call \
+             NetworkDefineXML on virtnetd\n"
+        );
+    }
 
     #[test]
     fn a_vanished_networks_object_is_reported_in_libvirts_words() {

@@ -42,10 +42,8 @@ fn libvirt_networks(dir: &std::path::Path, names: &[String]) -> Result<Vec<Found
     for path in paths {
         let file = path.display().to_string();
         let xml = read_text(&file).map_err(Failure::new)?;
-        let def = NetworkDef::parse(&xml).map_err(|error| Failure {
-            context: Some(format!("cannot import {file}")),
-            message: error_chain(&error),
-            output: String::new(),
+        let def = NetworkDef::parse(&xml).map_err(|error| {
+            Failure::new(error_chain(&error)).within(format!("cannot import {file}"))
         })?;
         if !names.is_empty() && !names.iter().any(|name| name == def.name.as_str()) {
             continue;
@@ -105,7 +103,7 @@ pub(super) async fn import(client: &Client, args: Import) -> Result<String, Fail
             "\nNot started: stop libvirt's copy first (virsh net-destroy NAME), then virtnet net-start NAME.\n",
         );
     }
-    out.push('\n');
+    // Output ends it with virsh's blank line.
     Ok(out)
 }
 

@@ -7,10 +7,17 @@ use jiff::tz::TimeZone;
 use super::args::virtnet::ListArgs;
 use super::client::{Client, Properties};
 use super::failure::{Context, Failure};
+use super::metadata;
+use super::output::Output;
 use super::table::{self, yes_no};
+use crate::definition::MetadataType;
 use crate::service::list_flags;
 
-pub(super) async fn list(client: &Client, args: &ListArgs) -> Result<String, Failure> {
+pub(super) async fn list(
+    client: &Client,
+    args: &ListArgs,
+    out: &mut Output,
+) -> Result<(), Failure> {
     if [args.table, args.name, args.uuid]
         .iter()
         .filter(|given| **given)
@@ -57,19 +64,17 @@ pub(super) async fn list(client: &Client, args: &ListArgs) -> Result<String, Fai
         .collect();
     networks.sort_by_key(|network| network.name.to_lowercase());
     if args.name || args.uuid {
-        let mut out = String::new();
         for network in &networks {
-            out.push_str(if args.name {
+            out.data(if args.name {
                 &network.name
             } else {
                 &network.uuid
             });
-            out.push('\n');
+            out.data("\n");
         }
-        out.push('\n');
-        return Ok(out);
+        return Ok(());
     }
-    let rows: Vec<Vec<String>> = networks
+    let mut rows: Vec<Vec<String>> = networks
         .iter()
         .map(|network| {
             vec![
@@ -80,10 +85,31 @@ pub(super) async fn list(client: &Client, args: &ListArgs) -> Result<String, Fai
             ]
         })
         .collect();
-    Ok(table::render(
-        &["Name", "State", "Autostart", "Persistent"],
-        &rows,
-    ))
+    let mut headers = vec!["Name", "State", "Autostart", "Persistent"];
+    if args.title {
+        headers.push("Title");
+        for (row, network) in rows.iter_mut().zip(&networks) {
+            row.push(title(client, &network.uuid).await?);
+        }
+    }
+    let quiet = out.quiet();
+    out.data(&table::render(&headers, &rows, quiet));
+    Ok(())
+}
+
+/// The network's title, empty when it has none (its current definition,
+/// as virsh's net-list shows it).
+async fn title(client: &Client, uuid: &str) -> Result<String, Failure> {
+    let path = client
+        .connect()
+        .await?
+        .network_lookup_by_uuid(uuid)
+        .await
+        .context(|| format!("failed to get network '{uuid}'"))?;
+    let network = client.virtnet_network(path).await?;
+    metadata::text(&network, MetadataType::Title, 0)
+        .await
+        .reason_only()
 }
 
 /// net-dhcp-leases: the network's leases, by MAC and address.
@@ -91,7 +117,8 @@ pub(super) async fn leases(
     client: &Client,
     network: &str,
     mac: Option<&str>,
-) -> Result<String, Failure> {
+    out: &mut Output,
+) -> Result<(), Failure> {
     let proxy = client.network(network).await?;
     let mut leases = proxy
         .get_dhcp_leases(mac.unwrap_or(""), 0)
@@ -125,7 +152,8 @@ pub(super) async fn leases(
             },
         )
         .collect();
-    Ok(table::render(
+    let quiet = out.quiet();
+    out.data(&table::render(
         &[
             "Expiry Time",
             "MAC address",
@@ -135,7 +163,9 @@ pub(super) async fn leases(
             "Client ID or DUID",
         ],
         &rows,
-    ))
+        quiet,
+    ));
+    Ok(())
 }
 
 /// `expiry` (seconds since the epoch) in `zone`, as virsh prints it

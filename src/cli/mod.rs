@@ -4,19 +4,28 @@
 
 pub mod args;
 mod client;
+mod complete;
 pub mod docs;
 mod doctor;
+mod dumpxml;
 mod edit;
 mod editor;
+mod event;
 mod failure;
 mod import;
 mod input;
 mod list;
+mod manpage;
+mod metadata;
+mod output;
+mod program;
 mod reedit;
+mod schema;
 pub mod table;
 #[cfg(feature = "libvirt")]
 mod takeover;
+mod usage;
 mod verbs;
 
 pub use failure::Failure;
-pub use verbs::run;
+pub use program::main;

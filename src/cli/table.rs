@@ -2,12 +2,14 @@
 //! their widest cell and separated by three spaces, the last one unpadded,
 //! and a rule of dashes under the header.
 
-/// The table as text, with virsh's trailing blank line.
-pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
+/// The table as text; `quiet` (virsh's -q) leaves out the header and its
+/// rule.
+pub fn render(headers: &[&str], rows: &[Vec<String>], quiet: bool) -> String {
     let columns = headers.len();
+    // Without its header (quiet), a column is as wide as its widest cell.
     let mut widths: Vec<usize> = headers
         .iter()
-        .map(|header| header.chars().count())
+        .map(|header| if quiet { 0 } else { header.chars().count() })
         .collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -26,14 +28,16 @@ pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
         text.push('\n');
         text
     };
-    let mut out = line(&mut headers.iter().copied());
-    let rule: usize = widths.iter().map(|width| width + 3).sum();
-    out.extend(std::iter::repeat_n('-', rule));
-    out.push('\n');
+    let mut out = String::new();
+    if !quiet {
+        out = line(&mut headers.iter().copied());
+        let rule: usize = widths.iter().map(|width| width + 3).sum();
+        out.extend(std::iter::repeat_n('-', rule));
+        out.push('\n');
+    }
     for row in rows {
         out.push_str(&line(&mut row.iter().map(String::as_str)));
     }
-    out.push('\n');
     out
 }
 
@@ -57,19 +61,23 @@ mod tests {
             "yes".to_owned(),
         ]];
         assert_eq!(
-            render(&HEADERS, &rows),
+            render(&HEADERS, &rows, false),
             " Name      State      Autostart   Persistent\n\
              ----------------------------------------------\n \
-             default   inactive   no          yes\n\n"
+             default   inactive   no          yes\n"
+        );
+        assert_eq!(
+            render(&HEADERS, &rows, true),
+            " default   inactive   no   yes\n"
         );
     }
 
     #[test]
     fn an_empty_table_keeps_its_header() {
         assert_eq!(
-            render(&HEADERS, &[]),
+            render(&HEADERS, &[], false),
             " Name   State   Autostart   Persistent\n\
-             ----------------------------------------\n\n"
+             ----------------------------------------\n"
         );
     }
 }

@@ -53,6 +53,6 @@ pub(super) async fn import(client: &Client, uri: &str, args: &Import) -> Result<
             out.push_str("  libvirt's copy undefined\n");
         }
     }
-    out.push('\n');
+    // Output ends it with virsh's blank line.
     Ok(out)
 }

@@ -2,58 +2,106 @@
 //! messages; the offline verbs (`xml-format`, `xml-validate`) work on XML
 //! files without a daemon.
 
-use super::args::virtnet::{Cli, Command};
+use super::args::virtnet::{Cli, Command, FileOperand, NetworkOperand, UpdateArgs};
 use super::client::Client;
 use super::failure::{Context, Failure};
 use super::input::{parse_file, read_text};
+use super::output::Output;
 use super::table::yes_no;
-use super::{doctor, edit, import, list};
+use super::usage::{exclusive, operands};
+use super::{complete, doctor, dumpxml, edit, event, import, list, metadata, schema};
 use crate::dbus::client::NetworkProxy;
 use crate::definition::{FormatFlags, NetworkDef, UpdateCommand, UpdateSection, error_chain};
 use crate::service::update_flags;
 
-/// Runs the command: what to print, or why it failed.
-pub async fn run(cli: Cli) -> Result<String, Failure> {
+impl NetworkOperand {
+    /// The network, by position or by `--network`.
+    pub(super) fn resolve(self, verb: &str) -> Result<String, Failure> {
+        let [network] = operands(verb, [("network", self.named, self.positional)])?;
+        Ok(network)
+    }
+}
+
+impl FileOperand {
+    /// The file, by position or by `--file`.
+    fn resolve(self, verb: &str) -> Result<String, Failure> {
+        let [file] = operands(verb, [("file", self.named, self.positional)])?;
+        Ok(file)
+    }
+}
+
+/// Whether what the command prints ends with virsh's blank line: not for
+/// the offline verbs, whose output is a file's, nor for completion, which
+/// shells read.
+pub fn closes_with_blank_line(command: &Command) -> bool {
+    !matches!(
+        command,
+        Command::XmlFormat { .. }
+            | Command::XmlValidate { .. }
+            | Command::GenerateDocs { .. }
+            | Command::Complete { .. }
+            // Not virsh's: it ends with its summary.
+            | Command::Doctor { .. }
+    )
+}
+
+/// Runs the command, writing what it prints into `out`.
+pub async fn run(cli: Cli, out: &mut Output) -> Result<(), Failure> {
     match cli.command {
         Command::XmlFormat { file, inactive } => {
             let def = parse_file(&file).map_err(Failure::new)?;
-            return Ok(def.to_xml(FormatFlags { inactive }));
+            out.data(&def.to_xml(FormatFlags { inactive }));
+            return Ok(());
         }
         Command::GenerateDocs { dir } => {
-            super::docs::generate(&dir).map_err(|error| {
+            return super::docs::generate(&dir).map_err(|error| {
                 Failure::new(format!("cannot write into {}: {error}", dir.display()))
-            })?;
-            return Ok(String::new());
+            });
         }
         Command::XmlValidate { file } => {
             let def = parse_file(&file).map_err(Failure::new)?;
             def.validate()
                 .map_err(|error| Failure::new(error_chain(&error)))?;
-            return Ok("valid\n".into());
+            out.data("valid\n");
+            return Ok(());
         }
         _ => {}
     }
-    let client = Client::open(&cli.bus).await?;
+    // Operands first: a usage error is reported before any connection.
+    let client = || Client::open(&cli.bus);
     match cli.command {
         Command::XmlFormat { .. } | Command::XmlValidate { .. } | Command::GenerateDocs { .. } => {
-            Ok(String::new())
+            Ok(())
         }
-        Command::NetDefine { file } => {
+        Command::NetDefine(operand) => {
+            let validate = operand.validate;
+            let file = operand.resolve("net-define")?;
             let context = || format!("Failed to define network from {file}");
             let xml = read_text(&file).map_err(Failure::new)?;
-            client
+            if validate {
+                schema::validate(&xml).map_err(|failure| failure.within(context()))?;
+            }
+            client()
+                .await?
                 .connect()
                 .await?
                 .network_define_xml(&xml)
                 .await
                 .context(context)?;
             let name = name_in(&xml, &file);
-            Ok(format!("Network {name} defined from {file}\n\n"))
+            out.extra(&format!("Network {name} defined from {file}\n"));
+            Ok(())
         }
-        Command::NetCreate { file } => {
+        Command::NetCreate(operand) => {
+            let validate = operand.validate;
+            let file = operand.resolve("net-create")?;
             let context = || format!("Failed to create network from {file}");
             let xml = read_text(&file).map_err(Failure::new)?;
-            client
+            if validate {
+                schema::validate(&xml).map_err(|failure| failure.within(context()))?;
+            }
+            client()
+                .await?
                 .connect()
                 .await?
                 .network_create_xml(&xml)
@@ -62,29 +110,31 @@ pub async fn run(cli: Cli) -> Result<String, Failure> {
             // The reply says it is created: reading the network back could
             // fail for nothing, when another client removes it at once.
             let name = name_in(&xml, &file);
-            Ok(format!("Network {name} created from {file}\n\n"))
+            out.extra(&format!("Network {name} created from {file}\n"));
+            Ok(())
         }
-        Command::NetStart { network } => {
+        Command::NetStart(operand) => {
+            let network = operand.resolve("net-start")?;
             let start = |proxy: NetworkProxy<'static>| async move { proxy.create().await };
-            network_verb(&client, &network, start, "start", "started").await
+            let client = client().await?;
+            network_verb(&client, &network, start, ("start", "started"), out).await
         }
-        Command::NetDestroy { network } => {
+        Command::NetDestroy(operand) => {
+            let network = operand.resolve("net-destroy")?;
             let destroy = |proxy: NetworkProxy<'static>| async move { proxy.destroy().await };
-            network_verb(&client, &network, destroy, "destroy", "destroyed").await
+            let client = client().await?;
+            network_verb(&client, &network, destroy, ("destroy", "destroyed"), out).await
         }
-        Command::NetUndefine { network } => {
+        Command::NetUndefine(operand) => {
+            let network = operand.resolve("net-undefine")?;
             let undefine = |proxy: NetworkProxy<'static>| async move { proxy.undefine().await };
-            network_verb(
-                &client,
-                &network,
-                undefine,
-                "undefine",
-                "has been undefined",
-            )
-            .await
+            let client = client().await?;
+            let words = ("undefine", "has been undefined");
+            network_verb(&client, &network, undefine, words, out).await
         }
         Command::NetAutostart { network, disable } => {
-            let proxy = client.network(&network).await?;
+            let network = network.resolve("net-autostart")?;
+            let proxy = client().await?.network(&network).await?;
             let (verb, done) = if disable {
                 ("unmark", "unmarked")
             } else {
@@ -94,14 +144,16 @@ pub async fn run(cli: Cli) -> Result<String, Failure> {
                 .set_autostart(!disable)
                 .await
                 .context(|| format!("failed to {verb} network {network} as autostarted"))?;
-            Ok(format!("Network {network} {done} as autostarted\n\n"))
+            out.extra(&format!("Network {network} {done} as autostarted\n"));
+            Ok(())
         }
-        Command::NetList(args) => list::list(&client, &args).await,
-        Command::NetInfo { network } => {
+        Command::NetList(args) => list::list(&client().await?, &args, out).await,
+        Command::NetInfo(operand) => {
+            let network = operand.resolve("net-info")?;
+            let client = client().await?;
             let proxy = client.network(&network).await?;
             let path = proxy.inner().path().to_owned().into();
             let info = client.properties(&[path]).await?.pop().unwrap_or_default();
-            let mut out = String::new();
             for (label, value) in [
                 ("Name:", info.name.as_str()),
                 ("UUID:", info.uuid.as_str()),
@@ -109,31 +161,41 @@ pub async fn run(cli: Cli) -> Result<String, Failure> {
                 ("Persistent:", yes_no(info.persistent)),
                 ("Autostart:", yes_no(info.autostart)),
             ] {
-                out.push_str(&format!("{label:<15} {value}\n"));
+                out.data(&format!("{label:<15} {value}\n"));
             }
             if !info.bridge.is_empty() {
-                out.push_str(&format!("{:<15} {}\n", "Bridge:", info.bridge));
+                out.data(&format!("{:<15} {}\n", "Bridge:", info.bridge));
             }
-            out.push('\n');
-            Ok(out)
+            Ok(())
         }
-        Command::NetDumpxml { network, inactive } => {
-            let proxy = client.network(&network).await?;
+        Command::NetDumpxml(args) => {
+            let network = args.network.resolve("net-dumpxml")?;
+            let proxy = client().await?.network(&network).await?;
             let xml = proxy
-                .get_xml_desc(u32::from(inactive))
+                .get_xml_desc(u32::from(args.inactive))
                 .await
                 .context(|| format!("Failed to get the XML of network {network}"))?;
-            Ok(format!("{xml}\n"))
+            match &args.xpath {
+                Some(expression) => out.data(&dumpxml::select(&xml, expression, args.wrap)?),
+                // The XML ends with a newline; the command's closing one
+                // follows.
+                None => out.data(&xml),
+            }
+            Ok(())
         }
-        Command::NetUuid { network } => {
-            let proxy = client.network(&network).await?;
+        Command::NetUuid(operand) => {
+            let network = operand.resolve("net-uuid")?;
+            let proxy = client().await?.network(&network).await?;
             let uuid = proxy
                 .uuid()
                 .await
                 .context(|| "failed to get network UUID".into())?;
-            Ok(format!("{uuid}\n\n"))
+            out.data(&format!("{uuid}\n"));
+            Ok(())
         }
-        Command::NetName { uuid } => {
+        Command::NetName(operand) => {
+            let uuid = operand.resolve("net-name")?;
+            let client = client().await?;
             let path = client
                 .connect()
                 .await?
@@ -146,79 +208,106 @@ pub async fn run(cli: Cli) -> Result<String, Failure> {
                 .name()
                 .await
                 .context(|| "failed to get network name".into())?;
-            Ok(format!("{name}\n\n"))
+            out.data(&format!("{name}\n"));
+            Ok(())
         }
-        Command::NetUpdate {
-            network,
-            command,
-            section,
-            xml,
-            parent_index,
-            config,
-            live,
-            current: _,
-        } => {
-            let command_code = UpdateCommand::from_name(&command)
-                .ok_or_else(|| Failure::new(format!("unrecognized command name '{command}'")))?;
-            let section_code = UpdateSection::from_name(&section)
-                .ok_or_else(|| Failure::new(format!("unrecognized section name '{section}'")))?;
-            let xml = if xml.trim_start().starts_with('<') {
-                xml
-            } else {
-                read_text(&xml).map_err(Failure::new)?
-            };
-            let proxy = client.network(&network).await?;
-            let mut flags = 0;
-            if config {
-                flags |= update_flags::CONFIG;
-            }
-            if live {
-                flags |= update_flags::LIVE;
-            }
-            proxy
-                .update(
-                    command_code as u32,
-                    section_code as u32,
-                    parent_index,
-                    &xml,
-                    flags,
-                )
-                .await
-                .context(|| format!("Failed to update network {network}"))?;
-            let affected = match (config, live) {
-                (true, true) => "persistent config and live state",
-                (true, false) => "persistent config",
-                (false, true) => "live state",
-                (false, false) => {
-                    if proxy.active().await.unwrap_or(false) {
-                        "live state"
-                    } else {
-                        "persistent config"
-                    }
-                }
-            };
-            Ok(format!("Updated network {network} {affected}\n"))
-        }
+        Command::NetUpdate(args) => update(&client().await?, args, out).await,
         Command::NetDhcpLeases { network, mac } => {
-            list::leases(&client, &network, mac.as_deref()).await
+            let network = network.resolve("net-dhcp-leases")?;
+            list::leases(&client().await?, &network, mac.as_deref(), out).await
         }
-        Command::NetEdit { network } => edit::edit(&client, &network).await,
-        Command::Import(args) => import::import(&client, args).await,
-        Command::Doctor { network, json } => doctor::doctor(&client, network, json).await,
+        Command::NetEdit(operand) => {
+            let network = operand.resolve("net-edit")?;
+            edit::edit(&client().await?, &network, out).await
+        }
+        Command::NetEvent(args) => event::watch(client, args, out).await,
+        Command::NetDesc(args) => metadata::desc(&client().await?, args, out).await,
+        Command::NetMetadata(args) => metadata::metadata(&client().await?, args, out).await,
+        Command::Complete { words } => complete::complete(client, &words, out).await,
+        Command::Import(args) => {
+            let report = import::import(&client().await?, args).await?;
+            out.extra(&report);
+            Ok(())
+        }
+        Command::Doctor { network, json } => {
+            doctor::doctor(&client().await?, network, json, out).await
+        }
         Command::ReloadFirewall => {
-            let restored = client
+            let restored = client()
+                .await?
                 .virtnet()
                 .await?
                 .reload_firewall()
                 .await
                 .context(|| "Failed to reload the firewall".into())?;
-            Ok(if restored {
-                "Firewall rules restored\n\n".to_owned()
+            out.extra(if restored {
+                "Firewall rules restored\n"
             } else {
-                "Firewall rules already in place\n\n".to_owned()
-            })
+                "Firewall rules already in place\n"
+            });
+            Ok(())
         }
     }
+}
+
+/// net-update, with virsh's operands and report.
+async fn update(client: &Client, args: UpdateArgs, out: &mut Output) -> Result<(), Failure> {
+    exclusive(&[
+        (("current", args.current), ("live", args.live)),
+        (("current", args.current), ("config", args.config)),
+    ])?;
+    let [network, command, section, xml] = operands(
+        "net-update",
+        [
+            ("network", args.network_named, args.network),
+            ("command", args.command_named, args.command),
+            ("section", args.section_named, args.section),
+            ("xml", args.xml_named, args.xml),
+        ],
+    )?;
+    let command_code = UpdateCommand::from_name(&command)
+        .ok_or_else(|| Failure::new(format!("unrecognized command name '{command}'")))?;
+    let section_code = UpdateSection::from_name(&section)
+        .ok_or_else(|| Failure::new(format!("unrecognized section name '{section}'")))?;
+    let xml = if xml.trim_start().starts_with('<') {
+        xml
+    } else {
+        read_text(&xml).map_err(Failure::new)?
+    };
+    let proxy = client.network(&network).await?;
+    let mut flags = 0;
+    if args.config {
+        flags |= update_flags::CONFIG;
+    }
+    if args.live {
+        flags |= update_flags::LIVE;
+    }
+    proxy
+        .update(
+            command_code as u32,
+            section_code as u32,
+            args.parent_index,
+            &xml,
+            flags,
+        )
+        .await
+        .context(|| format!("Failed to update network {network}"))?;
+    let affected = match (args.config, args.live) {
+        (true, true) => "persistent config and live state",
+        (true, false) => "persistent config",
+        (false, true) => "live state",
+        (false, false) => {
+            if proxy.active().await.unwrap_or(false) {
+                "live state"
+            } else {
+                "persistent config"
+            }
+        }
+    };
+    // virsh's message has no newline of its own: the command's closing
+    // one ends it.
+    out.extra(&format!("Updated network {network} {affected}"));
+    Ok(())
 }
 
 /// The name of the network `xml` (read from `file`) defines. The daemon
@@ -233,9 +322,9 @@ async fn network_verb<Call, Done>(
     client: &Client,
     network: &str,
     call: Call,
-    verb: &str,
-    done: &str,
-) -> Result<String, Failure>
+    (verb, done): (&str, &str),
+    out: &mut Output,
+) -> Result<(), Failure>
 where
     Call: FnOnce(NetworkProxy<'static>) -> Done,
     Done: Future<Output = zbus::Result<()>>,
@@ -244,5 +333,6 @@ where
     call(proxy)
         .await
         .context(|| format!("Failed to {verb} network {network}"))?;
-    Ok(format!("Network {network} {done}\n\n"))
+    out.extra(&format!("Network {network} {done}\n"));
+    Ok(())
 }

@@ -106,3 +106,17 @@ pub trait VirtnetConnect {
         flags: u32,
     ) -> zbus::Result<Vec<ImportedNetwork>>;
 }
+
+#[proxy(interface = "org.virtnet.Network")]
+pub trait VirtnetNetwork {
+    fn get_metadata(&self, kind: i32, uri: &str, flags: u32) -> zbus::Result<String>;
+
+    fn set_metadata(
+        &self,
+        kind: i32,
+        metadata: &str,
+        key: &str,
+        uri: &str,
+        flags: u32,
+    ) -> zbus::Result<()>;
+}

@@ -176,3 +176,53 @@ impl Network {
             .map_err(|error| self.error(error))
     }
 }
+
+/// `org.virtnet.Network`, beside `org.libvirt.Network` on each network's
+/// object: libvirt 9.7's metadata calls (virNetworkGetMetadata,
+/// virNetworkSetMetadata), which libvirt-dbus does not have for networks,
+/// with the signatures it gives the domain's (an empty string for NULL).
+pub struct VirtnetNetwork {
+    pub(super) service: Arc<Service>,
+    pub(super) uuid: Uuid,
+}
+
+/// An empty string is libvirt-dbus's NULL.
+fn null_if_empty(text: &str) -> Option<&str> {
+    Some(text).filter(|text| !text.is_empty())
+}
+
+#[interface(name = "org.virtnet.Network")]
+impl VirtnetNetwork {
+    /// The title (kind 1), description (0) or element of namespace `uri`
+    /// (2); `flags`: 1 the live definition, 2 the persistent one.
+    #[zbus(out_args("metadata"))]
+    async fn get_metadata(&self, kind: i32, uri: &str, flags: u32) -> Result<String> {
+        Ok(self
+            .service
+            .metadata(&self.uuid, kind, null_if_empty(uri), flags)
+            .await?)
+    }
+
+    /// Sets the title, description or element (written with the prefix
+    /// `key`); an empty `metadata` removes it.
+    async fn set_metadata(
+        &self,
+        kind: i32,
+        metadata: &str,
+        key: &str,
+        uri: &str,
+        flags: u32,
+    ) -> Result<()> {
+        Ok(self
+            .service
+            .set_metadata(
+                &self.uuid,
+                kind,
+                null_if_empty(metadata),
+                null_if_empty(key),
+                null_if_empty(uri),
+                flags,
+            )
+            .await?)
+    }
+}

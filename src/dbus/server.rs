@@ -9,10 +9,10 @@ use zbus::object_server::SignalEmitter;
 use zbus::{Connection, ObjectServer, OwnedObjectPath, interface};
 
 use super::client::{FindingTuple, ImportedNetwork};
-use super::network::Network;
+use super::network::{Network, VirtnetNetwork};
 use super::{LibvirtError, network_path};
 use crate::definition::Uuid;
-use crate::service::{NetworkEvent, Service, ServiceError, Summary};
+use crate::service::{Event, NetworkEvent, Service, ServiceError, Summary};
 
 type Result<T> = std::result::Result<T, LibvirtError>;
 
@@ -50,6 +50,11 @@ async fn ensure_network(
         name: summary.name.clone(),
     };
     server.at(path.as_str(), object).await?;
+    let extensions = VirtnetNetwork {
+        service: service.clone(),
+        uuid: summary.uuid,
+    };
+    server.at(path.as_str(), extensions).await?;
     Ok(path)
 }
 
@@ -161,6 +166,17 @@ impl VirtnetConnect {
             })
             .collect()
     }
+
+    /// A network's metadata changed (libvirt 9.7's metadata-change event):
+    /// its title (kind 1), description (0) or element of namespace `uri`
+    /// (2). Sent on the driver's connect path, as NetworkEvent.
+    #[zbus(signal)]
+    async fn network_metadata_change(
+        emitter: &SignalEmitter<'_>,
+        network: OwnedObjectPath,
+        kind: i32,
+        uri: &str,
+    ) -> zbus::Result<()>;
 
     /// Puts back whatever is missing of the rules of active networks (after
     /// `nft flush ruleset`); returns whether anything was.
@@ -337,12 +353,22 @@ async fn follow_events(
             {
                 let oldest = network_path(&connect_path, &oldest);
                 let _ = server.remove::<Network, _>(oldest.as_str()).await;
+                let _ = server.remove::<VirtnetNetwork, _>(oldest.as_str()).await;
             }
         }
-        if let Ok(emitter) = SignalEmitter::new(&connection, connect_path.as_str())
-            && let Err(error) = Connect::network_event(&emitter, path, event.event as i32).await
-        {
-            tracing::warn!("cannot emit NetworkEvent: {error}");
+        let Ok(emitter) = SignalEmitter::new(&connection, connect_path.as_str()) else {
+            continue;
+        };
+        let emitted = match (&event.event, event.event.lifecycle_code()) {
+            (_, Some(code)) => Connect::network_event(&emitter, path, code).await,
+            (Event::MetadataChanged { kind, uri }, None) => {
+                let uri = uri.as_deref().unwrap_or_default();
+                VirtnetConnect::network_metadata_change(&emitter, path, *kind as i32, uri).await
+            }
+            _ => Ok(()),
+        };
+        if let Err(error) = emitted {
+            tracing::warn!("cannot emit a network event: {error}");
         }
     }
 }

@@ -45,6 +45,12 @@ pub enum DefinitionError {
         subnet: String,
         network: String,
     },
+    /// libvirt's VIR_ERR_INVALID_ARG.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// libvirt's VIR_ERR_NO_NETWORK_METADATA.
+    #[error("metadata not found: {0}")]
+    NoMetadata(String),
     #[error("internal error: cannot generate a UUID")]
     Random(#[source] std::io::Error),
 }

@@ -4,6 +4,7 @@
 
 mod error;
 mod format;
+mod metadata;
 mod parse;
 mod update;
 mod validate;
@@ -13,6 +14,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 pub use error::{DefinitionError, error_chain};
 pub use format::{FormatFlags, address as format_address, write_bandwidth};
+pub use metadata::MetadataType;
 pub use update::{UpdateCommand, UpdateSection};
 pub use validate::range_size;
 pub use values::{

@@ -17,6 +17,7 @@ pub mod import;
 pub mod kernel;
 mod leases;
 mod lifecycle;
+mod metadata;
 pub mod neighbour;
 mod registry;
 mod supervise;
@@ -26,7 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::broadcast;
 
-use crate::definition::Uuid;
+use crate::definition::{MetadataType, Uuid};
 
 pub use self::diagnose::Diagnosis;
 pub use self::driver::{Driver, TestDriver};
@@ -34,13 +35,33 @@ pub use self::error::{Result, ServiceError};
 use self::neighbour::{ForeignNetwork, Neighbour};
 use self::registry::Registry;
 
-/// libvirt's network lifecycle events (virNetworkEventLifecycleType).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// libvirt's network events: the lifecycle ones
+/// (virNetworkEventLifecycleType) and metadata changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    Defined = 0,
-    Undefined = 1,
-    Started = 2,
-    Stopped = 3,
+    Defined,
+    Undefined,
+    Started,
+    Stopped,
+    /// VIR_NETWORK_EVENT_ID_METADATA_CHANGE: what changed, and for an
+    /// element its namespace.
+    MetadataChanged {
+        kind: MetadataType,
+        uri: Option<String>,
+    },
+}
+
+impl Event {
+    /// The lifecycle event's virNetworkEventLifecycleType value.
+    pub fn lifecycle_code(&self) -> Option<i32> {
+        match self {
+            Self::Defined => Some(0),
+            Self::Undefined => Some(1),
+            Self::Started => Some(2),
+            Self::Stopped => Some(3),
+            Self::MetadataChanged { .. } => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -1,10 +1,12 @@
 //! net-update on the live network and the persistent definition, and the
 //! firewall kept right.
 
-use crate::definition::{UpdateCommand, UpdateSection, Uuid};
+use std::sync::Arc;
+
+use crate::definition::{NetworkDef, UpdateCommand, UpdateSection, Uuid};
 
 use super::error::{Result, ServiceError};
-use super::registry::Live;
+use super::registry::{Entry, Live, State};
 use super::{Service, update_flags};
 
 impl Service {
@@ -26,24 +28,7 @@ impl Service {
             ServiceError::InvalidArgument(format!("unrecognized network update section {section}"))
         })?;
         let (entry, mut state) = self.lock(uuid).await?;
-        let mut flags = flags & (update_flags::LIVE | update_flags::CONFIG);
-        if flags == 0 {
-            flags = if state.live.is_some() {
-                update_flags::LIVE
-            } else {
-                update_flags::CONFIG
-            };
-        }
-        if flags & update_flags::CONFIG != 0 && state.config.is_none() {
-            return Err(ServiceError::OperationInvalid(
-                "cannot change persistent config of a transient network".into(),
-            ));
-        }
-        if flags & update_flags::LIVE != 0 && state.live.is_none() {
-            return Err(ServiceError::OperationInvalid(
-                "network is not running".into(),
-            ));
-        }
+        let flags = affected(&state, flags)?;
         let config = match (&state.config, flags & update_flags::CONFIG != 0) {
             (Some(config), true) => {
                 let mut config = config.clone();
@@ -60,6 +45,20 @@ impl Service {
             }
             _ => None,
         };
+        self.replace_definitions(&entry, &mut state, live, config)
+            .await
+    }
+
+    /// Puts `live` in place of the running network's definition (the
+    /// network brought in line with it) and `config` in place of the
+    /// persistent one (saved), each when given.
+    pub(super) async fn replace_definitions(
+        &self,
+        entry: &Arc<Entry>,
+        state: &mut State,
+        live: Option<NetworkDef>,
+        config: Option<NetworkDef>,
+    ) -> Result<()> {
         if let Some(def) = live {
             let running = match state.live.as_mut() {
                 Some(Live {
@@ -83,7 +82,7 @@ impl Service {
             self.driver.save_config(&config).await?;
             state.config = Some(config);
         }
-        self.publish(&entry, &mut state);
+        self.publish(entry, state);
         Ok(())
     }
 
@@ -106,4 +105,29 @@ impl Service {
     pub fn watch_firewall(&self) -> Option<std::io::Result<crate::apply::firewall::TableWatch>> {
         self.driver.watch_rules()
     }
+}
+
+/// The definitions a change with libvirt's `flags` affects (LIVE, CONFIG,
+/// or, with neither, the live one when active, else the persistent one),
+/// refused as libvirt refuses them when they are not there.
+pub(super) fn affected(state: &State, flags: u32) -> Result<u32> {
+    let mut flags = flags & (update_flags::LIVE | update_flags::CONFIG);
+    if flags == 0 {
+        flags = if state.live.is_some() {
+            update_flags::LIVE
+        } else {
+            update_flags::CONFIG
+        };
+    }
+    if flags & update_flags::CONFIG != 0 && state.config.is_none() {
+        return Err(ServiceError::OperationInvalid(
+            "cannot change persistent config of a transient network".into(),
+        ));
+    }
+    if flags & update_flags::LIVE != 0 && state.live.is_none() {
+        return Err(ServiceError::OperationInvalid(
+            "network is not running".into(),
+        ));
+    }
+    Ok(flags)
 }

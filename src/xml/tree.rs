@@ -50,6 +50,77 @@ pub enum XmlError {
     InvalidChar(u32),
     #[error("XML error: document is not valid UTF-8")]
     Encoding(#[source] std::str::Utf8Error),
+    /// Where a document stopped parsing, laid out as libvirt reports
+    /// libxml2's errors: the line's number, what is wrong, the line, and a
+    /// caret under the column (`kind`'s causes are part of this message,
+    /// not sources of it).
+    #[error(
+        "(network_definition):{line}: {}\n{text}\n{}^",
+        with_causes(kind),
+        "-".repeat(column.saturating_sub(1))
+    )]
+    At {
+        line: usize,
+        /// Within the part of the line shown (`text`).
+        column: usize,
+        text: String,
+        kind: Box<XmlError>,
+    },
+}
+
+/// `error`'s message followed by its causes'.
+fn with_causes(error: &XmlError) -> String {
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        // Some causes repeat their own cause in their message.
+        let text = cause.to_string();
+        if !message.ends_with(&text) {
+            message.push_str(&format!(": {text}"));
+        }
+        source = cause.source();
+    }
+    message
+}
+
+impl XmlError {
+    /// This error, located at byte `offset` of `input`: the line shown
+    /// is at most 80 characters of it around the place, as libxml2 shows
+    /// it (a document on one long line stays readable).
+    fn at(self, input: &str, offset: usize) -> Self {
+        const WINDOW: usize = 80;
+        let offset = offset.min(input.len());
+        let offset = (0..=offset)
+            .rev()
+            .find(|at| input.is_char_boundary(*at))
+            .unwrap_or_default();
+        let start = input[..offset].rfind('\n').map_or(0, |at| at + 1);
+        let end = input[offset..]
+            .find('\n')
+            .map_or(input.len(), |at| offset + at);
+        let before: Vec<char> = input[start..offset].chars().collect();
+        let shown_before = before.len().min(WINDOW);
+        let text: String = before[before.len() - shown_before..]
+            .iter()
+            .copied()
+            .chain(input[offset..end].chars())
+            .take(WINDOW)
+            .collect();
+        Self::At {
+            line: input[..offset].matches('\n').count() + 1,
+            column: shown_before + 1,
+            text: text.trim_end_matches('\r').to_owned(),
+            kind: Box::new(self),
+        }
+    }
+
+    /// What is wrong, wherever it is.
+    pub fn into_kind(self) -> Self {
+        match self {
+            Self::At { kind, .. } => *kind,
+            other => other,
+        }
+    }
 }
 
 /// One namespace binding in scope (`xmlns:prefix='uri'`; empty prefix for the default).
@@ -192,11 +263,34 @@ struct TreeBuilder {
 }
 
 impl TreeBuilder {
-    fn build(mut self, input: &str) -> Result<Element, XmlError> {
+    fn build(self, input: &str) -> Result<Element, XmlError> {
         let mut reader = Reader::from_str(input);
         reader.config_mut().check_end_names = false;
+        let mut reader_error = false;
+        self.read(&mut reader, &mut reader_error).map_err(|error| {
+            // quick-xml knows where its own errors are; the tree's are put
+            // where libxml2 puts them, just past the markup that caused
+            // them.
+            let offset = if reader_error {
+                reader.error_position()
+            } else {
+                reader.buffer_position()
+            };
+            error.at(input, usize::try_from(offset).unwrap_or(usize::MAX))
+        })
+    }
+
+    fn read(
+        mut self,
+        reader: &mut Reader<&[u8]>,
+        reader_error: &mut bool,
+    ) -> Result<Element, XmlError> {
         loop {
-            match reader.read_event().map_err(XmlError::Syntax)? {
+            let event = reader.read_event().map_err(|error| {
+                *reader_error = true;
+                XmlError::Syntax(error)
+            })?;
+            match event {
                 Event::Start(start) => self.start(&start, false)?,
                 Event::Empty(start) => self.start(&start, true)?,
                 Event::End(end) => {
@@ -397,51 +491,80 @@ mod tests {
     }
 
     #[test]
+    fn syntax_errors_say_where_as_libvirt_does() {
+        let error = parse_document("<network>\n  <name>x</nam>\n</network>\n").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "(network_definition):2: XML error: mismatched closing tag </nam>, expected </name>\n  \
+             <name>x</nam>\n---------------^"
+        );
+        let error = parse_document("<a>\n <b c='1' d/>\n</a>").unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.starts_with("(network_definition):2: XML error: document is not well-formed")
+                && message.ends_with("\n <b c='1' d/>\n-------------^"),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn rejects_what_would_be_unbounded_or_broken() {
         let bomb = "<!DOCTYPE r [<!ENTITY a 'aaaaaaaa'><!ENTITY b '&a;&a;&a;'>]><r>&b;</r>";
-        assert!(matches!(parse_document(bomb), Err(XmlError::Doctype)));
         assert!(matches!(
-            parse_document("<r>&nope;</r>"),
+            parse_document(bomb).map_err(XmlError::into_kind),
+            Err(XmlError::Doctype)
+        ));
+        assert!(matches!(
+            parse_document("<r>&nope;</r>").map_err(XmlError::into_kind),
             Err(XmlError::UndefinedEntity(_))
         ));
         let deep = "<a>".repeat(MAX_DEPTH + 1);
-        assert!(matches!(parse_document(&deep), Err(XmlError::TooDeep)));
-        assert!(matches!(parse_document(""), Err(XmlError::NoRoot)));
         assert!(matches!(
-            parse_document("<a><b></a>"),
+            parse_document(&deep).map_err(XmlError::into_kind),
+            Err(XmlError::TooDeep)
+        ));
+        assert!(matches!(
+            parse_document("").map_err(XmlError::into_kind),
+            Err(XmlError::NoRoot)
+        ));
+        assert!(matches!(
+            parse_document("<a><b></a>").map_err(XmlError::into_kind),
             Err(XmlError::MismatchedEnd { .. })
         ));
         assert!(matches!(
-            parse_document("<a/><b/>"),
+            parse_document("<a/><b/>").map_err(XmlError::into_kind),
             Err(XmlError::SecondRoot)
         ));
         assert!(matches!(
-            parse_document("hello"),
+            parse_document("hello").map_err(XmlError::into_kind),
             Err(XmlError::TextOutsideRoot)
         ));
         assert!(matches!(
-            parse_document("<a><x:b/></a>"),
+            parse_document("<a><x:b/></a>").map_err(XmlError::into_kind),
             Err(XmlError::UndeclaredPrefix(_))
         ));
-        assert!(matches!(parse_document("<a>"), Err(XmlError::Unclosed(_))));
         assert!(matches!(
-            parse_document("<a></></a>"),
+            parse_document("<a>").map_err(XmlError::into_kind),
+            Err(XmlError::Unclosed(_))
+        ));
+        assert!(matches!(
+            parse_document("<a></></a>").map_err(XmlError::into_kind),
             Err(XmlError::InvalidName(_) | XmlError::MismatchedEnd { .. })
         ));
         assert!(matches!(
-            parse_document("<a><b 1x='2'/></a>"),
+            parse_document("<a><b 1x='2'/></a>").map_err(XmlError::into_kind),
             Err(XmlError::InvalidName(_))
         ));
         assert!(matches!(
-            parse_document("<a>\u{0}</a>"),
+            parse_document("<a>\u{0}</a>").map_err(XmlError::into_kind),
             Err(XmlError::InvalidChar(0))
         ));
         assert!(matches!(
-            parse_document("<a b='&#8;'/>"),
+            parse_document("<a b='&#8;'/>").map_err(XmlError::into_kind),
             Err(XmlError::InvalidChar(8))
         ));
         assert!(matches!(
-            parse_document("<a>&#x1f;</a>"),
+            parse_document("<a>&#x1f;</a>").map_err(XmlError::into_kind),
             Err(XmlError::InvalidChar(0x1f))
         ));
         assert!(parse_document("<a b='1' b='2'/>").is_err());

@@ -29,6 +29,9 @@ impl UpdateCommand {
             .find(|command| *command as u32 == code)
     }
 
+    /// The names virsh takes, as its completion offers them.
+    pub const NAMES: [&'static str; 5] = ["modify", "delete", "add-last", "add-first", "add"];
+
     /// The names virsh uses (`add` is `add-last`).
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
@@ -83,6 +86,11 @@ impl UpdateSection {
             .into_iter()
             .find(|(section, _)| *section as u32 == code)
             .map(|(section, _)| section)
+    }
+
+    /// Every section's name, in libvirt's order.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        Self::ALL.into_iter().map(|(_, name)| name)
     }
 
     /// The names virsh uses, e.g. `ip-dhcp-host`.
