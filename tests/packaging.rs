@@ -11,6 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::daemon::{TestDriver, client};
 use common::netns::Netns;
 use common::{ScratchDir, project_dir};
 
@@ -104,11 +105,13 @@ fn installed() -> bool {
 
 /// `dpkg ARGS` in the test's network namespace, whose routes the
 /// maintainer scripts see, and a mount namespace of its own where libvirt's
-/// network directory is `libvirt_networks`.
-fn dpkg(ns: &Netns, libvirt_networks: &Path, args: &[&str]) -> String {
+/// network directory is `libvirt_networks`; their system bus is `bus`.
+fn dpkg(ns: &Netns, libvirt_networks: &Path, bus: &str, args: &[&str]) -> String {
     let output = ns.exec(
         &[
             &[
+                "env",
+                &format!("DBUS_SYSTEM_BUS_ADDRESS={bus}"),
                 "sh",
                 "-c",
                 "mount --bind \"$0\" /etc/libvirt/qemu/networks && exec dpkg \"$@\"",
@@ -213,6 +216,10 @@ fn debian_package_installs_enables_defines_default_and_purges_cleanly() {
         ),
     )
     .unwrap();
+    // The maintainer scripts' system bus is a private one, where
+    // virtnetd's test driver runs `default`.
+    let daemon = TestDriver::start("debbus", "org.virtnet", |_| None);
+    let bus = daemon.bus.clone();
     let _guard = Installed;
     let systemd = Path::new("/run/systemd/system").is_dir();
     if systemd {
@@ -225,7 +232,7 @@ fn debian_package_installs_enables_defines_default_and_purges_cleanly() {
         .unwrap();
     }
 
-    let said = dpkg(&ns, &no_libvirt, &["-i", &package]);
+    let said = dpkg(&ns, &no_libvirt, &bus, &["-i", &package]);
     assert!(installed());
     for file in &files {
         assert!(Path::new(file).is_file(), "{file} was not installed");
@@ -272,8 +279,16 @@ fn debian_package_installs_enables_defines_default_and_purges_cleanly() {
     std::fs::write(format!("{NETWORKS}/lab.xml"), lab).unwrap();
     std::os::unix::fs::symlink("../lab.xml", format!("{NETWORKS}/autostart/lab.xml")).unwrap();
 
-    dpkg(&ns, &no_libvirt, &["--purge", "virtnet"]);
+    let listed =
+        |args: &[&str]| String::from_utf8(client(&bus, "org.virtnet", args).stdout).unwrap();
+    assert_eq!(listed(&["net-list", "--name"]), "default\n\n");
+    dpkg(&ns, &no_libvirt, &bus, &["--purge", "virtnet"]);
     assert!(!installed());
+    assert_eq!(
+        listed(&["net-list", "--inactive", "--name"]),
+        "default\n\n",
+        "the running networks are stopped"
+    );
     let left: Vec<&String> = files.iter().filter(|file| exists(file)).collect();
     assert!(left.is_empty(), "left after purge: {left:?}");
     for gone in [
@@ -296,17 +311,17 @@ fn debian_package_installs_enables_defines_default_and_purges_cleanly() {
     // virtnet has a default of the user's: it stays as it is, and stays at purge.
     let own = lab.replace("lab", "default");
     std::fs::write(&default, &own).unwrap();
-    let said = dpkg(&ns, &no_libvirt, &["-i", &package]);
+    let said = dpkg(&ns, &no_libvirt, &bus, &["-i", &package]);
     assert!(!said.contains("defined network default"), "{said}");
-    dpkg(&ns, &no_libvirt, &["--purge", "virtnet"]);
+    dpkg(&ns, &no_libvirt, &bus, &["--purge", "virtnet"]);
     assert_eq!(read(&default), own, "the user's default is kept");
 
     // libvirt has a default: virtnet defines none and suggests the import.
     std::fs::remove_file(&default).unwrap();
-    let said = dpkg(&ns, &libvirt_default, &["-i", &package]);
+    let said = dpkg(&ns, &libvirt_default, &bus, &["-i", &package]);
     assert!(said.contains("'virtnet import default'"), "{said}");
     assert!(!exists(&default), "a default was defined beside libvirt's");
-    dpkg(&ns, &libvirt_default, &["--purge", "virtnet"]);
+    dpkg(&ns, &libvirt_default, &bus, &["--purge", "virtnet"]);
     assert!(!installed());
 }
 
