@@ -32,7 +32,8 @@ virtnet_define_default() {
     fi
     if [ -e "$virtnet_libvirt_default" ]; then
         echo "virtnet: libvirt has a network named default ($virtnet_libvirt_default),"
-        echo "virtnet: so virtnet defines none; 'virtnet import default' takes libvirt's over."
+        echo "virtnet: so virtnet defines none; 'virtnet import --uri qemu:///system default'"
+        echo "virtnet: takes libvirt's over (a running one with its guests)."
         return 0
     fi
     if ! third=$(virtnet_free_subnet); then

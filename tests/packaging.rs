@@ -319,7 +319,10 @@ fn debian_package_installs_enables_defines_default_and_purges_cleanly() {
     // libvirt has a default: virtnet defines none and suggests the import.
     std::fs::remove_file(&default).unwrap();
     let said = dpkg(&ns, &libvirt_default, &bus, &["-i", &package]);
-    assert!(said.contains("'virtnet import default'"), "{said}");
+    assert!(
+        said.contains("'virtnet import --uri qemu:///system default'"),
+        "{said}"
+    );
     assert!(!exists(&default), "a default was defined beside libvirt's");
     dpkg(&ns, &libvirt_default, &bus, &["--purge", "virtnet"]);
     assert!(!installed());
@@ -383,8 +386,9 @@ fn check_programs() {
 }
 
 /// The RPM spec builds with rpmbuild, offline, from the project's sources
-/// and the vendored crates, and the package holds the same files as the
-/// Debian one and requires dnsmasq and nftables.
+/// and the vendored crates; the package holds the same files as the
+/// Debian one, requires dnsmasq and nftables, and its scriptlets do what
+/// the Debian package's maintainer scripts do.
 #[test]
 fn rpm_builds_offline_from_vendored_sources() {
     if Command::new("rpmbuild").arg("--version").output().is_err() {
@@ -425,6 +429,57 @@ fn rpm_builds_offline_from_vendored_sources() {
         assert!(
             files.lines().any(|file| file.starts_with(expected)),
             "{expected} not in {files}"
+        );
+    }
+    assert!(
+        files
+            .lines()
+            .any(|file| file == "/usr/lib/systemd/system-preset/85-virtnet.preset")
+    );
+    // The scriptlets: each is shell; together they define `default` at a
+    // first install, enable (the preset) and start the unit, stop the
+    // networks before an erase and keep users' networks after it.
+    let scripts = query("--scripts");
+    let mut scriptlets: Vec<(String, String)> = Vec::new();
+    for line in scripts.lines() {
+        if let Some(kind) = line.strip_suffix(" scriptlet (using /bin/sh):") {
+            scriptlets.push((kind.to_owned(), String::new()));
+        } else if let Some((_, body)) = scriptlets.last_mut() {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    let kinds: Vec<&str> = scriptlets.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["postinstall", "preuninstall", "postuninstall"],
+        "{scripts}"
+    );
+    for (kind, body) in &scriptlets {
+        let checked = Command::new("sh")
+            .args(["-n", "-c", body])
+            .output()
+            .unwrap();
+        assert!(
+            checked.status.success(),
+            "{kind}: {}",
+            String::from_utf8_lossy(&checked.stderr)
+        );
+    }
+    for (kind, expected) in [
+        ("postinstall", "    virtnet_define_default\n"),
+        ("postinstall", "preset virtnetd.service"),
+        ("postinstall", "systemctl start virtnetd.service"),
+        ("preuninstall", "    virtnet_stop_networks\n"),
+        ("preuninstall", "disable --now virtnetd.service"),
+        ("postuninstall", "    virtnet_forget_default\n"),
+        ("postuninstall", "try-restart virtnetd.service"),
+    ] {
+        assert!(
+            scriptlets
+                .iter()
+                .any(|(found, body)| found == kind && body.contains(expected)),
+            "{kind} lacks {expected:?}: {scripts}"
         );
     }
     let requires = query("--requires");
