@@ -75,6 +75,47 @@ fn unit_activation_and_policy_agree_on_the_bus_name() {
     assert!(packaging("systemd/virtnet.tmpfiles.conf").contains("d /run/virtnet 0755 root root -"));
 }
 
+/// The Debian package's maintainer scripts, with their functions put in,
+/// are POSIX shell that shellcheck accepts without a remark.
+#[test]
+fn maintainer_scripts_are_clean_shell() {
+    let shellcheck = Command::new("shellcheck").arg("--version").output().is_ok();
+    if !shellcheck {
+        eprintln!("shellcheck is not installed (scripts/setup installs it): only sh -n runs");
+    }
+    for script in ["postinst", "prerm", "postrm"] {
+        let expanded = Command::new(project_dir().join("packaging/maintainer/expand"))
+            .arg(project_dir().join("packaging/debian").join(script))
+            .output()
+            .expect("expand runs");
+        assert!(expanded.status.success(), "{script}");
+        let text = String::from_utf8(expanded.stdout).unwrap();
+        assert!(!text.contains("#VIRTNET:"), "{script}: {text}");
+        let mut checks = vec![Command::new("sh")];
+        checks[0].arg("-n");
+        if shellcheck {
+            let mut check = Command::new("shellcheck");
+            check.args(["--shell=sh", "-"]);
+            checks.push(check);
+        }
+        for mut check in checks {
+            let mut child = check
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::io::Write::write_all(&mut child.stdin.take().unwrap(), text.as_bytes()).unwrap();
+            let output = child.wait_with_output().unwrap();
+            assert!(
+                output.status.success(),
+                "{script}: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+}
+
 const NETWORKS: &str = "/etc/virtnet/networks";
 const UNIT_LINK: &str = "/etc/systemd/system/multi-user.target.wants/virtnetd.service";
 const HELPER_STATE: &str = "/var/lib/systemd/deb-systemd-helper-enabled";

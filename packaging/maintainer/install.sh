@@ -1,12 +1,10 @@
 # shellcheck shell=sh
-# Shell functions of virtnet's maintainer scripts, shared by the Debian
-# package (packaging/debian/*) and the RPM (rpm/virtnet.spec): the package
-# scripts put this file where a script says #VIRTNET_FUNCTIONS#.
+# At install: the `default` network and the group `libvirt`.
 
 virtnet_networks=/etc/virtnet/networks
 virtnet_libvirt_default=/etc/libvirt/qemu/networks/default.xml
-# What the package made, so that purge removes that and nothing else: the
-# UUID of the `default` network it defined, and the group it added.
+# What the package made, so that purge (purge.sh) removes that and nothing
+# else: the UUID of the `default` network it defined, the group it added.
 virtnet_made_default=/var/lib/virtnet/package-default-network
 virtnet_made_group=/var/lib/virtnet/package-group
 
@@ -66,16 +64,6 @@ XML
     echo "virtnet: defined network default (192.168.$third.0/24 on virbr0, autostarted)"
 }
 
-# Removes the `default` network the package defined, if it is still that
-# network (its UUID), as libvirt's packages remove theirs at purge.
-virtnet_forget_default() {
-    if [ -f "$virtnet_made_default" ] && [ -f "$virtnet_networks/default.xml" ] \
-        && grep -q "<uuid>$(cat "$virtnet_made_default")</uuid>" "$virtnet_networks/default.xml"; then
-        rm -f "$virtnet_networks/autostart/default.xml" "$virtnet_networks/default.xml"
-    fi
-    rm -f "$virtnet_made_default"
-}
-
 # Group libvirt manages networks (the D-Bus policy); made when missing, as
 # libvirt's packages make it.
 virtnet_add_group() {
@@ -83,30 +71,5 @@ virtnet_add_group() {
         groupadd --system libvirt
         mkdir -p /var/lib/virtnet
         echo libvirt >"$virtnet_made_group"
-    fi
-}
-
-# Removes group libvirt if the package made it and no libvirt daemon
-# package has come since.
-virtnet_forget_group() {
-    if [ -f "$virtnet_made_group" ] && getent group libvirt >/dev/null; then
-        if ! dpkg-query -W -f='${Status}' libvirt-daemon-system 2>/dev/null | grep -q 'ok installed' \
-            && ! rpm -q libvirt-daemon >/dev/null 2>&1; then
-            groupdel libvirt || true
-        fi
-    fi
-    rm -f "$virtnet_made_group"
-}
-
-# Stops every running network through virtnetd, when it runs (asking the
-# bus whether it does never starts it).
-virtnet_stop_networks() {
-    if dbus-send --system --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
-        org.freedesktop.DBus.NameHasOwner string:org.virtnet 2>/dev/null | grep -q 'boolean true'; then
-        virtnet net-list --name | while IFS= read -r name; do
-            if [ -n "$name" ]; then
-                virtnet net-destroy "$name" >/dev/null || echo "virtnet: network $name not stopped" >&2
-            fi
-        done
     fi
 }
