@@ -453,6 +453,11 @@ fn rpm_builds_offline_from_vendored_sources() {
             .args(["-qp", what, &package])
             .output()
             .expect("rpm runs");
+        assert!(
+            output.status.success(),
+            "rpm -qp {what} {package}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         String::from_utf8_lossy(&output.stdout).into_owned()
     };
     let files = query("--list");
