@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::daemon::{TestDriver, client};
+use common::users::TestUser;
 use futures_util::StreamExt;
 use quick_xml::events::Event;
 use zbus::{MatchRule, MessageStream, OwnedObjectPath};
@@ -615,8 +616,9 @@ fn everything(bus: &str, bus_name: &str) -> String {
 }
 
 /// With org.virtnet's policy on a system-like bus, a user other than root
-/// may make the reading calls, and every other call introspection declares
-/// (methods and property settings alike) is refused with AccessDenied,
+/// and outside group `libvirt` may make the reading calls, and every other
+/// call introspection declares (methods and property settings alike) is
+/// refused with AccessDenied,
 /// changing nothing, with the network active and inactive; nor may that
 /// user own virtnet's name.
 #[tokio::test(flavor = "current_thread")]
@@ -707,6 +709,56 @@ async fn policy_lets_other_users_read_only() {
         String::from_utf8_lossy(&rival.stderr).contains("cannot own the name org.virtnet"),
         "{}",
         String::from_utf8_lossy(&rival.stderr)
+    );
+}
+
+/// With org.virtnet's policy, a member of group `libvirt` (in /etc/group,
+/// as `adduser alice libvirt` makes one) manages networks without sudo,
+/// as on Debian's libvirt, while a user outside the group may not.
+#[tokio::test(flavor = "current_thread")]
+async fn policy_lets_the_libvirt_group_manage_networks() {
+    let member = TestUser::in_group("pol", "libvirt");
+    let setup = TestDriver::start("policygrp", "org.virtnet", |dir| {
+        system_like_bus(dir, &["org.virtnet.conf"])
+    });
+    let as_user = |mut command: Command, args: &[&str]| {
+        command
+            .arg(env!("CARGO_BIN_EXE_virtnet"))
+            .args(["--bus-address", &setup.bus])
+            .args(args)
+            .output()
+            .expect("setpriv runs")
+    };
+    let state = || {
+        String::from_utf8(client(&setup.bus, "org.virtnet", &["net-list", "--all"]).stdout).unwrap()
+    };
+    for change in [
+        &["net-destroy", "default"][..],
+        &["net-autostart", "default"],
+    ] {
+        let before = state();
+        let refused = as_user(as_nobody(""), change);
+        assert!(!refused.status.success(), "{change:?} by a non-member");
+        assert_eq!(
+            state(),
+            before,
+            "{change:?} by a non-member changed nothing"
+        );
+        let output = as_user(member.command(), change);
+        assert!(
+            output.status.success(),
+            "{change:?} by a member of libvirt: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert_eq!(
+        client(
+            &setup.bus,
+            "org.virtnet",
+            &["net-list", "--inactive", "--autostart", "--name"]
+        )
+        .stdout,
+        b"default\n\n"
     );
 }
 
