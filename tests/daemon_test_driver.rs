@@ -391,31 +391,8 @@ fn system_like_bus(dir: &Path, policies: &[&str]) -> Option<PathBuf> {
             format!("  <include>{}</include>\n", path.display())
         })
         .collect();
-    let config = format!(
-        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-  </policy>
-{includes}</busconfig>
-"#,
-        dir.join("bus").display(),
-    );
+    let listen = format!("unix:path={}", dir.join("bus").display());
+    let config = common::daemon::system_bus_config(&listen, &includes);
     let path = dir.join("system-like.conf");
     std::fs::write(&path, config).unwrap();
     Some(path)

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
-use common::daemon::{Bus, Daemon, DaemonConfig, client, start_bus};
+use common::daemon::{Bus, Daemon, DaemonConfig, client, start_bus, system_bus_config};
 use common::guest::{dhcp, dns_answers, peer_seen, pings, udhcpc_script, wait_forwarding};
 use common::netns::{Netns, host_and_outside, plug_guest};
 use common::{ScratchDir, project_dir};
@@ -20,36 +20,14 @@ use virtnet::apply::firewalld::{self, BridgeZone};
 
 const BUS_NAME: &str = "org.virtnet";
 
-/// The system bus's policy (what may own and call what, firewalld's own
-/// policy file included), without service activation; root may also own
-/// and call virtnetd's name, as the packaged policy lets it.
-const SYSTEM_BUS: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>LISTEN</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-  </policy>
-  <policy user="root">
+/// Added to the system bus's policy (`system_bus_config`): firewalld's own
+/// policy file, without service activation; root may also own and call
+/// virtnetd's name, as the packaged policy lets it.
+const SYSTEM_BUS_POLICIES: &str = r#"  <policy user="root">
     <allow own="org.virtnet"/>
     <allow send_destination="org.virtnet"/>
   </policy>
   <includedir>/usr/share/dbus-1/system.d</includedir>
-</busconfig>
 "#;
 
 /// A firewalld in `host`'s namespace; killed (by pid) when dropped.
@@ -204,7 +182,7 @@ impl Lab {
         let scratch = ScratchDir::new(label);
         let config = scratch.0.join("system-bus.conf");
         let address = format!("unix:path={}", scratch.0.join("bus").display());
-        std::fs::write(&config, SYSTEM_BUS.replace("LISTEN", &address)).unwrap();
+        std::fs::write(&config, system_bus_config(&address, SYSTEM_BUS_POLICIES)).unwrap();
         let bus_daemon = start_bus(&host, &scratch.0, Some(&config));
         let bus = bus_daemon.address.clone();
         let firewalld = Firewalld::start(&host, &bus, &scratch.0.join("firewalld"));

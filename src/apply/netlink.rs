@@ -181,13 +181,10 @@ impl Netlink {
     /// Every link of the namespace by index: its name and whether it is up.
     pub async fn link_states(&self) -> Result<HashMap<u32, (String, bool)>> {
         Ok(self
-            .links()
+            .link_facts()
             .await?
-            .iter()
-            .filter_map(|link| {
-                let (index, name) = index_and_name(link)?;
-                Some((index, (name, link.header.flags.contains(LinkFlags::Up))))
-            })
+            .into_iter()
+            .map(|(index, link)| (index, (link.name, link.up)))
             .collect())
     }
 

@@ -58,6 +58,37 @@ pub fn start_bus(ns: &Netns, dir: &Path, config: Option<&Path>) -> Bus {
     bus
 }
 
+/// A bus configuration as Debian's system bus has it (method calls denied
+/// but for the bus's own interfaces, replies and signals allowed),
+/// listening at `listen`, with `extra` (policies, includes) added.
+pub fn system_bus_config(listen: &str, extra: &str) -> String {
+    format!(
+        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>{listen}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+  </policy>
+{extra}</busconfig>
+"#
+    )
+}
+
 impl Drop for Bus {
     fn drop(&mut self) {
         let _ = self.child.kill();
