@@ -303,6 +303,13 @@ fn bridges_go_into_firewalld_zones_and_stay_there() {
     let guest = plug_guest(&lab.host, "keenbr0", "fwdg", "vpfwd0", None);
     wait_forwarding(&lab.host, "vpfwd0");
     guest_works(&lab, &guest, &script, "at start");
+    // firewalld's zones, not accepts of virtnet's in its table, let the
+    // guest through.
+    let ruleset = lab.host.exec_ok(&["nft", "list", "ruleset"]);
+    assert!(
+        ruleset.contains("table inet firewalld") && !ruleset.contains("virtnet network"),
+        "{ruleset}"
+    );
 
     // libvirt's zone was missing: virtnet added its own definitions to
     // firewalld's permanent configuration (in the test's /etc/firewalld).

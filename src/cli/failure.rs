@@ -57,10 +57,12 @@ impl Failure {
 /// The start of the line that says virtnetd could not be reached.
 pub(super) const NOT_CONNECTED: &str = "failed to connect to virtnetd";
 
-/// A call the bus itself answered: it refused it, or virtnetd is gone.
+/// A call the bus itself answered: it refused it, virtnetd is gone, or
+/// virtnetd ended while the call was under way.
 enum BusAnswer<'e> {
     Denied(&'e str),
     Gone(&'e str),
+    Cut(&'e str),
 }
 
 /// zbus gives the bus's standard errors as fdo errors, or as method errors
@@ -70,9 +72,8 @@ fn bus_answer(error: &zbus::Error) -> Option<BusAnswer<'_>> {
     match error {
         zbus::Error::FDO(fdo) => match fdo.as_ref() {
             Fdo::AccessDenied(text) => Some(BusAnswer::Denied(text)),
-            Fdo::ServiceUnknown(text) | Fdo::NameHasNoOwner(text) | Fdo::NoReply(text) => {
-                Some(BusAnswer::Gone(text))
-            }
+            Fdo::ServiceUnknown(text) | Fdo::NameHasNoOwner(text) => Some(BusAnswer::Gone(text)),
+            Fdo::NoReply(text) => Some(BusAnswer::Cut(text)),
             _ => None,
         },
         zbus::Error::MethodError(name, text, _) => {
@@ -80,8 +81,8 @@ fn bus_answer(error: &zbus::Error) -> Option<BusAnswer<'_>> {
             match name.as_str() {
                 "org.freedesktop.DBus.Error.AccessDenied" => Some(BusAnswer::Denied(text)),
                 "org.freedesktop.DBus.Error.ServiceUnknown"
-                | "org.freedesktop.DBus.Error.NameHasNoOwner"
-                | "org.freedesktop.DBus.Error.NoReply" => Some(BusAnswer::Gone(text)),
+                | "org.freedesktop.DBus.Error.NameHasNoOwner" => Some(BusAnswer::Gone(text)),
+                "org.freedesktop.DBus.Error.NoReply" => Some(BusAnswer::Cut(text)),
                 _ => None,
             }
         }
@@ -98,6 +99,12 @@ fn call_failure(error: zbus::Error, context: Option<impl FnOnce() -> String>) ->
         Some(BusAnswer::Gone(text)) => {
             Failure::new(format!("{NOT_CONNECTED}: virtnetd is not running ({text})"))
         }
+        // What it was doing stays said: it may or may not have been done.
+        Some(BusAnswer::Cut(text)) => Failure {
+            context: context.map(|context| context()),
+            message: format!("virtnetd ended before it answered ({text})"),
+            usage: false,
+        },
         None => Failure {
             context: context.map(|context| context()),
             message: bus_error(error),

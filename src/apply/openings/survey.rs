@@ -168,6 +168,7 @@ impl Survey {
         let mut chains: Vec<(DroppingChain, bool)> = Vec::new();
         let mut last_rules: Vec<((Family, String, String), Option<Dropping>)> = Vec::new();
         let mut docker_user_tables = Vec::new();
+        let mut firewalld_tables = Vec::new();
         for object in &objects {
             if let Some(chain) = object.get("chain") {
                 let Some((family, table, name)) = locate(chain, "name") else {
@@ -175,6 +176,9 @@ impl Survey {
                 };
                 if name == "DOCKER-USER" {
                     docker_user_tables.push((family, table.clone()));
+                }
+                if FIREWALLD_CHAINS.contains(&name.as_str()) {
+                    firewalld_tables.push((family, table.clone()));
                 }
                 let hook = match chain.get("hook").and_then(Value::as_str) {
                     Some("input") => Hook::Input,
@@ -231,6 +235,8 @@ impl Survey {
                 }
             }
         }
+        chains
+            .retain(|(chain, _)| !firewalld_tables.contains(&(chain.family, chain.table.clone())));
         for (mut chain, policy_drop) in chains {
             chain.docker_user = docker_user_tables
                 .iter()
@@ -282,8 +288,15 @@ impl Survey {
     }
 }
 
+/// firewalld's tables with its nftables backend: firewalld is not given
+/// accepts, its zones are (`apply::firewalld`).
+const FIREWALLD_TABLE: &str = "firewalld";
+
+/// Chains firewalld's iptables backend makes in iptables' filter table.
+const FIREWALLD_CHAINS: [&str; 2] = ["INPUT_ZONES", "FORWARD_IN_ZONES"];
+
 /// The tables of `nft -j list tables` that are someone else's and may
-/// hold chains that see IP traffic: (family, name).
+/// hold chains that see IP traffic, firewalld's left out: (family, name).
 pub fn other_tables(listing: &str) -> Result<Vec<(Family, String)>, serde_json::Error> {
     let document: Value = serde_json::from_str(listing)?;
     let objects = document
@@ -297,7 +310,8 @@ pub fn other_tables(listing: &str) -> Result<Vec<(Family, String)>, serde_json::
             let table = object.get("table")?;
             let family = Family::parse(table.get("family")?.as_str()?)?;
             let name = table.get("name")?.as_str()?;
-            (family != Family::Inet || name != TABLE).then(|| (family, name.to_owned()))
+            let ours = family == Family::Inet && name == TABLE;
+            (!ours && name != FIREWALLD_TABLE).then(|| (family, name.to_owned()))
         })
         .collect())
 }

@@ -118,17 +118,30 @@ fn iptables_words_keep_their_quotes_and_escapes() {
 }
 
 #[test]
-fn other_tables_leave_virtnets_and_non_ip_families_out() {
+fn other_tables_leave_virtnets_firewallds_and_non_ip_families_out() {
     let listing = r#"{"nftables": [{"metainfo": {"version": "1.0.6"}},
         {"table": {"family": "inet", "name": "virtnet", "handle": 1}},
         {"table": {"family": "ip", "name": "filter", "handle": 2}},
         {"table": {"family": "bridge", "name": "filter", "handle": 3}},
-        {"table": {"family": "inet", "name": "host", "handle": 4}}]}"#;
+        {"table": {"family": "inet", "name": "host", "handle": 4}},
+        {"table": {"family": "inet", "name": "firewalld", "handle": 5}}]}"#;
     assert_eq!(
         other_tables(listing).expect("listing"),
         [
             (Family::Ip, "filter".to_owned()),
             (Family::Inet, "host".to_owned())
         ]
+    );
+}
+
+#[test]
+fn firewallds_iptables_chains_get_no_accepts() {
+    let listing = r#"{"nftables": [
+        {"chain": {"family": "ip", "table": "filter", "name": "FORWARD", "handle": 1,
+                   "type": "filter", "hook": "forward", "prio": 0, "policy": "drop"}},
+        {"chain": {"family": "ip", "table": "filter", "name": "FORWARD_IN_ZONES", "handle": 2}}]}"#;
+    assert_eq!(
+        Survey::from_ruleset(listing).expect("listing"),
+        Survey::default()
     );
 }
