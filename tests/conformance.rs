@@ -1,8 +1,13 @@
-//! libvirt's own XML round-trip and net-update cases, run against virtnet.
+//! libvirt's own XML round-trip and net-update cases, and its network
+//! port round-trip cases, run against virtnet.
 
 mod common;
 
-use common::{corpus_dir, read_tsv, virtnet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{ScratchDir, corpus_dir, read_tsv, virtnet};
+use virtnet::definition::port::NetworkPortDef;
 use virtnet::definition::{FormatFlags, NetworkDef, UpdateCommand, UpdateSection};
 
 #[test]
@@ -113,4 +118,99 @@ fn networkxml2xmlupdate_cases() {
     let passed = cases.len() - failures.len();
     println!("networkxml2xmlupdate: {passed}/{} cases pass", cases.len());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The `<networkport>` documents of libvirt's virnetworkportxml2xml test.
+fn network_port_cases(corpus: &Path) -> Vec<PathBuf> {
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(corpus.join("virnetworkportxml2xmldata"))
+        .expect("virnetworkportxml2xmldata is readable")
+        .map(|entry| entry.expect("readable entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "xml"))
+        .collect();
+    cases.sort();
+    cases
+}
+
+#[test]
+fn virnetworkportxml2xml_cases() {
+    let Some(corpus) = corpus_dir("virnetworkportxml2xml_cases") else {
+        return;
+    };
+    let cases = network_port_cases(&corpus);
+    assert_eq!(cases.len(), 9, "libvirt 11.3's virnetworkportxml2xml cases");
+    let mut failures = Vec::new();
+    for case in &cases {
+        let name = case.file_stem().unwrap().to_string_lossy();
+        let xml = std::fs::read_to_string(case).unwrap();
+        match NetworkPortDef::parse(&xml) {
+            Err(error) => failures.push(format!("{name}: refused: {error}")),
+            Ok(port) => {
+                let formatted = port.to_xml();
+                if formatted != xml {
+                    failures.push(format!("{name}: output differs:\n{formatted}"));
+                }
+            }
+        }
+    }
+    let passed = cases.len() - failures.len();
+    println!("virnetworkportxml2xml: {passed}/{} cases pass", cases.len());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Ports written from documents beyond libvirt's cases, so that every
+/// element and plug the formatter writes meets libvirt's grammar.
+const PORTS_BEYOND_THE_CORPUS: [&str; 3] = [
+    "<networkport><uuid>5d744f21-ba4a-4d6e-bdb2-30a35ff3207d</uuid>\
+     <owner><name>g</name><uuid>d54df46f-1ab5-4a22-8618-4560ef5fac2c</uuid></owner>\
+     <mac address='52:54:00:7B:35:93'/><group>web1</group>\
+     <virtualport type='openvswitch'><parameters interfaceid='5d744f21-ba4a-4d6e-bdb2-30a35ff3207d' profileid='p'/></virtualport>\
+     <vlan><tag id='3' nativeMode='untagged'/><tag id='4'/></vlan>\
+     <bandwidth classID='7'><inbound floor='100'/></bandwidth>\
+     <port isolated='no'/><rxfilters trustGuest='no'/>\
+     <plug type='direct' dev='ens3'/></networkport>",
+    "<networkport><uuid>5d744f21-ba4a-4d6e-bdb2-30a35ff3207d</uuid>\
+     <owner><name>g</name><uuid>d54df46f-1ab5-4a22-8618-4560ef5fac2c</uuid></owner>\
+     <mac address='52:54:00:7b:35:93'/>\
+     <plug type='hostdev-pci'><driver name='vfio'/><address bus='0x02' slot='0x10'/></plug>\
+     </networkport>",
+    "<networkport><uuid>5d744f21-ba4a-4d6e-bdb2-30a35ff3207d</uuid>\
+     <owner><name>g</name><uuid>d54df46f-1ab5-4a22-8618-4560ef5fac2c</uuid></owner>\
+     <mac address='52:54:00:7b:35:93'/>\
+     <virtualport type='802.1Qbh'><parameters profileid='finance'/></virtualport>\
+     <plug type='network' bridge='virbr0' macTableManager='kernel'/></networkport>",
+];
+
+#[test]
+fn formatted_ports_validate_against_libvirts_networkport_schema() {
+    let Some(corpus) = corpus_dir("formatted_ports_validate_against_libvirts_networkport_schema")
+    else {
+        return;
+    };
+    let scratch = ScratchDir::new("port-schema");
+    let mut sources: Vec<String> = network_port_cases(&corpus)
+        .iter()
+        .map(|case| std::fs::read_to_string(case).unwrap())
+        .collect();
+    sources.extend(PORTS_BEYOND_THE_CORPUS.map(str::to_owned));
+    let mut files = Vec::new();
+    for (index, xml) in sources.iter().enumerate() {
+        let port = NetworkPortDef::parse(xml).unwrap_or_else(|error| panic!("{error}: {xml}"));
+        let path = scratch.0.join(format!("port-{index}.xml"));
+        std::fs::write(&path, port.to_xml()).unwrap();
+        files.push(path);
+    }
+    let output = Command::new("xmllint")
+        .arg("--noout")
+        .arg("--relaxng")
+        .arg(corpus.join("schemas/networkport.rng"))
+        .args(&files)
+        .output()
+        .expect("xmllint (Debian package libxml2-utils, installed by scripts/setup) runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let validated = stderr
+        .lines()
+        .filter(|line| line.ends_with(" validates"))
+        .count();
+    assert_eq!(validated, files.len(), "xmllint:\n{stderr}");
+    println!("schema: {validated} formatted ports validate");
 }

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use crate::xml::write::XmlWriter;
+use crate::xml::write::{Tag, XmlWriter};
 
 use super::*;
 
@@ -189,18 +189,22 @@ fn write_forward(w: &mut XmlWriter, forward: &Forward, flags: FormatFlags) {
         for interface in &forward.interfaces {
             match interface {
                 ForwardInterface::Netdev(name) => w.tag("interface").attr("dev", name).empty(),
-                ForwardInterface::Pci(pci) => w
-                    .tag("address")
-                    .attr("type", "pci")
-                    .attr("domain", format_args!("0x{:04x}", pci.domain))
-                    .attr("bus", format_args!("0x{:02x}", pci.bus))
-                    .attr("slot", format_args!("0x{:02x}", pci.slot))
-                    .attr("function", format_args!("0x{}", pci.function))
-                    .empty(),
+                ForwardInterface::Pci(pci) => {
+                    pci_address_attributes(w.tag("address").attr("type", "pci"), pci).empty()
+                }
             }
         }
     }
     w.close("forward");
+}
+
+/// A PCI address's attributes as libvirt prints them; the function is
+/// written as `0x` and its decimal digits, as libvirt does (it is at most 7).
+pub(super) fn pci_address_attributes<'w>(tag: Tag<'w>, pci: &PciAddress) -> Tag<'w> {
+    tag.attr("domain", format_args!("0x{:04x}", pci.domain))
+        .attr("bus", format_args!("0x{:02x}", pci.bus))
+        .attr("slot", format_args!("0x{:02x}", pci.slot))
+        .attr("function", format_args!("0x{}", pci.function))
 }
 
 fn write_bridge(w: &mut XmlWriter, def: &NetworkDef) {
@@ -274,7 +278,7 @@ fn write_dns(w: &mut XmlWriter, dns: &Dns) {
     w.close("dns");
 }
 
-fn write_vlan(w: &mut XmlWriter, vlan: &Vlan) {
+pub(super) fn write_vlan(w: &mut XmlWriter, vlan: &Vlan) {
     w.tag("vlan")
         .attr_opt("trunk", vlan.trunk.then_some("yes"))
         .open();
@@ -289,7 +293,16 @@ fn write_vlan(w: &mut XmlWriter, vlan: &Vlan) {
 
 /// A `<bandwidth>` element as libvirt writes it.
 pub fn write_bandwidth(w: &mut XmlWriter, bandwidth: &Bandwidth) {
-    w.tag("bandwidth").open();
+    write_bandwidth_with_class(w, bandwidth, None);
+}
+
+/// A `<bandwidth>` with a port's htb class id, when it has one.
+pub(super) fn write_bandwidth_with_class(
+    w: &mut XmlWriter,
+    bandwidth: &Bandwidth,
+    class_id: Option<u32>,
+) {
+    w.tag("bandwidth").attr_opt("classID", class_id).open();
     for (name, rate) in [
         ("inbound", &bandwidth.inbound),
         ("outbound", &bandwidth.outbound),
@@ -308,7 +321,7 @@ pub fn write_bandwidth(w: &mut XmlWriter, bandwidth: &Bandwidth) {
     w.close("bandwidth");
 }
 
-fn write_virtualport(w: &mut XmlWriter, port: &VirtualPort) {
+pub(super) fn write_virtualport(w: &mut XmlWriter, port: &VirtualPort) {
     use VirtualPortType::*;
     let kind = port.kind;
     let any_kind = |allowed: &[VirtualPortType]| kind.is_none_or(|k| allowed.contains(&k));

@@ -6,6 +6,7 @@ mod error;
 mod format;
 mod metadata;
 mod parse;
+pub mod port;
 mod update;
 mod validate;
 pub mod values;

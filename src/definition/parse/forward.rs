@@ -12,7 +12,7 @@ use super::scalars::{
 use super::shape::{check_shape, single};
 use super::{Result, invalid, unsupported};
 
-fn pci_address(element: &Element) -> Result<PciAddress> {
+pub(in crate::definition) fn pci_address(element: &Element) -> Result<PciAddress> {
     let number = |name: &str| -> Result<u32> {
         match element.attribute(name) {
             None => Ok(0),

@@ -14,9 +14,11 @@ mod scalars;
 mod shape;
 
 pub(super) use dns::{dns_host, dns_srv, dns_txt};
+pub(super) use forward::pci_address;
 pub(super) use ip::{dhcp_host, dhcp_range};
-pub(super) use portgroup::portgroup;
-pub(super) use shape::check_shape;
+pub(super) use portgroup::{BandwidthUse, bandwidth_for, portgroup, virtualport, vlan};
+pub(super) use scalars::{attribute_error, config_text, link_name, yes_no};
+pub(super) use shape::{check_shape, check_singletons, check_text_only, single};
 
 use super::error::DefinitionError;
 use super::values::{BridgeName, ConfigText, MacAddr, NetworkName, Uuid, ValueError};
@@ -27,10 +29,10 @@ use dns::dns;
 use extensions::{dnsmasq_options, metadata};
 use forward::{check_mode_restrictions, forward};
 use ip::ip;
-use portgroup::{bandwidth, virtualport, vlan};
+use portgroup::bandwidth;
 use route::{check_route_gateways, route};
-use scalars::{attribute_error, config_text, parse_unsigned, yes_no};
-use shape::{check_shape_with, check_singletons, check_text_only, single};
+use scalars::parse_unsigned;
+use shape::check_shape_with;
 
 type Result<T> = std::result::Result<T, DefinitionError>;
 

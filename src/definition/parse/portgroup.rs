@@ -10,7 +10,7 @@ use super::scalars::{
 use super::shape::{check_shape, check_singletons, single};
 use super::{Result, invalid, unsupported};
 
-pub(super) fn vlan(element: &Element) -> Result<Vlan> {
+pub(in crate::definition) fn vlan(element: &Element) -> Result<Vlan> {
     check_shape(element, &["trunk"], &["tag"])?;
     let mut tags: Vec<VlanTag> = Vec::new();
     for tag in element.children_named("tag") {
@@ -69,7 +69,10 @@ pub(super) fn vlan(element: &Element) -> Result<Vlan> {
     Ok(Vlan { trunk, tags })
 }
 
-pub(super) fn virtualport(element: &Element, require_type: bool) -> Result<VirtualPort> {
+pub(in crate::definition) fn virtualport(
+    element: &Element,
+    require_type: bool,
+) -> Result<VirtualPort> {
     check_shape(element, &["type"], &["parameters"])?;
     let kind = match element.attribute("type") {
         None => None,
@@ -217,11 +220,32 @@ pub(in crate::definition) fn portgroup(element: &Element) -> Result<PortGroup> {
     })
 }
 
-/// A `<bandwidth>`; `None` when it limits nothing: libvirt prints no rate
-/// of average 0 and keeps no `<bandwidth>` without a rate.
+/// A network's or a portgroup's `<bandwidth>`; `None` when it limits
+/// nothing.
 pub(super) fn bandwidth(element: &Element) -> Result<Option<Bandwidth>> {
+    bandwidth_for(element, BandwidthUse::Network).map(|(bandwidth, _)| bandwidth)
+}
+
+/// Who a `<bandwidth>` belongs to: a guest's port also carries its htb
+/// class (`classID`) and may ask for an inbound `floor`, which a network
+/// or portgroup may not (libvirt checks a port's floor when the port is
+/// allocated, against its network).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::definition) enum BandwidthUse {
+    Network,
+    Port,
+}
+
+/// A `<bandwidth>` and its class id (non-zero, port only); the bandwidth
+/// is `None` when it limits nothing: libvirt prints no rate without an
+/// average or floor, and keeps no `<bandwidth>` without a rate.
+pub(in crate::definition) fn bandwidth_for(
+    element: &Element,
+    usage: BandwidthUse,
+) -> Result<(Option<Bandwidth>, Option<u32>)> {
     check_shape(element, &["classID"], &["inbound", "outbound"])?;
-    if unsigned::<u32>(element, "classID")?.is_some() {
+    let class_id = unsigned::<u32>(element, "classID")?;
+    if class_id.is_some() && usage != BandwidthUse::Port {
         return Err(invalid(
             "classID attribute not supported on <bandwidth> in this usage context",
         ));
@@ -243,22 +267,30 @@ pub(super) fn bandwidth(element: &Element) -> Result<Option<Bandwidth>> {
                 "'peak' and 'burst' require 'average' attribute",
             ));
         }
-        if floor.is_some() {
+        let floor_allowed = usage == BandwidthUse::Port && name == "inbound";
+        if floor.is_some() && !floor_allowed {
             return Err(unsupported(
                 "floor attribute is not supported for this config",
             ));
         }
+        let average = average.unwrap_or(0);
+        // Peak and burst shape an average; without one (a floor alone)
+        // they would be printed without the average they require.
+        let shaped = |value: Option<u64>| if average == 0 { 0 } else { value.unwrap_or(0) };
         let rate = Rate {
-            average: average.unwrap_or(0),
-            peak: peak.unwrap_or(0),
-            floor: 0,
-            burst: burst.unwrap_or(0),
+            average,
+            peak: shaped(peak),
+            floor: floor.unwrap_or(0),
+            burst: shaped(burst),
         };
-        Ok(Some(rate).filter(|rate| rate.average != 0))
+        Ok(Some(rate).filter(|rate| rate.average != 0 || rate.floor != 0))
     };
     let bandwidth = Bandwidth {
         inbound: rate("inbound")?,
         outbound: rate("outbound")?,
     };
-    Ok((bandwidth != Bandwidth::default()).then_some(bandwidth))
+    if bandwidth == Bandwidth::default() {
+        return Ok((None, None));
+    }
+    Ok((Some(bandwidth), class_id.filter(|&id| id != 0)))
 }

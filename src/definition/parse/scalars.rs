@@ -11,7 +11,7 @@ use crate::xml::tree::Element;
 
 use super::{Result, invalid};
 
-pub(super) fn attribute_error(
+pub(in crate::definition) fn attribute_error(
     element: &Element,
     name: &str,
     value: &str,
@@ -25,7 +25,7 @@ pub(super) fn attribute_error(
 }
 
 /// libvirt's virXMLPropTristateBool: absent, 'yes' or 'no'.
-pub(super) fn yes_no(element: &Element, name: &str) -> Result<Option<bool>> {
+pub(in crate::definition) fn yes_no(element: &Element, name: &str) -> Result<Option<bool>> {
     match element.attribute(name) {
         None => Ok(None),
         Some("yes") => Ok(Some(true)),
@@ -35,7 +35,10 @@ pub(super) fn yes_no(element: &Element, name: &str) -> Result<Option<bool>> {
 }
 
 /// libvirt's virXMLPropUInt and friends: a decimal unsigned number.
-pub(super) fn unsigned<T: FromStr>(element: &Element, name: &str) -> Result<Option<T>> {
+pub(in crate::definition) fn unsigned<T: FromStr>(
+    element: &Element,
+    name: &str,
+) -> Result<Option<T>> {
     match element.attribute(name) {
         None => Ok(None),
         Some(value) => parse_unsigned(value).map(Some).ok_or_else(|| {
@@ -101,7 +104,7 @@ pub(super) fn parse_unsigned<T: FromStr>(value: &str) -> Option<T> {
     value.parse().ok()
 }
 
-pub(super) fn config_text(what: &str, value: &str) -> Result<ConfigText> {
+pub(in crate::definition) fn config_text(what: &str, value: &str) -> Result<ConfigText> {
     ConfigText::new(value).map_err(|error| DefinitionError::value(what, value, error))
 }
 
@@ -112,7 +115,7 @@ pub(super) fn optional_text(element: &Element, name: &str) -> Result<Option<Conf
         .transpose()
 }
 
-pub(super) fn link_name(what: &str, value: &str) -> Result<LinkName> {
+pub(in crate::definition) fn link_name(what: &str, value: &str) -> Result<LinkName> {
     LinkName::new(value).map_err(|error| DefinitionError::value(what, value, error))
 }
 

@@ -55,7 +55,7 @@ pub(super) fn check_shape_with(
 }
 
 /// Refuses a second child of any of these names, in one pass.
-pub(super) fn check_singletons(parent: &Element, names: &[&str]) -> Result<()> {
+pub(in crate::definition) fn check_singletons(parent: &Element, names: &[&str]) -> Result<()> {
     let mut seen = [false; 16];
     for child in parent.elements().filter(|child| child.namespace.is_none()) {
         if let Some(index) = names.iter().position(|name| *name == child.name)
@@ -71,7 +71,10 @@ pub(super) fn check_singletons(parent: &Element, names: &[&str]) -> Result<()> {
 }
 
 /// The one child named `name`; refuses a second one.
-pub(super) fn single<'a>(parent: &'a Element, name: &'a str) -> Result<Option<&'a Element>> {
+pub(in crate::definition) fn single<'a>(
+    parent: &'a Element,
+    name: &'a str,
+) -> Result<Option<&'a Element>> {
     let mut found = parent.children_named(name);
     let first = found.next();
     if found.next().is_some() {
@@ -84,6 +87,6 @@ pub(super) fn single<'a>(parent: &'a Element, name: &'a str) -> Result<Option<&'
 }
 
 /// An element that holds text alone: no attributes, no children.
-pub(super) fn check_text_only(element: &Element) -> Result<()> {
+pub(in crate::definition) fn check_text_only(element: &Element) -> Result<()> {
     check_shape_with(element, &[], &[], None, true)
 }
