@@ -1,6 +1,8 @@
-//! What the fuzz targets share: the round trip every definition they
-//! reach must survive, and how an input is read as a net-update.
+//! What the fuzz targets share: the round trip every definition (network
+//! or port) they reach must survive, and how an input is read as a
+//! net-update.
 
+use virtnet::definition::port::NetworkPortDef;
 use virtnet::definition::{FormatFlags, NetworkDef, UpdateCommand, UpdateSection};
 use virtnet::xml::tree::MAX_DOCUMENT_BYTES;
 
@@ -34,6 +36,25 @@ pub fn assert_round_trip(def: &NetworkDef) {
             "formatting is not idempotent"
         );
     }
+}
+
+/// The input as a network port document, when `NetworkPortDef::parse`
+/// takes it (inputs over the document limit are left out, as for networks).
+pub fn parse_port(data: &[u8]) -> Option<NetworkPortDef> {
+    if data.len() > MAX_DOCUMENT_BYTES {
+        return None;
+    }
+    NetworkPortDef::parse(std::str::from_utf8(data).ok()?).ok()
+}
+
+/// `port` formatted parses again into the same port, which formats to the
+/// same text.
+pub fn assert_port_round_trip(port: &NetworkPortDef) {
+    let formatted = port.to_xml();
+    let reparsed = NetworkPortDef::parse(&formatted)
+        .unwrap_or_else(|error| panic!("formatted port does not parse: {error}\n{formatted}"));
+    assert_eq!(&reparsed, port, "the port read back differs:\n{formatted}");
+    assert_eq!(reparsed.to_xml(), formatted, "formatting is not idempotent");
 }
 
 /// A net-update read from fuzz input: a byte each for the command and the
