@@ -1,5 +1,6 @@
 //! `virtnetd`: the virtnet daemon. Serves the network service over D-Bus
-//! with libvirt-dbus's interfaces.
+//! with libvirt-dbus's interfaces, and with `--rpc-socket-dir` over
+//! libvirt's RPC protocol on virtnetworkd's sockets.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -66,6 +67,11 @@ async fn run(cli: Cli) -> Result<(), String> {
         .await
         .map_err(|error| format!("cannot own the name {}: {error}", cli.bus_name))?;
     tracing::info!(name = cli.bus_name, path = connect_path, "serving");
+    if let Some(dir) = &cli.rpc_socket_dir {
+        virtnet::rpc::serve(service.clone(), dir)
+            .await
+            .map_err(|error| error_chain(&error))?;
+    }
     if matches!(cli.driver, DriverKind::Kernel) {
         tokio::spawn(guard_firewall(service.clone()));
         tokio::spawn(follow_firewalld(service.clone()));
