@@ -62,16 +62,18 @@ async fn run(cli: Cli) -> Result<(), String> {
     dbus::server::serve(service.clone(), &connection, connect_path)
         .await
         .map_err(|error| format!("cannot serve {connect_path}: {error}"))?;
-    connection
-        .request_name(cli.bus_name.as_str())
-        .await
-        .map_err(|error| format!("cannot own the name {}: {error}", cli.bus_name))?;
-    tracing::info!(name = cli.bus_name, path = connect_path, "serving");
+    // Before the bus name: a client that sees virtnetd on the bus finds
+    // its sockets too.
     if let Some(dir) = &cli.rpc_socket_dir {
         virtnet::rpc::serve(service.clone(), dir)
             .await
             .map_err(|error| error_chain(&error))?;
     }
+    connection
+        .request_name(cli.bus_name.as_str())
+        .await
+        .map_err(|error| format!("cannot own the name {}: {error}", cli.bus_name))?;
+    tracing::info!(name = cli.bus_name, path = connect_path, "serving");
     if matches!(cli.driver, DriverKind::Kernel) {
         tokio::spawn(guard_firewall(service.clone()));
         tokio::spawn(follow_firewalld(service.clone()));
