@@ -364,3 +364,57 @@ fn keepalive_pings_are_answered() {
     expected[19] = 2;
     assert_eq!(pong.to_vec(), expected);
 }
+
+/// net-event prints the events of the networks asked for, as libvirt's
+/// daemon sends them: to each registered callback, filtered by network.
+#[test]
+fn net_event_sees_the_lifecycle_of_networks() {
+    if no_virsh() {
+        return;
+    }
+    let daemon = RpcDaemon::start("rpc-event");
+    let uri = format!("network:///system?socket={}", daemon.socket(RW).display());
+    let watch = |args: &[&str]| {
+        Command::new("virsh")
+            .args([
+                "-c",
+                &uri,
+                "net-event",
+                "--event",
+                "lifecycle",
+                "--timeout",
+                "3",
+            ])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("virsh runs")
+    };
+    let every = watch(&["--loop"]);
+    let default_only = watch(&["--loop", "--network", "default"]);
+    // Both registered (they need well under a second).
+    std::thread::sleep(Duration::from_secs(1));
+    let changes = daemon.virsh(
+        RW,
+        "net-destroy default; net-define t1.xml; net-start default; net-undefine t1",
+    );
+    assert!(changes.status.success(), "{}", text(&changes));
+    let every = every.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&every.stdout),
+        "event 'lifecycle' for network default: Stopped\n\
+         event 'lifecycle' for network t1: Defined\n\
+         event 'lifecycle' for network default: Started\n\
+         event 'lifecycle' for network t1: Undefined\n\
+         event loop timed out\n\
+         events received: 4\n\n"
+    );
+    let default_only = default_only.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&default_only.stdout),
+        "event 'lifecycle' for network default: Stopped\n\
+         event 'lifecycle' for network default: Started\n\
+         event loop timed out\n\
+         events received: 2\n\n"
+    );
+}

@@ -1,13 +1,17 @@
 //! One call of the remote program, answered: the connection procedures
-//! (authentication, open, features, close) here, the network procedures
+//! (authentication, open, features, event callbacks, close) here, the
+//! network procedures
 //! in `network`; the read-only rule for every mutation.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::error::CallError;
+use super::events::{Callbacks, LIFECYCLE_EVENT_ID};
 use super::frame::{Frame, Header, Status};
 use super::network;
-use super::protocol::{AUTH_NONE, CONNECT_READ_ONLY, Procedure, RemoteError, STRING_MAX, feature};
+use super::protocol::{
+    AUTH_NONE, CONNECT_READ_ONLY, NetworkRef, Procedure, RemoteError, STRING_MAX, feature,
+};
 use super::xdr::{Decoder, Encoder};
 use crate::service::Service;
 
@@ -17,6 +21,7 @@ pub struct Session {
     /// The read-only socket, or CONNECT_OPEN's read-only flag.
     read_only: AtomicBool,
     opened: AtomicBool,
+    pub callbacks: Callbacks,
 }
 
 impl Session {
@@ -24,6 +29,7 @@ impl Session {
         Self {
             read_only: AtomicBool::new(read_only),
             opened: AtomicBool::new(false),
+            callbacks: Callbacks::default(),
         }
     }
 }
@@ -113,6 +119,24 @@ async fn run(
         // owner) matters for access control, which virtnet's sockets do
         // by their permissions: it is accepted and not needed.
         Procedure::ConnectSetIdentity => {}
+        Procedure::ConnectNetworkEventRegisterAny => {
+            let event_id = args.i32().map_err(CallError::Arguments)?;
+            let network = args
+                .bool()
+                .and_then(|present| present.then(|| NetworkRef::decode(&mut args)).transpose())
+                .map_err(CallError::Arguments)?;
+            if event_id != LIFECYCLE_EVENT_ID {
+                return Err(CallError::UnknownEvent(event_id));
+            }
+            let network = network.map(|network| network.uuid);
+            reply.i32(session.callbacks.register(network));
+        }
+        Procedure::ConnectNetworkEventDeregisterAny => {
+            let callback = args.i32().map_err(CallError::Arguments)?;
+            if !session.callbacks.deregister(callback) {
+                return Err(CallError::UnknownCallback(callback));
+            }
+        }
         network_procedure => {
             return network::call(service, network_procedure, &mut args)
                 .await
@@ -122,13 +146,14 @@ async fn run(
     Ok(reply)
 }
 
-/// CONNECT_SUPPORTS_FEATURE's answer: keepalive, close callbacks, and
+/// CONNECT_SUPPORTS_FEATURE's answer: keepalive, event and close callbacks, and
 /// net-update's command before its section (without it virsh swaps them,
 /// as libvirt's own network driver once had them).
 fn supports(asked: i32) -> bool {
     matches!(
         asked,
         feature::PROGRAM_KEEPALIVE
+            | feature::REMOTE_EVENT_CALLBACK
             | feature::REMOTE_CLOSE_CALLBACK
             | feature::NETWORK_UPDATE_HAS_CORRECT_ORDER
     )

@@ -50,6 +50,12 @@ pub enum CallError {
     /// as libvirt's virCheckReadOnlyGoto names it.
     #[error("operation forbidden: read only access prevents {0}")]
     ReadOnly(&'static str),
+    /// An event id other than lifecycle (libvirt's words).
+    #[error("invalid argument: unsupported network event ID {0}")]
+    UnknownEvent(i32),
+    /// Deregistering a callback never registered (libvirt's words).
+    #[error("internal error: network event callback {0} not registered")]
+    UnknownCallback(i32),
     /// A call before CONNECT_OPEN (libvirt's words).
     #[error("internal error: connection not open")]
     NotOpen,
@@ -68,6 +74,8 @@ impl CallError {
             Self::UnknownProcedure(_) => (code::NO_SUPPORT, domain::RPC),
             Self::ReadOnly(_) => (code::OPERATION_DENIED, domain::NONE),
             Self::NotOpen => (code::INTERNAL_ERROR, domain::RPC),
+            Self::UnknownEvent(_) => (code::INVALID_ARG, domain::RPC),
+            Self::UnknownCallback(_) => (code::INTERNAL_ERROR, domain::RPC),
         };
         let message = match self {
             // The message of the whole chain, as the D-Bus front-end sends.

@@ -5,10 +5,12 @@
 //! `xdr` encodes and decodes values, `frame` reads and writes messages,
 //! `protocol` has libvirt's numbers and structures, `dispatch` answers a
 //! call (`network` for the network procedures), `error` words failures as
-//! libvirt, and `server` runs the sockets.
+//! libvirt, `events` pushes lifecycle events, and `server` runs the
+//! sockets.
 
 mod dispatch;
 mod error;
+mod events;
 mod frame;
 mod network;
 mod protocol;

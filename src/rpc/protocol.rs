@@ -46,6 +46,8 @@ pub enum Procedure {
     NetworkIsActive = 152,
     NetworkIsPersistent = 153,
     ConnectListAllNetworks = 283,
+    ConnectNetworkEventRegisterAny = 313,
+    ConnectNetworkEventDeregisterAny = 314,
     NetworkUpdate = 291,
     NetworkGetDhcpLeases = 341,
     ConnectRegisterCloseCallback = 360,
@@ -56,7 +58,7 @@ pub enum Procedure {
 }
 
 impl Procedure {
-    const ALL: [Self; 25] = [
+    const ALL: [Self; 27] = [
         Self::ConnectOpen,
         Self::ConnectClose,
         Self::NetworkCreate,
@@ -75,6 +77,8 @@ impl Procedure {
         Self::NetworkIsActive,
         Self::NetworkIsPersistent,
         Self::ConnectListAllNetworks,
+        Self::ConnectNetworkEventRegisterAny,
+        Self::ConnectNetworkEventDeregisterAny,
         Self::NetworkUpdate,
         Self::NetworkGetDhcpLeases,
         Self::ConnectRegisterCloseCallback,
@@ -113,6 +117,7 @@ impl Procedure {
 /// virDrvFeature values a client asks about.
 pub mod feature {
     pub const PROGRAM_KEEPALIVE: i32 = 10;
+    pub const REMOTE_EVENT_CALLBACK: i32 = 14;
     pub const REMOTE_CLOSE_CALLBACK: i32 = 15;
     pub const NETWORK_UPDATE_HAS_CORRECT_ORDER: i32 = 16;
 }

@@ -12,6 +12,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, mpsc};
 
 use super::dispatch::{Session, answer};
+use super::events::forward;
 use super::frame::{Frame, MessageType, Status, read_frame};
 use super::protocol::{
     KEEPALIVE_PING, KEEPALIVE_PONG, KEEPALIVE_PROGRAM, KEEPALIVE_VERSION, REMOTE_PROGRAM,
@@ -105,6 +106,13 @@ async fn connection(service: Arc<Service>, stream: UnixStream, read_only: bool) 
     let (replies, queue) = mpsc::channel(QUEUED_REPLIES);
     let writing = tokio::spawn(write_replies(writer, queue));
     let session = Arc::new(Session::new(read_only));
+    // Subscribed before any call, so no event after a registration is
+    // missed.
+    let events = service.subscribe();
+    let forwarding = tokio::spawn({
+        let (service, session, replies) = (service.clone(), session.clone(), replies.clone());
+        async move { forward(&service, events, &session.callbacks, replies).await }
+    });
     let calls = Arc::new(Semaphore::new(CALLS_PER_CONNECTION));
     loop {
         let frame = match read_frame(&mut reader).await {
@@ -157,6 +165,7 @@ async fn connection(service: Arc<Service>, stream: UnixStream, read_only: bool) 
         }
     }
     // The writer ends once the calls still running have sent their replies.
+    forwarding.abort();
     drop(replies);
     let _ = writing.await;
 }
