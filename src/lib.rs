@@ -17,6 +17,7 @@ pub mod killpoint;
 pub mod libvirtd;
 pub mod plan;
 pub mod random;
+pub mod rpc;
 pub mod service;
 pub mod state;
 pub mod xml;

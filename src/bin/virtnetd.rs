@@ -1,5 +1,6 @@
 //! `virtnetd`: the virtnet daemon. Serves the network service over D-Bus
-//! with libvirt-dbus's interfaces.
+//! with libvirt-dbus's interfaces, and with `--rpc-socket-dir` over
+//! libvirt's RPC protocol on virtnetworkd's sockets.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -61,6 +62,13 @@ async fn run(cli: Cli) -> Result<(), String> {
     dbus::server::serve(service.clone(), &connection, connect_path)
         .await
         .map_err(|error| format!("cannot serve {connect_path}: {error}"))?;
+    // Before the bus name: a client that sees virtnetd on the bus finds
+    // its sockets too.
+    if let Some(dir) = &cli.rpc_socket_dir {
+        virtnet::rpc::serve(service.clone(), dir)
+            .await
+            .map_err(|error| error_chain(&error))?;
+    }
     connection
         .request_name(cli.bus_name.as_str())
         .await

@@ -440,6 +440,12 @@ pub mod virtnetd {
             env = "VIRTNETD_FOREIGN_FIREWALLS"
         )]
         pub foreign_firewalls: crate::apply::openings::ForeignFirewalls,
+        /// Also serve libvirt's RPC protocol, as virtnetworkd does, on the
+        /// sockets `virtnetworkd-sock` (read-write) and
+        /// `virtnetworkd-sock-ro` (read-only) in this directory, for
+        /// virsh -c 'network:///system?socket=DIR/virtnetworkd-sock'.
+        #[arg(long, value_name = "DIR")]
+        pub rpc_socket_dir: Option<PathBuf>,
         /// Publish every running network to the libvirtd at this URI (e.g.
         /// qemu:///system), so its guests can use it by name, and refuse
         /// networks that clash with libvirtd's own.
