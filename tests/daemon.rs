@@ -190,9 +190,13 @@ fn seed_workflow_through_the_cli() {
         xml.contains("<mac address='52:54:00:"),
         "a MAC is chosen once: {xml}"
     );
+    // Running, it says which ports it masquerades to, as libvirt's does.
+    let live_nat = "  <forward mode='nat'>\n    <nat>\n      \
+                    <port start='1024' end='65535'/>\n    </nat>\n  </forward>\n";
+    assert!(xml.contains(live_nat), "{xml}");
     assert_eq!(
         lab.cli(&["net-dumpxml", "--inactive", "keennet"]),
-        xml,
+        xml.replace(live_nat, "  <forward mode='nat'/>\n"),
         "the MAC is part of the persistent definition too"
     );
     let error = lab.cli_fails(&["net-start", "keennet"]);
@@ -1205,8 +1209,9 @@ fn live_forward_interface_update_replaces_the_rules() {
     ]);
     assert!(!rules(&lab).contains("\"uplink\""), "{}", rules(&lab));
     assert!(
-        lab.cli(&["net-dumpxml", "up"])
-            .contains("<forward mode='nat'/>"),
+        lab.cli(&["net-dumpxml", "up"]).contains(
+            "<forward mode='nat'>\n    <nat>\n      <port start='1024' end='65535'/>\n    </nat>\n  </forward>"
+        ),
         "{}",
         lab.cli(&["net-dumpxml", "up"])
     );

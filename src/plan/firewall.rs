@@ -60,7 +60,9 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::definition::{ForwardMode, IpDef, IpFamily, NetworkDef, in_subnet, network_address};
+use crate::definition::{
+    ForwardMode, IpDef, IpFamily, Nat, NetworkDef, in_subnet, network_address,
+};
 
 /// The nftables table (family `inet`) holding all of virtnet's rules.
 pub const TABLE: &str = "virtnet";
@@ -197,6 +199,26 @@ impl FirewallPlan {
 /// The default source port range for masquerading, as libvirt uses.
 const MASQUERADE_PORTS: (u16, u16) = (1024, 65535);
 
+/// `def` as it runs once its firewall is realized: as libvirt's network
+/// driver does, a NAT network masquerading an IPv4 subnet records the
+/// source port range it masquerades to (1024–65535 unless `<nat><port>`
+/// says otherwise) in its live XML.
+pub fn with_masquerade_ports(mut def: NetworkDef) -> NetworkDef {
+    let masquerades_ipv4 = def
+        .ips
+        .iter()
+        .filter_map(Subnet::of)
+        .any(|subnet| subnet.family() == IpFamily::V4);
+    if let Some(forward) = def.forward.as_mut()
+        && forward.mode == ForwardMode::Nat
+        && masquerades_ipv4
+    {
+        let nat = forward.nat.get_or_insert_with(Nat::default);
+        nat.ports.get_or_insert(MASQUERADE_PORTS);
+    }
+    def
+}
+
 /// The rules `def` needs on `bridge`; `None` for modes that need none.
 pub fn plan(def: &NetworkDef, bridge: &str) -> Option<FirewallPlan> {
     let mode = def.forward_mode();
@@ -303,6 +325,28 @@ mod tests {
     const NAT: &str = "<network><name>n</name><forward dev='eth9'/>
         <ip address='192.168.122.1' prefix='24'/>
         <ip family='ipv6' address='fd00::1' prefix='64'/></network>";
+
+    #[test]
+    fn a_running_nat_network_names_its_masquerade_ports() {
+        let ports = |xml: &str| {
+            with_masquerade_ports(def(xml))
+                .forward
+                .and_then(|forward| forward.nat)
+                .and_then(|nat| nat.ports)
+        };
+        assert_eq!(ports(NAT), Some((1024, 65535)));
+        let own = NAT.replace(
+            "dev='eth9'/>",
+            "><nat><port start='2000' end='3000'/></nat></forward>",
+        );
+        assert_eq!(ports(&own), Some((2000, 3000)));
+        let ipv6_only = "<network><name>n</name><forward/>
+            <ip family='ipv6' address='fd00::1' prefix='64'/></network>";
+        assert_eq!(ports(ipv6_only), None);
+        let routed = "<network><name>n</name><forward mode='route'/>
+            <ip address='192.168.122.1' prefix='24'/></network>";
+        assert_eq!(ports(routed), None);
+    }
 
     #[test]
     fn nat_masquerades_ipv4_and_routes_ipv6() {

@@ -9,7 +9,6 @@ use crate::service::ServiceError;
 
 /// virErrorDomain values.
 mod domain {
-    pub const NONE: i32 = 0;
     pub const RPC: i32 = 7;
     pub const NETWORK: i32 = 19;
 }
@@ -72,7 +71,7 @@ impl CallError {
             Self::NetworkGone { .. } => (code::NO_NETWORK, domain::NETWORK),
             Self::Arguments(_) | Self::ReplyTooLarge => (code::RPC, domain::RPC),
             Self::UnknownProcedure(_) => (code::NO_SUPPORT, domain::RPC),
-            Self::ReadOnly(_) => (code::OPERATION_DENIED, domain::NONE),
+            Self::ReadOnly(_) => (code::OPERATION_DENIED, domain::NETWORK),
             Self::NotOpen => (code::INTERNAL_ERROR, domain::RPC),
             Self::UnknownEvent(_) => (code::INVALID_ARG, domain::RPC),
             Self::UnknownCallback(_) => (code::INTERNAL_ERROR, domain::RPC),
@@ -145,6 +144,8 @@ mod tests {
     fn a_read_only_refusal_is_operation_denied() {
         let error = CallError::ReadOnly("virNetworkDestroy").to_remote();
         assert_eq!(error.code, 29);
+        // libvirt-network.c reports it, in the NETWORK domain.
+        assert_eq!(error.domain, 19);
         assert_eq!(
             error.message,
             "operation forbidden: read only access prevents virNetworkDestroy"

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::apply::RunningNetwork;
 use crate::definition::{FormatFlags, NetworkDef, Uuid};
+use crate::plan::firewall;
 use crate::state::store::StoredNetwork;
 
 use super::claim::Claimed;
@@ -160,9 +160,9 @@ impl Service {
                 entry.name
             )));
         }
-        match self.realize(&entry.name, &def).await {
-            Ok(running) => {
-                state.live = Some(Live { def, running });
+        match self.realize(&entry.name, def).await {
+            Ok(live) => {
+                state.live = Some(live);
                 self.publish(&entry, &mut state);
                 self.emit(entry.uuid, Event::Started);
                 self.summary(&entry.uuid)
@@ -178,9 +178,16 @@ impl Service {
         }
     }
 
-    async fn realize(&self, name: &str, def: &NetworkDef) -> Result<Option<RunningNetwork>> {
+    /// Starts `def`; the network as it then runs.
+    async fn realize(&self, name: &str, def: NetworkDef) -> Result<Live> {
         let reserved = self.registry().bridges_except(name);
-        self.driver.start(def, &reserved).await
+        let running = self.driver.start(&def, &reserved).await?;
+        // What the kernel realized shows in the live XML as libvirt's does.
+        let def = match running {
+            Some(_) => firewall::with_masquerade_ports(def),
+            None => def,
+        };
+        Ok(Live { def, running })
     }
 
     /// net-start.
@@ -211,8 +218,7 @@ impl Service {
         if let Some(foreign) = &foreign {
             neighbour::check(&def, true, &foreign.label, &foreign.networks)?;
         }
-        let running = self.realize(&entry.name, &def).await?;
-        state.live = Some(Live { def, running });
+        state.live = Some(self.realize(&entry.name, def).await?);
         self.publish(&entry, &mut state);
         self.emit(entry.uuid, Event::Started);
         Ok(())
