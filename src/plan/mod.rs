@@ -9,3 +9,4 @@ pub mod firewalld;
 pub mod naming;
 pub mod network;
 pub mod openings;
+pub mod port;

@@ -1,18 +1,18 @@
 //! One call of the remote program, answered: the connection procedures
 //! (authentication, open, features, event callbacks, close) here, the
 //! network procedures
-//! in `network`; the read-only rule for every mutation.
+//! in `network`, the port procedures in `ports`; the read-only rule for every mutation.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::error::CallError;
 use super::events::{Callbacks, LIFECYCLE_EVENT_ID};
 use super::frame::{Frame, Header, Status};
-use super::network;
 use super::protocol::{
     AUTH_NONE, CONNECT_READ_ONLY, NetworkRef, Procedure, RemoteError, STRING_MAX, feature,
 };
 use super::xdr::{Decoder, Encoder};
+use super::{network, ports};
 use crate::service::Service;
 
 /// What one client connection has said so far.
@@ -137,8 +137,11 @@ async fn run(
                 return Err(CallError::UnknownCallback(callback));
             }
         }
-        network_procedure => {
-            return network::call(service, network_procedure, &mut args)
+        procedure => {
+            if let Some(answer) = ports::call(service, procedure, &mut args).await {
+                return answer;
+            }
+            return network::call(service, procedure, &mut args)
                 .await
                 .unwrap_or(Err(CallError::UnknownProcedure(header.procedure)));
         }

@@ -29,6 +29,8 @@ mod code {
     pub const OPERATION_TIMEOUT: i32 = 68;
     pub const OVERFLOW: i32 = 82;
     pub const OPERATION_UNSUPPORTED: i32 = 84;
+    pub const NETWORK_PORT_EXIST: i32 = 106;
+    pub const NO_NETWORK_PORT: i32 = 107;
 }
 
 /// Why a call failed, before it is put on the wire.
@@ -92,6 +94,8 @@ impl CallError {
 fn service_code(error: &ServiceError) -> i32 {
     match error {
         ServiceError::NoSuchName(_) | ServiceError::NoSuchUuid(_) => code::NO_NETWORK,
+        ServiceError::NoSuchPort(_) => code::NO_NETWORK_PORT,
+        ServiceError::PortExists(_) => code::NETWORK_PORT_EXIST,
         ServiceError::OperationInvalid(_) => code::OPERATION_INVALID,
         ServiceError::InvalidArgument(_) => code::INVALID_ARG,
         ServiceError::Timeout(_) => code::OPERATION_TIMEOUT,

@@ -4,7 +4,8 @@
 //!
 //! `xdr` encodes and decodes values, `frame` reads and writes messages,
 //! `protocol` has libvirt's numbers and structures, `dispatch` answers a
-//! call (`network` for the network procedures), `error` words failures as
+//! call (`network` for the network procedures, `ports` for the port
+//! procedures), `error` words failures as
 //! libvirt, `events` pushes lifecycle events, and `server` runs the
 //! sockets.
 
@@ -13,6 +14,7 @@ mod error;
 mod events;
 mod frame;
 mod network;
+mod ports;
 mod protocol;
 pub mod server;
 mod xdr;

@@ -76,13 +76,13 @@ pub async fn call(
 }
 
 /// The network a call names, its arguments then complete.
-fn network_of(args: &mut Decoder<'_>) -> Result<NetworkRef> {
+pub(super) fn network_of(args: &mut Decoder<'_>) -> Result<NetworkRef> {
     NetworkRef::decode(args).map_err(CallError::Arguments)
 }
 
 /// The service's error for a call on `network`: a network gone meanwhile
 /// gets networkObjFromNetwork's message, which names it.
-fn on(network: &NetworkRef, error: ServiceError) -> CallError {
+pub(super) fn on(network: &NetworkRef, error: ServiceError) -> CallError {
     match error {
         ServiceError::NoSuchUuid(_) => CallError::NetworkGone {
             uuid: network.uuid,
@@ -100,7 +100,7 @@ fn reference(summary: &Summary) -> NetworkRef {
 }
 
 /// libvirt's virCheckFlags refusal.
-fn check_flags(flags: u32, known: u32, function: &str) -> Result<()> {
+pub(super) fn check_flags(flags: u32, known: u32, function: &str) -> Result<()> {
     if flags & !known != 0 {
         return Err(ServiceError::InvalidArgument(format!(
             "unsupported flags (0x{:x}) in function {function}",

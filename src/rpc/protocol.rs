@@ -18,6 +18,8 @@ pub const KEEPALIVE_PONG: i32 = 2;
 pub const STRING_MAX: u32 = 4_194_304;
 /// REMOTE_NETWORK_LIST_MAX.
 pub const NETWORK_LIST_MAX: u32 = 16_384;
+/// REMOTE_NETWORK_PORT_LIST_MAX.
+pub const NETWORK_PORT_LIST_MAX: u32 = 16_384;
 /// REMOTE_NETWORK_DHCP_LEASES_MAX.
 pub const DHCP_LEASES_MAX: u32 = 65_536;
 
@@ -52,13 +54,18 @@ pub enum Procedure {
     NetworkGetDhcpLeases = 341,
     ConnectRegisterCloseCallback = 360,
     ConnectUnregisterCloseCallback = 361,
+    NetworkListAllPorts = 404,
+    NetworkPortLookupByUuid = 405,
+    NetworkPortCreateXml = 406,
+    NetworkPortGetXmlDesc = 409,
+    NetworkPortDelete = 410,
     ConnectSetIdentity = 419,
     NetworkDefineXmlFlags = 432,
     NetworkCreateXmlFlags = 437,
 }
 
 impl Procedure {
-    const ALL: [Self; 27] = [
+    const ALL: [Self; 32] = [
         Self::ConnectOpen,
         Self::ConnectClose,
         Self::NetworkCreate,
@@ -83,6 +90,11 @@ impl Procedure {
         Self::NetworkGetDhcpLeases,
         Self::ConnectRegisterCloseCallback,
         Self::ConnectUnregisterCloseCallback,
+        Self::NetworkListAllPorts,
+        Self::NetworkPortLookupByUuid,
+        Self::NetworkPortCreateXml,
+        Self::NetworkPortGetXmlDesc,
+        Self::NetworkPortDelete,
         Self::ConnectSetIdentity,
         Self::NetworkDefineXmlFlags,
         Self::NetworkCreateXmlFlags,
@@ -109,6 +121,8 @@ impl Procedure {
             Self::NetworkUndefine => "virNetworkUndefine",
             Self::NetworkUpdate => "virNetworkUpdate",
             Self::ConnectSetIdentity => "virConnectSetIdentity",
+            Self::NetworkPortCreateXml => "virNetworkPortCreateXML",
+            Self::NetworkPortDelete => "virNetworkPortDelete",
             _ => return None,
         })
     }
@@ -142,6 +156,27 @@ impl NetworkRef {
 
     pub fn encode(&self, encoder: &mut Encoder) {
         encoder.string(&self.name).fixed_opaque(&self.uuid.0);
+    }
+}
+
+/// remote_nonnull_network_port: a port, by its network and its UUID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortRef {
+    pub network: NetworkRef,
+    pub uuid: Uuid,
+}
+
+impl PortRef {
+    pub fn decode(decoder: &mut Decoder<'_>) -> Result<Self> {
+        Ok(Self {
+            network: NetworkRef::decode(decoder)?,
+            uuid: Uuid(decoder.fixed_opaque()?),
+        })
+    }
+
+    pub fn encode(&self, encoder: &mut Encoder) {
+        self.network.encode(encoder);
+        encoder.fixed_opaque(&self.uuid.0);
     }
 }
 

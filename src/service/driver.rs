@@ -8,8 +8,9 @@ use futures_util::future::BoxFuture;
 use crate::apply::RunningNetwork;
 use crate::apply::firewall::TableWatch;
 use crate::apply::watch::LinkWatch;
-use crate::definition::NetworkDef;
+use crate::definition::{NetworkDef, Uuid};
 use crate::plan::diagnosis::Finding;
+use crate::state::record::port::StoredPort;
 use crate::state::store::StoredNetwork;
 
 use super::error::{Result, ServiceError};
@@ -21,6 +22,8 @@ pub struct Loaded {
     pub stored: Vec<StoredNetwork>,
     /// Networks found active.
     pub adopted: Vec<Adopted>,
+    /// The ports recorded, of whichever network.
+    pub ports: Vec<StoredPort>,
 }
 
 /// A network found active when the service starts.
@@ -80,6 +83,14 @@ pub trait Driver: Send + Sync {
         def: &'a NetworkDef,
         running: &'a RunningNetwork,
     ) -> BoxFuture<'a, Result<RunningNetwork, FailedUpdate>>;
+
+    /// Records a port of a running network (before it is handed out).
+    fn save_port(&self, port: &StoredPort) -> BoxFuture<'_, Result<()>>;
+
+    fn delete_port(&self, network: &str, uuid: &Uuid) -> BoxFuture<'_, Result<()>>;
+
+    /// Forgets every port of `network` (it stopped).
+    fn delete_ports(&self, network: &str) -> BoxFuture<'_, Result<()>>;
 
     /// Waits for work still going on in the background.
     fn settle(&self) -> BoxFuture<'_, ()>;
@@ -153,6 +164,7 @@ impl Driver for TestDriver {
                     autostart: false,
                 }],
                 adopted: vec![Adopted { def, running: None }],
+                ports: Vec::new(),
             })
         }
         .boxed()
@@ -205,6 +217,18 @@ impl Driver for TestDriver {
         running: &'a RunningNetwork,
     ) -> BoxFuture<'a, Result<RunningNetwork, FailedUpdate>> {
         async { Ok(running.clone()) }.boxed()
+    }
+
+    fn save_port(&self, _port: &StoredPort) -> BoxFuture<'_, Result<()>> {
+        async { Ok(()) }.boxed()
+    }
+
+    fn delete_port(&self, _network: &str, _uuid: &Uuid) -> BoxFuture<'_, Result<()>> {
+        async { Ok(()) }.boxed()
+    }
+
+    fn delete_ports(&self, _network: &str) -> BoxFuture<'_, Result<()>> {
+        async { Ok(()) }.boxed()
     }
 
     fn settle(&self) -> BoxFuture<'_, ()> {

@@ -15,6 +15,12 @@ pub enum ServiceError {
     /// VIR_ERR_NO_NETWORK.
     #[error("Network not found: no network with matching uuid '{0}'")]
     NoSuchUuid(String),
+    /// VIR_ERR_NO_NETWORK_PORT (virNetworkObjLookupPort's words).
+    #[error("network port not found: Network port with UUID {0} does not exist")]
+    NoSuchPort(crate::definition::Uuid),
+    /// VIR_ERR_NETWORK_PORT_EXIST (virNetworkObjAddPort's words).
+    #[error("network port already exists: Network port with UUID {0} already exists")]
+    PortExists(crate::definition::Uuid),
     /// VIR_ERR_OPERATION_FAILED.
     #[error("operation failed: {0}")]
     OperationFailed(String),

@@ -38,6 +38,7 @@ impl Service {
                 running: found.running,
             });
         }
+        self.restore_ports(&mut states, loaded.ports).await;
         for state in states.into_values() {
             self.insert(state);
         }
@@ -237,6 +238,7 @@ impl Service {
             Some(running) => self.driver.stop(&live.def, running).await,
             None => Ok(()),
         };
+        self.forget_ports(&entry.name, &mut state).await;
         // Whatever stopping left behind, the network is down; its status
         // file (kept on failure) lets the next daemon start finish the job.
         self.publish(&entry, &mut state);

@@ -19,6 +19,7 @@ mod leases;
 mod lifecycle;
 mod metadata;
 pub mod neighbour;
+mod ports;
 mod registry;
 mod supervise;
 mod update;
@@ -33,6 +34,7 @@ pub use self::diagnose::Diagnosis;
 pub use self::driver::{Driver, TestDriver};
 pub use self::error::{Result, ServiceError};
 use self::neighbour::{ForeignNetwork, Neighbour};
+pub use self::ports::port_create_flags;
 use self::registry::Registry;
 
 /// libvirt's network events: the lifecycle ones

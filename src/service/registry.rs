@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::apply::RunningNetwork;
 use crate::apply::dnsmasq::DnsmasqInstance;
+use crate::definition::port::NetworkPortDef;
 use crate::definition::{NetworkDef, Uuid};
 
 use super::error::{Result, ServiceError};
@@ -24,6 +25,8 @@ pub(super) struct State {
     pub(super) config: Option<NetworkDef>,
     pub(super) live: Option<Live>,
     pub(super) autostart: bool,
+    /// The ports of the running network, by UUID.
+    pub(super) ports: BTreeMap<Uuid, NetworkPortDef>,
     /// Removed from the registry: operations that waited for the lock fail.
     pub(super) gone: bool,
 }

@@ -143,6 +143,7 @@ impl Service {
                     "the network's bridge was deleted; the network is down"
                 );
                 state.live = None;
+                self.forget_ports(&entry.name, &mut state).await;
                 self.publish(&entry, &mut state);
                 self.emit(entry.uuid, Event::Stopped);
             }

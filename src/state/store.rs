@@ -39,6 +39,12 @@ pub enum StoreError {
         #[source]
         source: RecordError,
     },
+    #[error("cannot read or write network port record {path}")]
+    Port {
+        path: PathBuf,
+        #[source]
+        source: record::port::PortRecordError,
+    },
     #[error("cannot write network status {path}")]
     WriteStatus {
         path: PathBuf,
@@ -93,6 +99,8 @@ pub struct Store {
     config_dir: PathBuf,
     autostart_dir: PathBuf,
     status_dir: PathBuf,
+    /// The port records, a directory per network (`ports`).
+    pub(super) ports_dir: PathBuf,
 }
 
 impl Store {
@@ -101,13 +109,19 @@ impl Store {
             config_dir: config_dir.to_owned(),
             autostart_dir: config_dir.join("autostart"),
             status_dir: run_dir.join("networks"),
+            ports_dir: run_dir.join("ports"),
         }
     }
 
     /// Creates the directories, and removes what writes interrupted by a
     /// crash left there.
     pub fn prepare(&self) -> Result<(), StoreError> {
-        for dir in [&self.config_dir, &self.autostart_dir, &self.status_dir] {
+        for dir in [
+            &self.config_dir,
+            &self.autostart_dir,
+            &self.status_dir,
+            &self.ports_dir,
+        ] {
             create_dirs(dir).map_err(io("create", dir))?;
             remove_temporaries(dir).map_err(io("clean up", dir))?;
         }

@@ -8,9 +8,8 @@
 //! `parse` reads it with libvirt's checks (virnetworkportdef.c) and refuses
 //! what libvirt would silently ignore, as the network parser does; `to_xml`
 //! writes it as libvirt does, so that a port libvirt wrote reads back
-//! byte for byte. The allocation of ports (the network driver's side) is
-//! built on this model; until then the conformance and unit tests are its
-//! users.
+//! byte for byte. The allocation of ports (the network driver's side,
+//! `plan::port`) and the port records are built on this model.
 
 mod format;
 mod parse;

@@ -37,10 +37,11 @@ use crate::apply::openings::{ForeignFirewalls, Openings, OpeningsError, Reconcil
 use crate::apply::recover::Healed;
 use crate::apply::watch::LinkWatch;
 use crate::apply::{self, Environment, FailedStart, StopError, inspect, recover};
-use crate::definition::{FormatFlags, NetworkDef, error_chain};
+use crate::definition::{FormatFlags, NetworkDef, Uuid, error_chain};
 use crate::killpoint;
 use crate::plan::firewalld::ZoneRequest;
 use crate::plan::openings::OpeningNeeds;
+use crate::state::record::port::StoredPort;
 use crate::state::store::{NetworkStatus, Phase, Store, StoredNetwork};
 
 use super::driver::{Driver, FailedUpdate, Healing, Loaded};
@@ -493,6 +494,23 @@ impl Driver for Kernel {
         running: &'a RunningNetwork,
     ) -> BoxFuture<'a, Result<RunningNetwork, FailedUpdate>> {
         self.update_network(old, def, running).boxed()
+    }
+
+    fn save_port(&self, port: &StoredPort) -> BoxFuture<'_, Result<()>> {
+        let port = port.clone();
+        async move { Ok(on_disk(&self.store, move |store| store.save_port(&port)).await?) }.boxed()
+    }
+
+    fn delete_port(&self, network: &str, uuid: &Uuid) -> BoxFuture<'_, Result<()>> {
+        let (network, uuid) = (network.to_owned(), *uuid);
+        let delete = move |store: &Store| store.delete_port(&network, &uuid);
+        async move { Ok(on_disk(&self.store, delete).await?) }.boxed()
+    }
+
+    fn delete_ports(&self, network: &str) -> BoxFuture<'_, Result<()>> {
+        let network = network.to_owned();
+        let delete = move |store: &Store| store.delete_ports(&network);
+        async move { Ok(on_disk(&self.store, delete).await?) }.boxed()
     }
 
     fn settle(&self) -> BoxFuture<'_, ()> {

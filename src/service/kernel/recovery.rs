@@ -35,15 +35,20 @@ impl Kernel {
             if let Err(error) = env.remove_temporaries() {
                 tracing::error!("cannot clean up dnsmasq's directories: {error}");
             }
-            Ok::<_, StoreError>((store.load_networks(), store.load_statuses()))
+            Ok::<_, StoreError>((
+                store.load_networks(),
+                store.load_statuses(),
+                store.load_ports(),
+            ))
         });
-        let ((stored, stored_errors), (statuses, errors)) = read.await?;
-        for error in stored_errors.iter().chain(&errors) {
+        let ((stored, stored_errors), (statuses, errors), (ports, port_errors)) = read.await?;
+        for error in stored_errors.iter().chain(&errors).chain(&port_errors) {
             tracing::error!("{}", error_chain(error));
         }
         let mut loaded = Loaded {
             stored,
             adopted: Vec::new(),
+            ports,
         };
         if statuses.is_empty() {
             return Ok(loaded);

@@ -8,6 +8,7 @@
 //! layout gets a new version, and the conversions from the older ones stay.
 
 mod firewall;
+pub mod port;
 
 use std::path::PathBuf;
 
