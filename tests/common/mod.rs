@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod guest;
 pub mod libvirtd;
 pub mod netns;
+pub mod rpc;
 pub mod users;
 
 pub fn project_dir() -> &'static Path {
