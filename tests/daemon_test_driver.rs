@@ -50,8 +50,11 @@ const T2: &str = "<network>
 /// virtnetd's: standard output must be identical, byte for byte.
 #[test]
 fn cli_prints_what_virsh_prints_on_the_test_driver() {
-    if Command::new("virsh").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: virsh is not installed (scripts/setup installs libvirt-clients)");
+    let no_virsh = Command::new("virsh").arg("--version").output().is_err();
+    if common::missing_tool(
+        no_virsh,
+        "virsh is not installed (scripts/setup installs libvirt-clients)",
+    ) {
         return;
     }
     let setup = setup("cli");
@@ -247,8 +250,11 @@ async fn introspect(connection: &zbus::Connection, bus_name: &str, path: &str) -
 async fn introspection_matches_libvirt_dbus_interface_files() {
     let Ok(network_file) = std::fs::read_to_string(format!("{INTERFACES}/org.libvirt.Network.xml"))
     else {
-        eprintln!(
-            "SKIPPED: {INTERFACES} has no libvirt-dbus files (scripts/setup installs libvirt-dbus)"
+        common::missing_tool(
+            true,
+            &format!(
+                "{INTERFACES} has no libvirt-dbus files (scripts/setup installs libvirt-dbus)"
+            ),
         );
         return;
     };

@@ -27,7 +27,10 @@ fn systemd_unit_verifies_without_a_warning() {
         .output()
         .is_err()
     {
-        eprintln!("SKIPPED: systemd-analyze is not installed");
+        common::missing_tool(
+            true,
+            "systemd-analyze is not installed (scripts/setup installs systemd)",
+        );
         return;
     }
     let scratch = ScratchDir::new("unit");
@@ -204,7 +207,7 @@ fn helper_records() -> Vec<String> {
 #[test]
 fn debian_package_installs_enables_defines_default_and_purges_cleanly() {
     if Command::new("dpkg-deb").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: dpkg-deb is not installed (not a Debian machine)");
+        common::missing_tool(true, "dpkg-deb is not installed (not a Debian machine)");
         return;
     }
     if installed() || exists("/etc/virtnet") {
@@ -433,7 +436,10 @@ fn check_programs() {
 #[test]
 fn rpm_builds_offline_from_vendored_sources() {
     if Command::new("rpmbuild").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: rpmbuild is not installed (scripts/setup installs Debian's rpm)");
+        common::missing_tool(
+            true,
+            "rpmbuild is not installed (scripts/setup installs Debian's rpm)",
+        );
         return;
     }
     let scratch = ScratchDir::new("rpm");

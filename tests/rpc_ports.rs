@@ -125,10 +125,10 @@ impl Lab {
 
 fn no_virsh() -> bool {
     let missing = Command::new("virsh").arg("--version").output().is_err();
-    if missing {
-        eprintln!("SKIPPED: virsh is not installed (scripts/setup installs libvirt-clients)");
-    }
-    missing
+    common::missing_tool(
+        missing,
+        "virsh is not installed (scripts/setup installs libvirt-clients)",
+    )
 }
 
 fn uuid_bytes(uuid: &str) -> Vec<u8> {

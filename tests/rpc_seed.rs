@@ -280,10 +280,10 @@ fn no_clients() -> bool {
             .args(["-c", "import libvirt"])
             .status()
             .is_ok_and(|status| status.success());
-    if missing {
-        eprintln!("SKIPPED: virsh or python3-libvirt is missing (scripts/setup installs them)");
-    }
-    missing
+    common::missing_tool(
+        missing,
+        "virsh or python3-libvirt is missing (scripts/setup installs them)",
+    )
 }
 
 #[test]

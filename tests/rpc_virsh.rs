@@ -7,89 +7,13 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
-use common::daemon::{Bus, Daemon, DaemonConfig, start_bus};
-use common::netns::Netns;
-use common::{ScratchDir, project_dir};
-
-/// virtnetd's test driver serving its RPC sockets in its scratch dir.
-struct RpcDaemon {
-    // Field order is drop order: the daemon and bus go before the namespace.
-    daemon: Daemon,
-    _bus: Bus,
-    scratch: ScratchDir,
-    _ns: Netns,
-}
-
-impl RpcDaemon {
-    fn start(label: &str) -> Self {
-        let ns = Netns::new(label);
-        let scratch = ScratchDir::new(label);
-        let bus = start_bus(&ns, &scratch.0, None);
-        let sockets = scratch.0.to_str().expect("a UTF-8 path").to_owned();
-        let daemon = Daemon::start(&DaemonConfig {
-            ns: &ns,
-            bus: &bus.address,
-            bus_name: virtnet::dbus::DEFAULT_BUS_NAME,
-            dirs: None,
-            log: scratch.0.join("virtnetd.log"),
-            args: &["--rpc-socket-dir", &sockets],
-            env: &[],
-        });
-        Self {
-            daemon,
-            _bus: bus,
-            scratch,
-            _ns: ns,
-        }
-    }
-
-    fn socket(&self, name: &str) -> PathBuf {
-        self.scratch.0.join(name)
-    }
-
-    /// One virsh process running `session` (commands separated by `;`)
-    /// on socket `name`.
-    fn virsh(&self, name: &str, session: &str) -> Output {
-        let uri = format!("network:///system?socket={}", self.socket(name).display());
-        virsh(&uri, session)
-    }
-}
-
-fn script_dir() -> PathBuf {
-    project_dir().join("tests/fixtures/virsh-script")
-}
-
-fn virsh(uri: &str, session: &str) -> Output {
-    Command::new("virsh")
-        .args(["-c", uri, session])
-        .current_dir(script_dir())
-        .output()
-        .expect("virsh runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn no_virsh() -> bool {
-    let missing = Command::new("virsh").arg("--version").output().is_err();
-    if missing {
-        eprintln!("SKIPPED: virsh is not installed (scripts/setup installs libvirt-clients)");
-    }
-    missing
-}
-
-const RW: &str = "virtnetworkd-sock";
-const RO: &str = "virtnetworkd-sock-ro";
+use common::rpc::{
+    REMOTE_PROGRAM, RO, RW, RawClient, RpcDaemon, name_argument, no_virsh, remote_error, text,
+    virsh,
+};
 
 /// Sessions whose every line libvirt's test driver answers as libvirt's
 /// network driver does: it refuses `--inactive` and leases, and words
@@ -190,88 +114,6 @@ fn the_read_only_socket_reads_and_refuses_every_mutation() {
         text(&daemon.virsh(RW, "net-list --all --name")),
         "default\n\n"
     );
-}
-
-/// A raw client of the socket: just enough of the protocol to open a
-/// connection and make calls.
-struct RawClient {
-    stream: UnixStream,
-    serial: u32,
-}
-
-const REMOTE_PROGRAM: u32 = 0x2000_8086;
-
-impl RawClient {
-    fn connect(path: &Path) -> Self {
-        let stream = UnixStream::connect(path).expect("the socket accepts");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("a timeout");
-        Self { stream, serial: 0 }
-    }
-
-    /// A call's message, with `program` and `procedure` as given.
-    fn message(program: u32, procedure: u32, serial: u32, body: &[u8]) -> Vec<u8> {
-        let length = u32::try_from(28 + body.len()).expect("a small message");
-        let mut bytes = Vec::new();
-        for word in [length, program, 1, procedure, 0, serial, 0] {
-            bytes.extend_from_slice(&word.to_be_bytes());
-        }
-        bytes.extend_from_slice(body);
-        bytes
-    }
-
-    /// Calls `procedure`; the reply's status (0 OK, 1 error) and body.
-    fn call(&mut self, procedure: u32, body: &[u8]) -> (u32, Vec<u8>) {
-        self.serial += 1;
-        let message = Self::message(REMOTE_PROGRAM, procedure, self.serial, body);
-        self.stream.write_all(&message).expect("the call is sent");
-        let mut length = [0; 4];
-        self.stream.read_exact(&mut length).expect("a reply");
-        let mut reply = vec![0; u32::from_be_bytes(length) as usize - 4];
-        self.stream.read_exact(&mut reply).expect("the whole reply");
-        let word = |at: usize| u32::from_be_bytes(reply[at..at + 4].try_into().unwrap());
-        assert_eq!(
-            (word(0), word(8), word(12), word(16)),
-            (REMOTE_PROGRAM, procedure, 1, self.serial),
-            "a reply to this call"
-        );
-        (word(20), reply[24..].to_vec())
-    }
-
-    /// AUTH_LIST and CONNECT_OPEN, as virsh starts.
-    fn open(path: &Path) -> Self {
-        let mut client = Self::connect(path);
-        assert_eq!(client.call(66, &[]).0, 0);
-        // No URI, flags 0.
-        assert_eq!(client.call(1, &[0; 8]).0, 0);
-        client
-    }
-
-    /// Whether the daemon closed the connection (rather than answering).
-    fn closed(&mut self) -> bool {
-        let mut byte = [0; 1];
-        matches!(self.stream.read(&mut byte), Ok(0))
-    }
-}
-
-/// remote_error's code and message from an error reply's body.
-fn remote_error(body: &[u8]) -> (i32, String) {
-    let code = i32::from_be_bytes(body[0..4].try_into().unwrap());
-    assert_eq!(&body[8..12], &[0, 0, 0, 1], "a message is present");
-    let length = u32::from_be_bytes(body[12..16].try_into().unwrap()) as usize;
-    (
-        code,
-        String::from_utf8(body[16..16 + length].to_vec()).unwrap(),
-    )
-}
-
-/// LOOKUP_BY_NAME's arguments: the name as an XDR string.
-fn name_argument(name: &str) -> Vec<u8> {
-    let mut bytes = u32::try_from(name.len()).unwrap().to_be_bytes().to_vec();
-    bytes.extend_from_slice(name.as_bytes());
-    bytes.resize(bytes.len().next_multiple_of(4), 0);
-    bytes
 }
 
 #[test]

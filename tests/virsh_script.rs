@@ -100,8 +100,11 @@ fn through_virtnet(driver: &TestDriver, quiet: &[&str]) -> (String, String) {
 
 #[test]
 fn a_virsh_script_runs_unchanged_with_virtnet() {
-    if Command::new("virsh").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: virsh is not installed (scripts/setup installs libvirt-clients)");
+    let no_virsh = Command::new("virsh").arg("--version").output().is_err();
+    if common::missing_tool(
+        no_virsh,
+        "virsh is not installed (scripts/setup installs libvirt-clients)",
+    ) {
         return;
     }
     let commands = sessions().concat().len();
@@ -244,8 +247,11 @@ fn completion_offers_the_networks_each_verb_acts_on() {
 /// differ: they are the XML parser's (libxml2's for libvirt).
 #[test]
 fn a_syntax_error_says_where_as_virsh_does() {
-    if Command::new("virsh").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: virsh is not installed (scripts/setup installs libvirt-clients)");
+    let no_virsh = Command::new("virsh").arg("--version").output().is_err();
+    if common::missing_tool(
+        no_virsh,
+        "virsh is not installed (scripts/setup installs libvirt-clients)",
+    ) {
         return;
     }
     let driver = TestDriver::start("syntax", virtnet::dbus::DEFAULT_BUS_NAME, |_| None);

@@ -65,7 +65,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     // Before the bus name: a client that sees virtnetd on the bus finds
     // its sockets too.
     if let Some(dir) = &cli.rpc_socket_dir {
-        virtnet::rpc::serve(service.clone(), dir)
+        virtnet::rpc::serve(service.clone(), dir, cli.rpc_max_clients)
             .await
             .map_err(|error| error_chain(&error))?;
     }

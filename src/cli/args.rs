@@ -446,6 +446,10 @@ pub mod virtnetd {
         /// virsh -c 'network:///system?socket=DIR/virtnetworkd-sock'.
         #[arg(long, value_name = "DIR")]
         pub rpc_socket_dir: Option<PathBuf>,
+        /// The most RPC connections served at once (libvirt's
+        /// max_clients); one more is closed as soon as it is accepted.
+        #[arg(long, value_name = "N", default_value_t = crate::rpc::MAX_CLIENTS)]
+        pub rpc_max_clients: u32,
         /// Publish every running network to the libvirtd at this URI (e.g.
         /// qemu:///system), so its guests can use it by name, and refuse
         /// networks that clash with libvirtd's own.

@@ -9,7 +9,8 @@ use super::error::CallError;
 use super::events::{Callbacks, LIFECYCLE_EVENT_ID};
 use super::frame::{Frame, Header, Status};
 use super::protocol::{
-    AUTH_NONE, CONNECT_READ_ONLY, NetworkRef, Procedure, RemoteError, STRING_MAX, feature,
+    AUTH_NONE, CONNECT_READ_ONLY, IDENTITY_PARAMS_MAX, NetworkRef, Procedure, RemoteError,
+    STRING_MAX, TypedParam, feature,
 };
 use super::xdr::{Decoder, Encoder};
 use super::{network, ports};
@@ -117,8 +118,15 @@ async fn run(
         | Procedure::ConnectUnregisterCloseCallback => {}
         // The identity a driver daemon acts for (virtqemud's guests'
         // owner) matters for access control, which virtnet's sockets do
-        // by their permissions: it is accepted and not needed.
-        Procedure::ConnectSetIdentity => {}
+        // by their permissions: it is decoded (what does not decode is
+        // refused, as libvirt refuses it), logged, and not needed.
+        Procedure::ConnectSetIdentity => {
+            let params = TypedParam::decode_list(&mut args, IDENTITY_PARAMS_MAX)
+                .map_err(CallError::Arguments)?;
+            args.u32().map_err(CallError::Arguments)?;
+            let identity: Vec<String> = params.iter().map(ToString::to_string).collect();
+            tracing::debug!(identity = identity.join(", "), "a client's identity");
+        }
         Procedure::ConnectNetworkEventRegisterAny => {
             let event_id = args.i32().map_err(CallError::Arguments)?;
             let network = args

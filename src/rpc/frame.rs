@@ -12,6 +12,9 @@ pub const HEADER_SIZE: u32 = 24;
 /// The largest message, length word excluded (libvirt 9.0's
 /// VIR_NET_MESSAGE_MAX, 32 MiB).
 pub const MESSAGE_MAX: u32 = 33_554_432;
+/// A message body's first buffer (libvirt's VIR_NET_MESSAGE_INITIAL plus
+/// room): most calls fit; longer ones grow it as their bytes arrive.
+const INITIAL_BUFFER: usize = 65_536;
 
 /// virNetMessageType.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,11 +176,19 @@ pub async fn read_frame(
     if !(LENGTH_SIZE + HEADER_SIZE..=LENGTH_SIZE + MESSAGE_MAX).contains(&length) {
         return Err(FrameError::Length(length));
     }
-    let mut bytes = vec![0; (length - LENGTH_SIZE) as usize];
-    reader
-        .read_exact(&mut bytes)
+    // The buffer grows with what arrives rather than with what the length
+    // word claims: a client announcing 32 MiB and sending nothing holds a
+    // few bytes of memory, not 32 MiB.
+    let wanted = u64::from(length - LENGTH_SIZE);
+    let mut bytes = Vec::with_capacity(INITIAL_BUFFER.min(wanted as usize));
+    let read = reader
+        .take(wanted)
+        .read_to_end(&mut bytes)
         .await
         .map_err(FrameError::Io)?;
+    if read as u64 != wanted {
+        return Err(FrameError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+    }
     Frame::decode(&bytes).map(Some).map_err(FrameError::Header)
 }
 

@@ -1,11 +1,10 @@
 //! Calls stock virsh sent, replayed: the replies must be those virsh
 //! accepted (tests/fixtures/rpc, where their capture is described).
 
-use super::dispatch::{Session, answer};
 use super::frame::{Frame, read_frame};
 use crate::service::{Service, TestDriver};
 
-fn fixture(name: &str) -> Vec<u8> {
+pub(super) fn fixture(name: &str) -> Vec<u8> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/rpc")
         .join(name);
@@ -26,12 +25,7 @@ async fn frames(bytes: &[u8]) -> Vec<Frame> {
 async fn replay(capture: &str, read_only: bool) -> Vec<u8> {
     let service = Service::new(TestDriver);
     service.load().await.expect("the test driver loads");
-    let session = Session::new(read_only);
-    let mut replies = Vec::new();
-    for call in frames(&fixture(&format!("{capture}.client"))).await {
-        replies.extend(answer(&service, &session, &call).await.encode());
-    }
-    replies
+    super::replay(&service, read_only, &fixture(&format!("{capture}.client"))).await
 }
 
 #[tokio::test]

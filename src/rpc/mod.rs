@@ -5,9 +5,9 @@
 //! `xdr` encodes and decodes values, `frame` reads and writes messages,
 //! `protocol` has libvirt's numbers and structures, `dispatch` answers a
 //! call (`network` for the network procedures, `ports` for the port
-//! procedures), `error` words failures as
-//! libvirt, `events` pushes lifecycle events, and `server` runs the
-//! sockets.
+//! procedures), `error` words failures as libvirt, `events` pushes
+//! lifecycle events, `server` runs the sockets, and `replay` answers a
+//! connection's bytes without one (golden tests, fuzzing).
 
 mod dispatch;
 mod error;
@@ -16,10 +16,14 @@ mod frame;
 mod network;
 mod ports;
 mod protocol;
+mod replay;
 pub mod server;
 mod xdr;
 
-pub use server::{READ_ONLY_SOCKET, SOCKET, ServeError, serve};
+pub use replay::replay;
+pub use server::{MAX_CLIENTS, READ_ONLY_SOCKET, SOCKET, ServeError, serve};
 
 #[cfg(test)]
 mod golden_tests;
+#[cfg(test)]
+mod mutation_tests;

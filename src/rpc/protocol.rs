@@ -2,7 +2,7 @@
 //! serves (src/remote/remote_protocol.x and src/rpc/virnetprotocol.x of
 //! libvirt), each struct with its wire encoding.
 
-use super::xdr::{Decoder, Encoder, Result};
+use super::xdr::{Decoder, Encoder, Result, XdrError};
 use crate::definition::Uuid;
 
 /// REMOTE_PROGRAM and its version.
@@ -22,6 +22,9 @@ pub const NETWORK_LIST_MAX: u32 = 16_384;
 pub const NETWORK_PORT_LIST_MAX: u32 = 16_384;
 /// REMOTE_NETWORK_DHCP_LEASES_MAX.
 pub const DHCP_LEASES_MAX: u32 = 65_536;
+
+/// REMOTE_CONNECT_IDENTITY_PARAMS_MAX.
+pub const IDENTITY_PARAMS_MAX: u32 = 20;
 
 /// REMOTE_AUTH_NONE: the socket's permissions are the authentication, as
 /// for libvirt's Unix sockets without polkit.
@@ -180,6 +183,70 @@ impl PortRef {
     }
 }
 
+/// remote_typed_param: a named value of one of virTypedParameterType's
+/// types.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TypedParam {
+    pub field: String,
+    pub value: TypedValue,
+}
+
+/// remote_typed_param_value, by its discriminant.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TypedValue {
+    Int(i32),
+    UInt(u32),
+    LLong(i64),
+    ULLong(u64),
+    Double(f64),
+    Boolean(bool),
+    String(String),
+}
+
+impl TypedParam {
+    pub fn decode(decoder: &mut Decoder<'_>) -> Result<Self> {
+        let field = decoder.string(STRING_MAX)?;
+        let value = match decoder.i32()? {
+            1 => TypedValue::Int(decoder.i32()?),
+            2 => TypedValue::UInt(decoder.u32()?),
+            3 => TypedValue::LLong(decoder.i64()?),
+            4 => TypedValue::ULLong(decoder.u64()?),
+            5 => TypedValue::Double(f64::from_bits(decoder.u64()?)),
+            // An int on the wire; libvirt reads any non-zero as true.
+            6 => TypedValue::Boolean(decoder.i32()? != 0),
+            7 => TypedValue::String(decoder.string(STRING_MAX)?),
+            other => {
+                return Err(XdrError::UnknownValue {
+                    what: "typed parameter type",
+                    value: other.into(),
+                });
+            }
+        };
+        Ok(Self { field, value })
+    }
+
+    /// A counted array of at most `limit` parameters.
+    pub fn decode_list(decoder: &mut Decoder<'_>, limit: u32) -> Result<Vec<Self>> {
+        let count = decoder.length(limit)?;
+        (0..count).map(|_| Self::decode(decoder)).collect()
+    }
+}
+
+impl std::fmt::Display for TypedParam {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}=", self.field)?;
+        match &self.value {
+            TypedValue::Int(value) => write!(f, "{value}"),
+            TypedValue::UInt(value) => write!(f, "{value}"),
+            TypedValue::LLong(value) => write!(f, "{value}"),
+            TypedValue::ULLong(value) => write!(f, "{value}"),
+            TypedValue::Double(value) => write!(f, "{value}"),
+            TypedValue::Boolean(value) => write!(f, "{value}"),
+            TypedValue::String(value) => write!(f, "{value:?}"),
+        }
+    }
+}
+
 /// remote_error, as the reply to a failed call carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteError {
@@ -254,6 +321,41 @@ mod tests {
         }
         assert_eq!(Procedure::from_number(3), None);
         assert_eq!(Procedure::from_number(-1), None);
+    }
+
+    #[test]
+    fn typed_params_decode_by_their_type() {
+        let mut encoder = Encoder::new();
+        encoder
+            .u32(3)
+            .string("user-name")
+            .i32(7)
+            .string("alice")
+            .string("unix-user-id")
+            .i32(4)
+            .i64(1000)
+            .string("x")
+            .i32(6)
+            .i32(2);
+        let bytes = encoder.into_bytes();
+        let params = TypedParam::decode_list(&mut Decoder::new(&bytes), 20).unwrap();
+        let shown: Vec<String> = params.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            ["user-name=\"alice\"", "unix-user-id=1000", "x=true"]
+        );
+        // More than the limit, or a type libvirt does not have: refused.
+        assert!(TypedParam::decode_list(&mut Decoder::new(&bytes), 2).is_err());
+        let mut encoder = Encoder::new();
+        encoder.u32(1).string("x").i32(8).i32(0);
+        let bytes = encoder.into_bytes();
+        assert_eq!(
+            TypedParam::decode_list(&mut Decoder::new(&bytes), 20),
+            Err(XdrError::UnknownValue {
+                what: "typed parameter type",
+                value: 8
+            })
+        );
     }
 
     #[test]

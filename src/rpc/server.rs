@@ -13,7 +13,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 use super::dispatch::{Session, answer};
 use super::events::forward;
-use super::frame::{Frame, MessageType, Status, read_frame};
+use super::frame::{Frame, Header, MessageType, Status, read_frame};
 use super::protocol::{
     KEEPALIVE_PING, KEEPALIVE_PONG, KEEPALIVE_PROGRAM, KEEPALIVE_VERSION, REMOTE_PROGRAM,
     REMOTE_VERSION,
@@ -28,6 +28,8 @@ pub const READ_ONLY_SOCKET: &str = "virtnetworkd-sock-ro";
 /// Calls of one connection answered at once (libvirt's
 /// max_client_requests); further messages wait to be read.
 const CALLS_PER_CONNECTION: usize = 5;
+/// Connections served at once by default (libvirt's max_clients).
+pub const MAX_CLIENTS: u32 = 5000;
 /// Replies waiting for the writer, per connection.
 const QUEUED_REPLIES: usize = 16;
 
@@ -50,10 +52,19 @@ pub enum ServeError {
 /// Listens on both sockets in `dir` and serves `service` there until the
 /// runtime ends. The read-write socket is for its owner (root) only, the
 /// read-only one for everyone, as libvirt's default permissions have them.
-pub async fn serve(service: Arc<Service>, dir: &Path) -> Result<(), ServeError> {
+/// At most `max_clients` connections (both sockets together) are served at
+/// once; one more is closed as soon as it is accepted.
+pub async fn serve(service: Arc<Service>, dir: &Path, max_clients: u32) -> Result<(), ServeError> {
+    let permits = usize::try_from(max_clients).unwrap_or(Semaphore::MAX_PERMITS);
+    let clients = Arc::new(Semaphore::new(permits.min(Semaphore::MAX_PERMITS)));
     for (name, read_only, mode) in [(SOCKET, false, 0o700), (READ_ONLY_SOCKET, true, 0o777)] {
         let listener = listen(&dir.join(name), mode).await?;
-        tokio::spawn(accept(service.clone(), listener, read_only));
+        tokio::spawn(accept(
+            service.clone(),
+            listener,
+            read_only,
+            clients.clone(),
+        ));
     }
     tracing::info!(dir = %dir.display(), "serving libvirt's RPC protocol");
     Ok(())
@@ -83,12 +94,29 @@ async fn listen(path: &Path, mode: u32) -> Result<UnixListener, ServeError> {
     Ok(listener)
 }
 
-async fn accept(service: Arc<Service>, listener: UnixListener, read_only: bool) {
+async fn accept(
+    service: Arc<Service>,
+    listener: UnixListener,
+    read_only: bool,
+    clients: Arc<Semaphore>,
+) {
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
-                tokio::spawn(connection(service.clone(), stream, read_only));
-            }
+            Ok((stream, _)) => match clients.clone().try_acquire_owned() {
+                Ok(client) => {
+                    let service = service.clone();
+                    tokio::spawn(async move {
+                        connection(service, stream, read_only).await;
+                        drop(client);
+                    });
+                }
+                // As libvirt's "Too many active clients": the new one is
+                // closed, those served go on.
+                Err(_) => {
+                    tracing::warn!("too many RPC clients, dropping a new connection");
+                    drop(stream);
+                }
+            },
             Err(error) => {
                 // Out of descriptors, say: wait rather than spin.
                 tracing::warn!("cannot accept an RPC connection: {error}");
@@ -123,9 +151,8 @@ async fn connection(service: Arc<Service>, stream: UnixStream, read_only: bool) 
                 break;
             }
         };
-        let header = frame.header;
-        match (header.program, header.version, header.kind) {
-            (REMOTE_PROGRAM, REMOTE_VERSION, MessageType::Call) => {
+        match Incoming::of(&frame.header) {
+            Incoming::Call => {
                 let Ok(permit) = calls.clone().acquire_owned().await else {
                     break;
                 };
@@ -138,26 +165,18 @@ async fn connection(service: Arc<Service>, stream: UnixStream, read_only: bool) 
                     drop(permit);
                 });
             }
-            (KEEPALIVE_PROGRAM, KEEPALIVE_VERSION, MessageType::Message) => {
-                if header.procedure == KEEPALIVE_PING {
-                    let pong = Frame {
-                        header: super::frame::Header {
-                            procedure: KEEPALIVE_PONG,
-                            status: Status::Ok,
-                            ..header
-                        },
-                        body: Vec::new(),
-                    };
-                    if replies.send(pong).await.is_err() {
-                        break;
-                    }
+            Incoming::Ping => {
+                if replies.send(pong(&frame.header)).await.is_err() {
+                    break;
                 }
             }
-            (program, version, kind) => {
+            Incoming::Ignored => {}
+            Incoming::Unserved => {
+                let header = frame.header;
                 tracing::debug!(
-                    program,
-                    version,
-                    ?kind,
+                    program = header.program,
+                    version = header.version,
+                    kind = ?header.kind,
                     "closing an RPC connection: a message virtnet does not serve"
                 );
                 break;
@@ -168,6 +187,47 @@ async fn connection(service: Arc<Service>, stream: UnixStream, read_only: bool) 
     forwarding.abort();
     drop(replies);
     let _ = writing.await;
+}
+
+/// What a connection does with a message it read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Incoming {
+    /// A call of the remote program: answered.
+    Call,
+    /// A keepalive PING: answered with a PONG.
+    Ping,
+    /// Another keepalive message (a PONG): nothing to do.
+    Ignored,
+    /// Anything else: the connection is closed, as libvirt closes it.
+    Unserved,
+}
+
+impl Incoming {
+    pub(super) fn of(header: &Header) -> Self {
+        match (header.program, header.version, header.kind) {
+            (REMOTE_PROGRAM, REMOTE_VERSION, MessageType::Call) => Self::Call,
+            (KEEPALIVE_PROGRAM, KEEPALIVE_VERSION, MessageType::Message) => {
+                if header.procedure == KEEPALIVE_PING {
+                    Self::Ping
+                } else {
+                    Self::Ignored
+                }
+            }
+            _ => Self::Unserved,
+        }
+    }
+}
+
+/// The PONG answering the PING `ping`.
+pub(super) fn pong(ping: &Header) -> Frame {
+    Frame {
+        header: Header {
+            procedure: KEEPALIVE_PONG,
+            status: Status::Ok,
+            ..*ping
+        },
+        body: Vec::new(),
+    }
 }
 
 async fn write_replies(

@@ -129,6 +129,19 @@ impl<'a> Decoder<'a> {
         self.word().map(i32::from_be_bytes)
     }
 
+    /// An unsigned hyper.
+    pub fn u64(&mut self) -> Result<u64> {
+        let bytes = self.take(8)?;
+        let mut word = [0; 8];
+        word.copy_from_slice(bytes);
+        Ok(u64::from_be_bytes(word))
+    }
+
+    /// A hyper.
+    pub fn i64(&mut self) -> Result<i64> {
+        self.u64().map(|value| value as i64)
+    }
+
     pub fn bool(&mut self) -> Result<bool> {
         match self.u32()? {
             0 => Ok(false),
@@ -214,6 +227,9 @@ mod tests {
         let mut encoder = Encoder::new();
         encoder.fixed_opaque(&[9; 16]).bool(true);
         let bytes = encoder.into_bytes();
+        let mut decoder = Decoder::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, 1]);
+        assert_eq!(decoder.i64(), Ok(-2));
+        assert_eq!(decoder.u64(), Err(XdrError::Truncated));
         let mut decoder = Decoder::new(&bytes);
         assert_eq!(decoder.fixed_opaque::<16>().unwrap(), [9; 16]);
         assert!(decoder.bool().unwrap());

@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod guest;
 pub mod libvirtd;
 pub mod netns;
+pub mod rpc;
 pub mod users;
 
 pub fn project_dir() -> &'static Path {
@@ -18,6 +19,24 @@ pub fn project_dir() -> &'static Path {
 /// Set (to anything but `0`) by scripts/test: a missing corpus then fails
 /// the tests that compare with it, so that they cannot pass unseen.
 pub const REQUIRE_CORPUS: &str = "VIRTNET_REQUIRE_CORPUS";
+
+/// Set by `scripts/test`, whose setup installs every tool the tests use:
+/// a missing one then fails the test that needs it instead of skipping it.
+pub const REQUIRE_TOOLS: &str = "VIRTNET_REQUIRE_TOOLS";
+
+/// Whether a tool a test needs is `missing` (`what` says which, and which
+/// package brings it): the test says it skips, or fails under
+/// `scripts/test`.
+pub fn missing_tool(missing: bool, what: &str) -> bool {
+    if missing {
+        assert!(
+            std::env::var(REQUIRE_TOOLS).as_deref() != Ok("1"),
+            "{what}: the tests need it ({REQUIRE_TOOLS}=1)"
+        );
+        eprintln!("SKIPPED: {what}");
+    }
+    missing
+}
 
 /// libvirt's conformance corpus, kept beside the project (never copied
 /// into it). `None`, with a message saying so, when it is not there;
