@@ -36,7 +36,7 @@ use shape::check_shape_with;
 
 type Result<T> = std::result::Result<T, DefinitionError>;
 
-fn invalid(message: impl Into<String>) -> DefinitionError {
+pub(in crate::definition) fn invalid(message: impl Into<String>) -> DefinitionError {
     DefinitionError::Invalid(message.into())
 }
 

@@ -5,7 +5,7 @@
 
 use crate::definition::parse::{
     BandwidthUse, attribute_error, bandwidth_for, check_shape, check_singletons, check_text_only,
-    config_text, link_name, pci_address, single, virtualport, vlan, yes_no,
+    config_text, invalid, link_name, pci_address, single, virtualport, vlan, yes_no,
 };
 use crate::definition::values::{MacAddr, Uuid};
 use crate::definition::{DefinitionError, DriverName, MacTableManager, VirtualPort};
@@ -17,10 +17,6 @@ use super::{
 };
 
 type Result<T> = std::result::Result<T, DefinitionError>;
-
-fn invalid(message: impl Into<String>) -> DefinitionError {
-    DefinitionError::Invalid(message.into())
-}
 
 fn internal(message: impl Into<String>) -> DefinitionError {
     DefinitionError::Internal(message.into())
