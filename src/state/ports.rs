@@ -101,7 +101,6 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::definition::port::NetworkPortDef;
 
     #[test]
     fn ports_are_saved_loaded_and_deleted() {
@@ -109,13 +108,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let store = Store::new(&dir.join("etc"), &dir.join("run"));
         store.prepare().unwrap();
-        let port = NetworkPortDef::parse(
-            "<networkport><uuid>5d744f21-ba4a-4d6e-bdb2-30a35ff3207d</uuid>\
-             <owner><name>g</name><uuid>c7a5fdbd-edaf-9455-926a-d65c16db1809</uuid></owner>\
-             <mac address='52:54:00:7b:35:93'/><plug type='network' bridge='virbr0'/>\
-             </networkport>",
-        )
-        .unwrap();
+        let port = port::sample_port();
         let stored = StoredPort {
             network: "n.json".into(),
             port,

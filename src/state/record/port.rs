@@ -59,19 +59,25 @@ pub fn write(stored: &StoredPort) -> Result<Vec<u8>, PortRecordError> {
     })?)
 }
 
+/// A port on virbr0, for the tests of its record and of the store.
+#[cfg(test)]
+pub(crate) fn sample_port() -> NetworkPortDef {
+    NetworkPortDef::parse(
+        "<networkport><uuid>5d744f21-ba4a-4d6e-bdb2-30a35ff3207d</uuid>\
+         <owner><name>g</name><uuid>c7a5fdbd-edaf-9455-926a-d65c16db1809</uuid></owner>\
+         <mac address='52:54:00:7b:35:93'/><plug type='network' bridge='virbr0'/>\
+         </networkport>",
+    )
+    .expect("a valid port")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_port_round_trips_and_a_later_version_is_refused() {
-        let port = NetworkPortDef::parse(
-            "<networkport><uuid>5d744f21-ba4a-4d6e-bdb2-30a35ff3207d</uuid>\
-             <owner><name>g</name><uuid>c7a5fdbd-edaf-9455-926a-d65c16db1809</uuid></owner>\
-             <mac address='52:54:00:7b:35:93'/><plug type='network' bridge='virbr0'/>\
-             </networkport>",
-        )
-        .unwrap();
+        let port = sample_port();
         let stored = StoredPort {
             network: "default".into(),
             port,
